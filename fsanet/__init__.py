@@ -1,0 +1,1 @@
+"""FSA-Net head-pose estimation in PyTorch, numerically the authors' model."""

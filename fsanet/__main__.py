@@ -1,0 +1,5 @@
+"""``python -m fsanet``: see :mod:`fsanet.cli`."""
+
+from fsanet.cli import main
+
+raise SystemExit(main())
