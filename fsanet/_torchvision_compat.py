@@ -9,8 +9,9 @@ torchvision, so both break.
 :func:`ensure_torchvision` imports torchvision normally. Only when that fails with exactly
 this error does it define the ``torchvision::nms`` / ``torchvision::qnms`` schemas through
 ``torch.library`` with a pure-torch CPU ``nms``, imports again and tells torchvision's
-``_has_ops`` check that ops are present (the other ops then fail with "does not exist"). Where torchvision loads
-normally (a matching build, a GPU machine) nothing is registered. Ops other than ``nms``
+``_has_ops`` check that ops are present (the other ops then fail with "does not exist").
+Where torchvision loads normally (a matching build, a GPU machine) nothing is registered.
+Ops other than ``nms``
 (``roi_align``, ``deform_conv2d``, ``torchvision.io``) stay unavailable on such installs;
 this project decodes images with Pillow/OpenCV and never uses them.
 """

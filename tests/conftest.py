@@ -1,0 +1,43 @@
+"""Shared test set-up: offline Hub, isolated caches, and the ../shared material."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never let a test reach the network: a missing Hub file fails at once instead of retrying.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FSANET_SHARED_DIR", ROOT.parent / "shared"))
+OFFICIAL = SHARED / "fsanet-official"
+REFERENCE = SHARED / "reference"
+DATA = SHARED / "data"
+
+
+def require_shared(path: Path) -> Path:
+    """Skip (with the reason) when a piece of ../shared is absent, as in a user's fresh clone."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the project's ../shared material")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_weights(tmp_path_factory):
+    """One weights cache for the whole run (never the user's), fed from the local official mirror.
+
+    Tests of the cache and mirror logic themselves set their own values with monkeypatch.
+    """
+    saved = {k: os.environ.get(k) for k in ("FSANET_CACHE", "FSANET_OFFICIAL_MIRROR")}
+    os.environ["FSANET_CACHE"] = str(tmp_path_factory.mktemp("fsanet-cache"))
+    if OFFICIAL.exists():
+        os.environ["FSANET_OFFICIAL_MIRROR"] = str(OFFICIAL)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
