@@ -1,0 +1,273 @@
+"""Face detectors behind one interface: RGB image in, :class:`Detection` boxes out.
+
+Every detector returns boxes ``[x1, y1, x2, y2]`` in pixels in **one convention**: the box the
+official FSA-Net demo enlarges by the 0.6 margin. The demos fed MTCNN and OpenCV-SSD boxes to
+that margin unchanged, so those two are the reference; another detector's box is mapped onto it
+once, here, by a fixed rescaling about the box centre (``box_scale``). Measured on the 16
+AFLW2000 samples, relative to the 2-D landmark box used at training time (median width ratio,
+height ratio, centre offset in box heights):
+
+========  ===========  ============  ==========  ==============================
+detector  width ratio  height ratio  centre dy   adaptation
+========  ===========  ============  ==========  ==============================
+mtcnn     1.01         1.31          -0.18       none (the demo's own detector)
+ssd       1.03         1.36          -0.19       none (the demo's own detector)
+haar      1.33         1.30          -0.19       width x 0.76 (to the MTCNN box)
+========  ===========  ============  ==========  ==============================
+
+Both reference boxes reach above the eyebrows, which is what the landmark box lacks; the
+Haar box is also about 30 % wider, hence its width factor. ``tests/test_detection.py`` checks
+these ratios on the data. Detection models are loaded once per process and shared.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fsanet.errors import FSANetError, WeightsUnavailableError
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box ``(x1, y1, x2, y2)`` in pixels, a confidence, optional 5 landmarks ``(x, y)``.
+
+    Landmarks (MTCNN only) are the eyes, nose tip and mouth corners, in the subject's order.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    def scaled(self, factor: float) -> Detection:
+        """The same detection in an image ``factor`` times larger (maps boxes back after downsizing)."""
+        box = tuple(float(v * factor) for v in self.box)
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = tuple((x * factor, y * factor) for x, y in self.landmarks)
+        return replace(self, box=box, landmarks=landmarks)
+
+
+class Detector(ABC):
+    """Base class: subclasses implement :meth:`_detect`; :meth:`detect` adapts and sorts the boxes."""
+
+    name: str = ""
+    box_scale: tuple[float, float] = (1.0, 1.0)  # (width, height) factors onto the MTCNN convention
+
+    def __init__(self, min_score: float = 0.5):
+        self.min_score = min_score
+        self._lock = threading.Lock()  # the underlying nets are not safe to call concurrently
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        """Raw detections in this detector's own box convention."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB ``uint8`` ``(H, W, 3)`` image, best score first, boxes in the demo convention."""
+        with self._lock:
+            raw = self._detect(image)
+        height, width = image.shape[:2]
+        found = [self._adapt(d, width, height) for d in raw if d.score >= self.min_score]
+        found = [d for d in found if d.box[2] > d.box[0] and d.box[3] > d.box[1]]
+        return sorted(found, key=lambda d: -d.score)
+
+    def _adapt(self, detection: Detection, width: int, height: int) -> Detection:
+        x1, y1, x2, y2 = detection.box
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        half_w, half_h = (x2 - x1) * self.box_scale[0] / 2, (y2 - y1) * self.box_scale[1] / 2
+        box = (
+            float(np.clip(cx - half_w, 0, width)),
+            float(np.clip(cy - half_h, 0, height)),
+            float(np.clip(cx + half_w, 0, width)),
+            float(np.clip(cy + half_h, 0, height)),
+        )
+        return replace(detection, box=box)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(min_score={self.min_score})"
+
+
+# --------------------------------------------------------------------------------------- MTCNN
+@functools.cache
+def _mtcnn_net(device: str, min_face_size: int):
+    from fsanet._torchvision_compat import ensure_torchvision
+
+    ensure_torchvision()  # facenet_pytorch imports torchvision, whose CPU nms may be missing
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, device=device, min_face_size=min_face_size, select_largest=False)
+
+
+class MTCNNDetector(Detector):
+    """facenet-pytorch's MTCNN: multi-face, tolerant of profiles, weights inside the package."""
+
+    name = "mtcnn"
+
+    def __init__(self, min_score: float = 0.9, min_face_size: int = 20, device: str | None = None):
+        super().__init__(min_score)
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.net = _mtcnn_net(self.device, min_face_size)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        boxes, scores, landmarks = self.net.detect(image, landmarks=True)
+        if boxes is None:
+            return []
+        return [
+            Detection(tuple(float(v) for v in box), float(score), tuple(map(tuple, points.tolist())))
+            for box, score, points in zip(boxes, scores, landmarks, strict=True)
+        ]
+
+
+# ------------------------------------------------------------------------------- OpenCV SSD
+SSD_FILES = {
+    # name: (url, sha256); the .pb is the file OpenCV's download_models.py fetches (sha1 4f2fdf6f...).
+    "opencv_face_detector_uint8.pb": (
+        "https://raw.githubusercontent.com/opencv/opencv_3rdparty/"
+        "8033c2bc31b3256f0d461c919ecc01c2428ca03b/opencv_face_detector_uint8.pb",
+        "5c71d752ef2cbf2f457ac82fdd580fcb2522fd04c5efdaed18eb6d9e2843fbed",
+    ),
+    "opencv_face_detector.pbtxt": (
+        "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/dnn/face_detector/opencv_face_detector.pbtxt",
+        "5397808362fc6fb7c4044484848e297b22449d913a267fa7f8bd9d86dce29144",
+    ),
+}
+SSD_INPUT = 300
+SSD_MEAN = (104.0, 177.0, 123.0)  # BGR means of the res10 SSD training set
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            partial.write_bytes(response.read())
+    except OSError as error:
+        raise WeightsUnavailableError(f"could not download {url}: {error}") from None
+    if _sha256(partial) != sha256:
+        partial.unlink()
+        raise WeightsUnavailableError(f"{url} does not have the expected sha256 {sha256}")
+    partial.replace(dest)
+
+
+def ssd_model_dir(model_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Folder holding the SSD's ``.pb`` and ``.pbtxt``: ``model_dir``, ``$FSANET_SSD_DIR``, or the cache.
+
+    Files missing from the cache (``$FSANET_CACHE/detectors/opencv-ssd``, default
+    ``~/.cache/fsanet/...``) are downloaded and checked against their sha256 unless ``download``
+    is false or ``HF_HUB_OFFLINE`` is set.
+    """
+    explicit = model_dir or os.environ.get("FSANET_SSD_DIR")
+    if explicit:
+        folder = Path(explicit)
+        missing = [name for name in SSD_FILES if not (folder / name).is_file()]
+        if missing:
+            raise WeightsUnavailableError(f"the OpenCV SSD folder {folder} lacks {', '.join(missing)}")
+        return folder
+    cache = Path(os.environ.get("FSANET_CACHE", Path.home() / ".cache" / "fsanet"))
+    folder = cache / "detectors" / "opencv-ssd"
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    for name, (url, sha256) in SSD_FILES.items():
+        if (folder / name).is_file():
+            continue
+        if not download or offline:
+            raise WeightsUnavailableError(
+                f"the OpenCV SSD face detector files are not in {folder}; pass model_dir or set "
+                "FSANET_SSD_DIR to a folder holding opencv_face_detector_uint8.pb and .pbtxt"
+            )
+        _download(url, folder / name, sha256)
+    return folder
+
+
+@functools.cache
+def _ssd_net(folder: Path) -> cv2.dnn.Net:
+    pb, pbtxt = (str(folder / name) for name in SSD_FILES)
+    try:
+        return cv2.dnn.readNetFromTensorflow(pb, pbtxt)
+    except cv2.error as error:
+        raise WeightsUnavailableError(
+            f"OpenCV cannot load the SSD face detector in {folder}: {error}"
+        ) from None
+
+
+class SSDDetector(Detector):
+    """OpenCV's DNN res10 SSD face detector (TensorFlow uint8 build), as in the FSA-Net SSD demo."""
+
+    name = "ssd"
+
+    def __init__(
+        self, min_score: float = 0.5, model_dir: str | os.PathLike | None = None, download: bool = True
+    ):
+        super().__init__(min_score)
+        self.net = _ssd_net(ssd_model_dir(model_dir, download).resolve())
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        height, width = image.shape[:2]
+        # The net was trained on BGR, like every OpenCV model: swapRB turns our RGB into BGR.
+        blob = cv2.dnn.blobFromImage(image, 1.0, (SSD_INPUT, SSD_INPUT), SSD_MEAN, swapRB=True)
+        self.net.setInput(blob)
+        rows = self.net.forward()[0, 0]
+        rows = rows[rows[:, 2] >= self.min_score]
+        scale = np.array([width, height, width, height], np.float64)
+        return [Detection(tuple((row[3:7] * scale).tolist()), float(row[2])) for row in rows]
+
+
+# ------------------------------------------------------------------------------------- Haar
+@functools.cache
+def _haar_cascade(path: str) -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise WeightsUnavailableError(f"OpenCV could not load the cascade {path}")
+    return cascade
+
+
+class HaarDetector(Detector):
+    """OpenCV's bundled frontal Haar cascade: no extra files, frontal faces only, no confidence (1.0)."""
+
+    name = "haar"
+    box_scale = (0.76, 1.0)
+
+    def __init__(self, min_score: float = 0.0, min_neighbors: int = 5, cascade: str | None = None):
+        super().__init__(min_score)
+        self.min_neighbors = min_neighbors
+        self.cascade = _haar_cascade(cascade or cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        faces = self.cascade.detectMultiScale(
+            gray, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(24, 24)
+        )
+        return [Detection((float(x), float(y), float(x + w), float(y + h)), 1.0) for x, y, w, h in faces]
+
+
+# --------------------------------------------------------------------------------- registry
+DETECTORS: dict[str, type[Detector]] = {cls.name: cls for cls in (MTCNNDetector, SSDDetector, HaarDetector)}
+DEFAULT_DETECTOR = "mtcnn"
+
+
+def list_detectors() -> list[str]:
+    """Names accepted by :func:`create_detector`, the default first."""
+    return sorted(DETECTORS, key=lambda name: (name != DEFAULT_DETECTOR, name))
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
+    """A detector by name (``mtcnn``, ``ssd``, ``haar``); options go to its constructor."""
+    try:
+        cls = DETECTORS[name.lower()]
+    except KeyError:
+        raise FSANetError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}") from None
+    return cls(**options)

@@ -1,0 +1,160 @@
+"""Load any user image into the RGB ``uint8`` ``(H, W, 3)`` array the rest of the library expects.
+
+Accepts a path, ``bytes``, a binary file object, a PIL image or a NumPy array. Decoding goes
+through Pillow so that EXIF orientation is honoured and every mode (grayscale, palette, RGBA,
+CMYK, 16-bit, float) is converted the same way. Every failure a user can cause (not an image,
+truncated file, zero size, too many pixels, absurd aspect ratio) raises
+:class:`fsanet.errors.InvalidImageError` with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fsanet.errors import InvalidImageError
+
+# 64 MP: a 9000x7000 photo still loads, a decompression bomb (a tiny file that claims
+# gigapixels) is refused from its header before any pixel is decoded.
+MAX_PIXELS = 64_000_000
+# Panoramas reach ~10:1; a 1x10000 strip is not a photo of a face.
+MAX_ASPECT = 20.0
+
+ImageSource = str | os.PathLike | bytes | bytearray | IO[bytes] | Image.Image | np.ndarray
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a video file (by extension), to be read frame by frame."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def check_size(
+    width: int, height: int, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT, name: str = "image"
+) -> None:
+    """Refuse empty, oversized and absurdly elongated images before decoding them."""
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(f"{name} is empty ({width}x{height} pixels)")
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            f"{name} has {width}x{height} = {width * height:,} pixels, more than the cap of {max_pixels:,}"
+        )
+    aspect = max(width, height) / min(width, height)
+    if aspect > max_aspect:
+        raise InvalidImageError(
+            f"{name} is {width}x{height}, an aspect ratio of {aspect:.0f}:1 (more than {max_aspect:g}:1)"
+        )
+
+
+def load_image(
+    source: ImageSource, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT
+) -> np.ndarray:
+    """Decode, validate, orient and convert ``source`` to an RGB ``uint8`` ``(H, W, 3)`` array.
+
+    NumPy arrays are taken as RGB (or gray/RGBA) already, in the usual ``(H, W[, C])`` layout.
+    """
+    if isinstance(source, np.ndarray):
+        return array_to_rgb(source, max_pixels, max_aspect)
+    if isinstance(source, Image.Image):
+        return pil_to_rgb(source, max_pixels, max_aspect, name="image")
+    name, stream = _open_stream(source)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its own limit and twice it; our explicit cap decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+    except UnidentifiedImageError:
+        raise InvalidImageError(f"{name} is not an image in a format Pillow can read") from None
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(f"{name} is refused as a decompression bomb: {error}") from None
+    except OSError as error:
+        raise InvalidImageError(f"{name} could not be read: {error}") from None
+    with image:
+        return pil_to_rgb(image, max_pixels, max_aspect, name=name)
+
+
+def _open_stream(source: Any) -> tuple[str, IO[bytes]]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise InvalidImageError("the image data is empty (0 bytes)")
+        return "image data", io.BytesIO(bytes(source))
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImageError(f"{path} does not exist or is not a file")
+        if path.stat().st_size == 0:
+            raise InvalidImageError(f"{path} is empty (0 bytes)")
+        return str(path), io.BytesIO(path.read_bytes())
+    if hasattr(source, "read"):
+        return getattr(source, "name", "image stream"), source
+    raise InvalidImageError(f"cannot read an image from a {type(source).__name__}")
+
+
+def pil_to_rgb(
+    image: Image.Image, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT, name: str = "image"
+) -> np.ndarray:
+    """Validate a PIL image from its header, decode it, apply EXIF orientation, convert to RGB."""
+    check_size(image.width, image.height, max_pixels, max_aspect, name)
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except OSError as error:  # "image file is truncated", broken data stream, ...
+        raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from None
+    return _mode_to_rgb(image)
+
+
+def _mode_to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent pixels keep arbitrary colours underneath; show them as white paper.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    if image.mode.startswith("I;16"):  # 16-bit gray: keep the top byte, as viewers display it
+        return array_to_rgb((np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8))
+    if image.mode in ("I", "F"):  # 32-bit integer or float gray
+        return array_to_rgb(np.asarray(image))
+    return np.asarray(image.convert("RGB"))
+
+
+def array_to_rgb(
+    array: np.ndarray, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT
+) -> np.ndarray:
+    """A gray, RGB or RGBA array of any numeric dtype -> RGB ``uint8`` ``(H, W, 3)``."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), not {array.shape}")
+    check_size(array.shape[1], array.shape[0], max_pixels, max_aspect, name="image array")
+    array = _to_uint8(array)
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+    if array.shape[2] == 4:
+        alpha = array[:, :, 3:].astype(np.float32) / 255.0
+        return (array[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise InvalidImageError("the image array contains NaN or infinite values")
+        # Floats in [0, 1] are the usual normalised images; anything larger is on the 0..255 scale.
+        scale = 255.0 if array.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        # Deep integer images (16-bit PNG/TIFF) keep their top byte, as viewers display them.
+        if array.max(initial=0) > 255:
+            return np.clip(array.astype(np.int64) >> 8, 0, 255).astype(np.uint8)
+        return np.clip(array, 0, 255).astype(np.uint8)
+    raise InvalidImageError(f"an image array of dtype {array.dtype} is not supported")
