@@ -1,0 +1,95 @@
+"""Where the leaderboard keeps things and which benchmarks exist: configuration, not code.
+
+Environment variables (all optional):
+
+* ``LEADERBOARD_DIR``: local root of the board (default ``./leaderboard-data``). Results live in
+  ``results/``, per-sample predictions in ``predictions/``, submissions in ``requests/`` and
+  ``submissions/``, default benchmark data in ``datasets/<name>``.
+* ``RESULTS_REPO``: a Hub dataset repo id the results are mirrored to (off when unset).
+* ``LEADERBOARD_DATA_<NAME>`` (``LEADERBOARD_DATA_AFLW2000``, ``LEADERBOARD_DATA_BIWI``,
+  ``LEADERBOARD_DATA_BIWI_70_30``): a local dataset directory or a Hub dataset repo id for that benchmark;
+  ``LEADERBOARD_DATA_<NAME>_REVISION`` pins the Hub revision.
+* ``LEADERBOARD_MAX_SUBMISSION_MB``: size cap of one submission (default 200).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Bump when a change alters any score (protocol, preprocessing, metric): results carry it in their key,
+# so older rows stay distinguishable instead of silently mixing with new ones.
+CODE_VERSION = "1"
+
+# The official test filter: keep samples whose yaw, pitch and roll all lie in [-99, 99] degrees.
+ANGLE_LIMIT = 99.0
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One registered benchmark: a name, its protocol and where its canonical dataset comes from."""
+
+    name: str
+    title: str
+    protocol: str
+    description: str
+    filter_99: bool
+
+    @property
+    def env_var(self) -> str:
+        return f"LEADERBOARD_DATA_{self.name.upper()}"
+
+    def source(self) -> str:
+        """The configured local dir or Hub repo id (env var, else ``LEADERBOARD_DIR/datasets/<name>``)."""
+        return os.environ.get(self.env_var) or str(leaderboard_dir() / "datasets" / self.name)
+
+    def revision(self) -> str | None:
+        return os.environ.get(f"{self.env_var}_REVISION") or None
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark(
+            "aflw2000",
+            "AFLW2000",
+            "protocol 1",
+            "Trained on 300W-LP, tested on AFLW2000-3D; crop from the 2-D landmark box, margin 0.6.",
+            filter_99=True,
+        ),
+        Benchmark(
+            "biwi",
+            "BIWI",
+            "protocol 1",
+            "Trained on 300W-LP, tested on BIWI without tracking (MTCNN boxes, margin 0.4).",
+            filter_99=True,
+        ),
+        Benchmark(
+            "biwi_70_30",
+            "BIWI 70/30",
+            "protocol 2",
+            "Trained on 16 BIWI sequences, tested on the other 8 (MTCNN boxes, margin 0.4), no angle filter.",
+            filter_99=False,
+        ),
+    )
+}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+
+
+def leaderboard_dir() -> Path:
+    return Path(os.environ.get("LEADERBOARD_DIR", "leaderboard-data"))
+
+
+def results_repo() -> str | None:
+    return os.environ.get("RESULTS_REPO") or None
+
+
+def max_submission_bytes() -> int:
+    return int(float(os.environ.get("LEADERBOARD_MAX_SUBMISSION_MB", "200")) * 1024 * 1024)

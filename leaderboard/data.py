@@ -1,0 +1,203 @@
+"""The canonical benchmark format, and loading it from a local directory or a Hub dataset repo.
+
+One row per test sample (split ``test``):
+
+* ``sample_id`` (string): stable id, e.g. ``image00050`` or ``01/frame_00003``.
+* ``image`` (``datasets.Image``, RGB): the model's 64x64 crop as the authors prepared it, or a full image.
+* ``box`` (4 x int32 or null): null when ``image`` is already the crop; else the crop ``[x1, y1, x2, y2]``
+  in ``image`` with an exclusive end (Python slice), resized to 64x64 at evaluation time.
+* ``yaw``, ``pitch``, ``roll`` (float64): labels in degrees.
+* ``source_revision`` (string): what the row was made from (``<dataset>@<sha256 of the source file>``).
+
+Local datasets are written with ``save_to_disk`` (Arrow, memory-mapped on load) next to a
+``leaderboard_dataset.json`` that says which benchmark, protocol and importer made them. Their revision is
+the sha256 of the Arrow files, so it pins the exact content evaluated. Hub datasets are loaded with
+``datasets.load_dataset`` at a resolved commit sha.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from fsanet.preprocess import INPUT_SIZE, crop_resize
+
+from ._io import TEMP_PREFIX
+
+SPLIT = "test"
+META_FILE = "leaderboard_dataset.json"
+FEATURES = datasets.Features(
+    {
+        "sample_id": datasets.Value("string"),
+        "image": datasets.Image(),
+        "box": datasets.Sequence(datasets.Value("int32"), length=4),
+        "yaw": datasets.Value("float64"),
+        "pitch": datasets.Value("float64"),
+        "roll": datasets.Value("float64"),
+        "source_revision": datasets.Value("string"),
+    }
+)
+
+
+class DatasetUnavailableError(Exception):
+    """A benchmark's configured data cannot be loaded (absent, offline, or not in the canonical format)."""
+
+
+@dataclass
+class BenchmarkData:
+    dataset: datasets.Dataset
+    source: str
+    revision: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def write_dataset(
+    rows: Iterable[dict[str, Any]], out: Path, meta: dict[str, Any], overwrite: bool = False
+) -> Path:
+    """Stream ``rows`` (canonical columns, ``image`` as an RGB uint8 array) into a dataset at ``out``.
+
+    The dataset is built in a temporary sibling folder and renamed into place, so an interrupted import
+    never leaves a half dataset, and an existing one is replaced only with ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty (pass overwrite to replace it)")
+    rows = iter(rows)
+    first = next(rows, None)  # importer errors surface here, before anything is created
+    if first is None:
+        raise ValueError("the importer found no samples: nothing written")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f"{TEMP_PREFIX}{out.name}-{uuid.uuid4().hex[:8]}"
+    cache = staging.with_name(staging.name + "-cache")
+    try:
+        ds = datasets.Dataset.from_generator(
+            _generator(itertools.chain([first], rows)),
+            features=FEATURES,
+            cache_dir=str(cache),
+            split=datasets.Split.TEST,
+            fingerprint=uuid.uuid4().hex,  # never reuse a cached build of other source files
+        )
+        ds.save_to_disk(str(staging))
+        del ds
+        meta = {**meta, "n": _num_rows(staging), "revision": _local_revision(staging)}
+        (staging / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            backup = out.parent / f"{TEMP_PREFIX}{out.name}-old-{uuid.uuid4().hex[:8]}"
+            out.rename(backup)
+            staging.rename(out)
+            shutil.rmtree(backup)
+        else:
+            staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
+def _generator(rows: Iterable[dict[str, Any]]):
+    def generate() -> Iterator[dict[str, Any]]:
+        yield from rows
+
+    return generate
+
+
+def _num_rows(path: Path) -> int:
+    return len(datasets.load_from_disk(str(path)))
+
+
+def _local_revision(path: Path) -> str:
+    """sha256 over the data files (sorted by name): changes exactly when the stored content does."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".arrow", ".parquet"))
+    for p in files:
+        digest.update(p.relative_to(path).as_posix().encode())
+        with open(p, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def load_benchmark_data(source: str | Path, revision: str | None = None) -> BenchmarkData:
+    """Load a canonical dataset from a local directory or a Hub dataset repo id (``revision`` pins it)."""
+    path = Path(source)
+    if path.is_dir():
+        return _load_local(path)
+    if path.exists() or str(source).startswith((".", "/")) or str(source).count("/") != 1:
+        raise DatasetUnavailableError(f"{source} is neither a dataset directory nor a Hub repo id")
+    return _load_hub(str(source), revision)
+
+
+def _load_local(path: Path) -> BenchmarkData:
+    meta_path = path / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    try:
+        if (path / "state.json").exists():
+            ds = datasets.load_from_disk(str(path))
+        else:  # e.g. a downloaded Hub snapshot of parquet files
+            ds = datasets.load_dataset(str(path), split=SPLIT)
+    except Exception as err:  # datasets raises many types for a folder that is not a dataset
+        raise DatasetUnavailableError(f"{path} is not a loadable dataset: {err}") from err
+    _check_columns(ds, str(path))
+    return BenchmarkData(ds, str(path), _local_revision(path), meta)
+
+
+def _load_hub(repo_id: str, revision: str | None) -> BenchmarkData:
+    from huggingface_hub import HfApi
+
+    try:
+        sha = HfApi().dataset_info(repo_id, revision=revision).sha
+        ds = datasets.load_dataset(repo_id, split=SPLIT, revision=sha)
+    except Exception as err:  # offline, missing repo, wrong revision: all mean "not present"
+        raise DatasetUnavailableError(
+            f"cannot load Hub dataset {repo_id}@{revision or 'main'}: {err}"
+        ) from err
+    _check_columns(ds, repo_id)
+    return BenchmarkData(ds, repo_id, sha, {})
+
+
+def _check_columns(ds: datasets.Dataset, source: str) -> None:
+    missing = set(FEATURES) - set(ds.column_names)
+    if missing:
+        raise DatasetUnavailableError(f"{source} lacks the canonical columns {sorted(missing)}")
+
+
+def iter_batches(ds: datasets.Dataset, batch_size: int) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+    """Yield ``(sample_ids, faces uint8 (N, 64, 64, 3) RGB, labels float64 (N, 3) yaw/pitch/roll)``."""
+    for batch in ds.iter(batch_size=batch_size):
+        faces = np.stack([_face(img, box) for img, box in zip(batch["image"], batch["box"], strict=True)])
+        labels = np.stack([batch["yaw"], batch["pitch"], batch["roll"]], axis=1).astype(np.float64)
+        yield list(batch["sample_id"]), faces, labels
+
+
+def _face(image: Any, box: list[int] | None) -> np.ndarray:
+    array = np.asarray(image.convert("RGB"))
+    if box is not None:
+        return crop_resize(array, box, INPUT_SIZE, inclusive=False)
+    if array.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"a row without box must hold a {INPUT_SIZE}x{INPUT_SIZE} crop, got {array.shape}")
+    return array
+
+
+def push_dataset_to_hub(path: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a local canonical dataset (parquet + metadata file) to a Hub dataset repo; returns the URL."""
+    from huggingface_hub import HfApi
+
+    ds = datasets.load_from_disk(str(path))
+    ds.push_to_hub(repo_id, split=SPLIT, private=private)
+    info = HfApi().upload_file(
+        path_or_fileobj=str(Path(path) / META_FILE),
+        path_in_repo=META_FILE,
+        repo_id=repo_id,
+        repo_type="dataset",
+    )
+    return str(info)
