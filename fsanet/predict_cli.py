@@ -1,0 +1,128 @@
+"""``python -m fsanet predict IMAGE... [--model NAME] [--detector NAME] [--json] [--out DIR]``.
+
+Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.pipeline.to_json`
+schema), else a short table. Videos (``.mp4``, ``.avi``, ...): one JSON line per frame (with a
+``"frame"`` index) and, with ``--out``, an annotated ``.mp4``. A bad input prints one line on
+stderr and the run goes on with the next; the exit code is 2 when any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+from fsanet.detection import DEFAULT_DETECTOR, list_detectors
+from fsanet.drawing import draw_poses
+from fsanet.errors import FSANetError
+from fsanet.imageio import is_video
+from fsanet.pipeline import (
+    DEFAULT_MODEL,
+    MAX_FACES,
+    PoseEstimator,
+    PoseResult,
+    iter_video,
+    to_json,
+    video_fps,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "predict", help="head poses of every face in images or videos", description=__doc__.split("\n\n")[1]
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image or video files")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"registry name, folder or Hub id (default {DEFAULT_MODEL})"
+    )
+    parser.add_argument(
+        "--detector", default=DEFAULT_DETECTOR, choices=list_detectors(), help="face detector"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object per image (or video frame)"
+    )
+    parser.add_argument("--out", type=Path, help="write annotated images/videos into this folder")
+    parser.add_argument(
+        "--max-faces", type=int, default=MAX_FACES, help=f"faces kept per image (default {MAX_FACES})"
+    )
+    parser.add_argument("--cube", action="store_true", help="also draw a head-aligned cube")
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        metavar="ALPHA",
+        help="videos: exponential smoothing of angles, weight of the new frame",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_faces < 1:
+        raise FSANetError("--max-faces must be at least 1")
+    if args.smooth is not None and not 0 < args.smooth <= 1:
+        raise FSANetError("--smooth must be in (0, 1]")
+    estimator = PoseEstimator(args.model, args.detector, max_faces=args.max_faces)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for name in args.inputs:
+        try:
+            if is_video(name):
+                _predict_video(name, estimator, args)
+            else:
+                _predict_image(name, estimator, args)
+        except FSANetError as error:
+            print(f"error: {name}: {error}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def _report(name: str, result: PoseResult, args: argparse.Namespace, frame: int | None = None) -> None:
+    where = name if frame is None else f"{name} frame {frame}"
+    if result.message:
+        print(f"{where}: {result.message}", file=sys.stderr)
+    if args.json:
+        payload = to_json(result, name)
+        if frame is not None:
+            payload["frame"] = frame
+        print(json.dumps(payload), flush=True)
+        return
+    for face in result.faces:
+        box = ",".join(f"{v:.0f}" for v in face.box)
+        print(
+            f"{where}\tbox={box}\tscore={face.score:.3f}\tyaw={face.yaw:.1f}\tpitch={face.pitch:.1f}\troll={face.roll:.1f}"
+        )
+
+
+def _predict_image(name: str, estimator: PoseEstimator, args: argparse.Namespace) -> None:
+    image = estimator.load(name)
+    result = estimator.estimate_rgb(image)
+    _report(name, result, args)
+    if args.out:
+        target = args.out / f"{Path(name).stem}_pose.png"
+        cv2.imwrite(str(target), cv2.cvtColor(draw_poses(image, result, cube=args.cube), cv2.COLOR_RGB2BGR))
+
+
+def _predict_video(name: str, estimator: PoseEstimator, args: argparse.Namespace) -> None:
+    writer = None
+    frames = 0
+    try:
+        for index, (frame, result) in enumerate(iter_video(name, estimator, args.smooth)):
+            frames += 1
+            _report(name, result, args, frame=index)
+            if args.out:
+                if writer is None:
+                    target = args.out / f"{Path(name).stem}_pose.mp4"
+                    size = (frame.shape[1], frame.shape[0])
+                    writer = cv2.VideoWriter(
+                        str(target), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(name), size
+                    )
+                writer.write(cv2.cvtColor(draw_poses(frame, result, cube=args.cube), cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+    if frames == 0:
+        raise FSANetError("the video has no readable frame")
