@@ -145,13 +145,19 @@ class FSANet(PoseModel):
         return self.mapping(scores, pixels)
 
     def forward_intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every named intermediate of the official graph, for parity tests and analysis."""
+        """Every named intermediate of the official graph, for parity tests and analysis.
+
+        ``stage_maps`` (N, 3, 64, 8, 8), ``scores`` (N, 3, 64) unless uniform, ``primcaps``,
+        ``aggregated`` (N, 3, 16), ``p`` (N, stage, angle, bin), ``delta``/``eta`` (N, stage, angle).
+        """
         stage_maps = self.features(x)
         primcaps = self.primary_capsules(stage_maps)
         aggregated = self.aggregation(primcaps)
         p, delta, eta = self.heads(aggregated)
-        return {
-            "stage_maps": torch.stack(stage_maps, dim=1),
+        outputs = {"stage_maps": torch.stack(stage_maps, dim=1)}
+        if self.scoring is not None:
+            outputs["scores"] = torch.stack([self.scoring(u) for u in stage_maps], dim=1)
+        return outputs | {
             "primcaps": primcaps,
             "aggregated": aggregated,
             "p": p,
@@ -187,15 +193,26 @@ class SSRNetMD(PoseModel):
         self.heads = nn.ModuleList(DenseStageHead(n) for n in (16 * 64, 16 * 64, 64 * 64))
         self.ssr = SSRRegression(tuple(config["stage_num"]), float(config["lambda_d"]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``stage_features`` (three flattened NHWC stage products), ``p``, ``delta``, ``eta``, ``angles``."""
         (a2, a3, a4), (b2, b3, b4) = self.backbone(x)
         pairs = ((a4, b4), (a3, b3), (a2, b2))
-        outputs = []
-        for fusion, head, (a, b) in zip(self.fusions, self.heads, pairs, strict=True):
-            stage = fusion(a, b).permute(0, 2, 3, 1).flatten(1)  # NHWC row-major, as Keras Flatten
-            outputs.append(head(stage))
+        features = [
+            fusion(a, b).permute(0, 2, 3, 1).flatten(1)
+            for fusion, (a, b) in zip(self.fusions, pairs, strict=True)
+        ]
+        outputs = [head(feature) for head, feature in zip(self.heads, features, strict=True)]
         p, delta, eta = (torch.stack(parts, dim=1) for parts in zip(*outputs, strict=True))
-        return self.ssr(p, delta, eta)
+        return {
+            "stage_features": features,
+            "p": p,
+            "delta": delta,
+            "eta": eta,
+            "angles": self.ssr(p, delta, eta),
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_intermediates(x)["angles"]
 
 
 class PoseEnsemble(PoseModel):
