@@ -1,0 +1,219 @@
+"""The results store: one JSON per (model, weights sha256, benchmark, dataset revision, code version).
+
+Layout under ``LEADERBOARD_DIR`` (the one Hugging Face leaderboards read)::
+
+    results/<model>__<benchmark>__<weights sha[:12]>__<dataset revision>__v<code>.json
+        {"config": {"model_name": ..., "model_sha": ..., "benchmark": ..., ...},
+         "results": {"<benchmark>": {"mae": ..., "mae_yaw": ..., ...}},
+         "run": {"seconds": ..., "crops_per_s": ..., "device": ...}}
+    predictions/<same stem>.parquet      per-sample predictions and errors
+
+The parquet is written first and the JSON last, each atomically, so a result is visible only once complete.
+Files the reader cannot use (corrupt, foreign, half-written temp files) are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._io import TEMP_PREFIX, atomic_write_bytes, atomic_write_json
+from .config import leaderboard_dir, results_repo
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = (
+    "model",
+    "benchmark",
+    "protocol",
+    "mae",
+    "mae_yaw",
+    "mae_pitch",
+    "mae_roll",
+    "geodesic_mean",
+    "n",
+    "n_dropped",
+    "weights_sha256",
+    "dataset_revision",
+    "code_version",
+)
+_REQUIRED_CONFIG = ("model_name", "model_sha", "benchmark", "dataset_revision", "code_version")
+_REQUIRED_RESULTS = ("mae", "mae_yaw", "mae_pitch", "mae_roll", "n", "n_dropped")
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    model: str
+    weights_sha256: str
+    benchmark: str
+    dataset_revision: str
+    code_version: str
+
+    @property
+    def stem(self) -> str:
+        revision = self.dataset_revision.removeprefix("sha256:")[:16]
+        parts = (self.model, self.benchmark, self.weights_sha256[:12], revision, f"v{self.code_version}")
+        return "__".join(_slug(p) for p in parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "_"
+
+
+class ResultsStore:
+    """Results and predictions in a local dir (default ``LEADERBOARD_DIR``), mirrored to ``RESULTS_REPO``."""
+
+    def __init__(self, root: str | Path | None = None, repo: str | None = None):
+        self.root = Path(root) if root is not None else leaderboard_dir()
+        self.repo = repo if repo is not None else results_repo()
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "results"
+
+    def paths(self, key: ResultKey) -> tuple[Path, Path]:
+        return self.results_dir / f"{key.stem}.json", self.root / "predictions" / f"{key.stem}.parquet"
+
+    def has(self, key: ResultKey) -> bool:
+        return self.get(key) is not None
+
+    def get(self, key: ResultKey) -> dict[str, Any] | None:
+        path = self.paths(key)[0]
+        if not path.exists():
+            return None
+        try:
+            return _validated(json.loads(path.read_text()))
+        except (ValueError, OSError) as err:  # a corrupt file is as good as none: it will be rewritten
+            log.warning("ignoring unusable result %s: %s", path, err)
+            return None
+
+    def write(self, key: ResultKey, record: dict[str, Any], predictions: pd.DataFrame) -> Path:
+        """Store one result: predictions first, then the JSON that makes it visible."""
+        _validated(record)
+        json_path, parquet_path = self.paths(key)
+        atomic_write_bytes(parquet_path, predictions.to_parquet(index=False))
+        atomic_write_json(json_path, record)
+        if self.repo:
+            self._upload(json_path, parquet_path)
+        return json_path
+
+    def predictions(self, key: ResultKey) -> pd.DataFrame:
+        return pd.read_parquet(self.paths(key)[1])
+
+    def records(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every usable result record, and one message per file that was skipped."""
+        records, problems = [], []
+        if not self.results_dir.is_dir():
+            return records, problems
+        for path in sorted(self.results_dir.glob("*.json")):
+            if path.name.startswith(TEMP_PREFIX):
+                continue
+            try:
+                records.append(_validated(json.loads(path.read_text())))
+            except (ValueError, OSError, UnicodeDecodeError) as err:
+                problems.append(f"skipped {path.name}: {err}")
+        for message in problems:
+            log.warning(message)
+        return records, problems
+
+    def table(self) -> pd.DataFrame:
+        """The board, one row per stored result, best MAE first within each benchmark."""
+        rows = []
+        for record in self.records()[0]:
+            config = record["config"]
+            scores = record["results"][config["benchmark"]]
+            rows.append(
+                {
+                    "model": config["model_name"],
+                    "benchmark": config["benchmark"],
+                    "protocol": config.get("protocol", ""),
+                    **{k: scores.get(k) for k in TABLE_COLUMNS if k in scores},
+                    "weights_sha256": config["model_sha"],
+                    "dataset_revision": config["dataset_revision"],
+                    "code_version": config["code_version"],
+                }
+            )
+        frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+        return frame.sort_values(["benchmark", "mae", "model"], ignore_index=True)
+
+    def _upload(self, *paths: Path) -> None:
+        from huggingface_hub import HfApi
+
+        try:
+            api = HfApi()
+            for path in paths:
+                api.upload_file(
+                    path_or_fileobj=str(path),
+                    path_in_repo=path.relative_to(self.root).as_posix(),
+                    repo_id=self.repo,
+                    repo_type="dataset",
+                )
+        except Exception as err:  # the local copy is the record; a failed mirror must not lose it
+            log.warning("could not sync %s to %s: %s (kept locally)", paths[0].name, self.repo, err)
+
+    def pull(self) -> Path:
+        """Download the results mirrored in ``RESULTS_REPO`` into the local directory."""
+        from huggingface_hub import snapshot_download
+
+        if not self.repo:
+            raise ValueError("no RESULTS_REPO configured")
+        snapshot_download(
+            self.repo, repo_type="dataset", local_dir=self.root, allow_patterns=["results/*", "predictions/*"]
+        )
+        return self.root
+
+
+def _validated(record: Any) -> dict[str, Any]:
+    """``record`` if it is a leaderboard result, else ValueError saying what is wrong."""
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError("not a leaderboard result (no 'config' object)")
+    config = record["config"]
+    missing = [k for k in _REQUIRED_CONFIG if not isinstance(config.get(k), str)]
+    if missing:
+        raise ValueError(f"config lacks {missing}")
+    scores = (
+        record.get("results", {}).get(config["benchmark"])
+        if isinstance(record.get("results"), dict)
+        else None
+    )
+    if not isinstance(scores, dict):
+        raise ValueError(f"no results for benchmark {config['benchmark']!r}")
+    bad = [
+        k
+        for k in _REQUIRED_RESULTS
+        if not isinstance(scores.get(k), int | float) or isinstance(scores[k], bool)
+    ]
+    if bad:
+        raise ValueError(f"results lack numeric {bad}")
+    return record
+
+
+def format_table(frame: pd.DataFrame, fmt: str = "markdown") -> str:
+    """The board as ``csv``, ``json`` (records) or ``markdown``."""
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt == "json":
+        return frame.to_json(orient="records", indent=2)
+    if fmt == "markdown":
+        return _markdown(frame)
+    raise ValueError(f"unknown format {fmt!r} (csv, json, markdown)")
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    # Hand-rolled: pandas.to_markdown needs the optional 'tabulate' package.
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        text = str(value)
+        return text[:12] if len(text) == 64 and re.fullmatch(r"[0-9a-f]+", text) else text.replace("|", "\\|")
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
