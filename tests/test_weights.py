@@ -1,0 +1,231 @@
+"""Registry, pretrained resolution (cache -> Hub -> official mirror) and safetensors loading."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import fsanet
+from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
+from fsanet.hub import CONFIG_NAME, WEIGHTS_NAME, load_directory
+from fsanet.registry import OFFICIAL_SHA256, cache_dir
+from tests.conftest import OFFICIAL, REFERENCE, require_shared
+
+H5 = "pre-trained/BIWI_models/fsanet_capsule_3_16_2_21_5/fsanet_capsule_3_16_2_21_5.h5"
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def face_inputs() -> tuple[torch.Tensor, np.ndarray]:
+    reference = np.load(require_shared(REFERENCE / "reference_all_variants.npz"))
+    inputs = torch.from_numpy(np.ascontiguousarray(reference["inputs_face"][..., ::-1])).permute(0, 3, 1, 2)
+    return inputs.contiguous(), reference["BIWI/fsanet_capsule_3_16_2_21_5/face"]
+
+
+def assert_official_angles(model, face_inputs):
+    inputs, expected = face_inputs
+    with torch.no_grad():
+        assert np.abs(model(inputs).numpy() - expected).max() <= 1e-4
+
+
+def test_registry_names_and_tags():
+    names = fsanet.list_models()
+    for aggregation in ("caps", "netvlad", "metric"):
+        for scoring in ("1x1", "var", "uniform"):
+            assert f"fsanet_{aggregation}_{scoring}" in names
+    assert {"fsanet_fusion", "ssrnet_md"} <= set(names)
+    tagged = fsanet.list_models(pretrained=True)
+    assert "fsanet_caps_1x1.300w_lp" in tagged and "fsanet_fusion.biwi" in tagged
+    assert "fsanet_netvlad_uniform.biwi" in tagged
+    assert "fsanet_netvlad_uniform.300w_lp" not in tagged  # the authors shipped no such file
+    assert len(tagged) == len(OFFICIAL_SHA256) + 2  # every shipped file, plus the two fusions
+    with pytest.raises(ValueError, match="no pretrained tag"):
+        fsanet.create_model("fsanet_netvlad_uniform.300w_lp")
+    with pytest.raises(ValueError, match="unknown model"):
+        fsanet.create_model("resnet50")
+
+
+def test_untrained_models_follow_the_forward_contract():
+    x = torch.rand(2, 3, 64, 64) * 255
+    for name in fsanet.list_models():
+        model = fsanet.create_model(name)
+        with torch.no_grad():
+            y = model(x)
+        assert y.shape == (2, 3) and torch.isfinite(y).all(), name
+
+
+def test_pretrained_from_local_mirror_is_converted_once_and_cached(empty_cache, monkeypatch, face_inputs):
+    monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", str(require_shared(OFFICIAL)))
+    model = fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True)
+    assert_official_angles(model, face_inputs)
+    cached = empty_cache / "fsanet_caps_1x1.biwi"
+    assert (cached / CONFIG_NAME).is_file() and (cached / WEIGHTS_NAME).is_file()
+    config = json.loads((cached / CONFIG_NAME).read_text())
+    assert config["source"]["sha256"] == OFFICIAL_SHA256[("biwi", "fsanet_capsule_3_16_2_21_5")]
+    # The cache now serves it without any mirror.
+    monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", str(empty_cache / "nowhere"))
+    assert_official_angles(fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True), face_inputs)
+
+
+@pytest.fixture
+def http_mirror(monkeypatch):
+    """A loopback HTTP server serving ../shared/fsanet-official like the upstream raw URLs."""
+    handler = functools.partial(QuietHandler, directory=str(require_shared(OFFICIAL)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+def test_pretrained_from_http_mirror(empty_cache, monkeypatch, http_mirror, face_inputs):
+    monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", http_mirror)
+    assert_official_angles(fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True), face_inputs)
+    assert (empty_cache / "fsanet_caps_1x1.biwi" / WEIGHTS_NAME).is_file()
+
+
+def test_offline_without_cache_fails_fast_and_names_the_variable(empty_cache, monkeypatch):
+    monkeypatch.delenv("FSANET_OFFICIAL_MIRROR", raising=False)  # the default GitHub URL
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError, match="FSANET_OFFICIAL_MIRROR"):
+        fsanet.create_model("fsanet_fusion.300w_lp", pretrained=True)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_unreachable_mirror_fails_fast(empty_cache, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket_closed_port() as port:
+        monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", f"http://127.0.0.1:{port}")
+        start = time.perf_counter()
+        with pytest.raises(WeightsUnavailableError, match="FSANET_OFFICIAL_MIRROR"):
+            fsanet.create_model("ssrnet_md.biwi", pretrained=True)
+        assert time.perf_counter() - start < 1.0
+    assert not empty_cache.exists() or not any(empty_cache.iterdir())
+
+
+def socket_closed_port():
+    import contextlib
+    import socket
+
+    @contextlib.contextmanager
+    def closed():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        yield port  # bound then released: nothing listens there
+
+    return closed()
+
+
+def test_hash_mismatch_is_refused_and_not_cached(empty_cache, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    target = mirror / H5
+    target.parent.mkdir(parents=True)
+    data = (require_shared(OFFICIAL) / H5).read_bytes()
+    target.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one flipped bit
+    monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", str(mirror))
+    with pytest.raises(WeightsUnavailableError, match="sha256"):
+        fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True)
+    assert not (empty_cache / "fsanet_caps_1x1.biwi").exists()
+
+
+def test_broken_official_weights_are_refused_not_cached(empty_cache, monkeypatch):
+    monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", str(require_shared(OFFICIAL)))
+    with pytest.raises(InvalidWeightsError, match="NaN"):
+        fsanet.create_model("fsanet_netvlad_var.300w_lp", pretrained=True)
+    assert not (empty_cache / "fsanet_netvlad_var.300w_lp").exists()
+
+
+def test_save_and_from_pretrained_round_trip(tmp_path, face_inputs):
+    model = fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True)
+    model.save_pretrained(tmp_path / "saved")
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    reloaded = fsanet.from_pretrained(tmp_path / "saved")
+    assert_official_angles(reloaded, face_inputs)
+    assert fsanet.weights_sha256(reloaded) == fsanet.weights_sha256(model)
+    fusion = fsanet.create_model("fsanet_fusion.biwi", pretrained=True)
+    fusion.save_pretrained(tmp_path / "fusion")
+    x = face_inputs[0]
+    with torch.no_grad():
+        assert torch.equal(fsanet.load_model(str(tmp_path / "fusion"))(x), fusion(x))
+
+
+def test_from_pretrained_hub_repo_offline_with_populated_cache(tmp_path, monkeypatch, face_inputs):
+    """A Hub repo id resolves from the huggingface_hub cache when HF_HUB_OFFLINE=1."""
+    model = fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True)
+    hub_cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub_cache / "models--someone--fsanet-test"
+    model.save_pretrained(repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub_cache))
+    reloaded = fsanet.load_model("someone/fsanet-test")
+    assert_official_angles(reloaded, face_inputs)
+    with pytest.raises(WeightsUnavailableError, match="Hub"):
+        fsanet.load_model("someone/absent-repo")
+
+
+def test_bad_weight_files_are_rejected_with_a_reason(tmp_path):
+    good = tmp_path / "good"
+    fsanet.create_model("fsanet_caps_var").save_pretrained(good)
+
+    def variant(name: str) -> Path:
+        directory = tmp_path / name
+        shutil.copytree(good, directory)
+        return directory
+
+    truncated = variant("truncated")
+    data = (truncated / WEIGHTS_NAME).read_bytes()
+    (truncated / WEIGHTS_NAME).write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidWeightsError, match="corrupt or truncated"):
+        load_directory(truncated)
+
+    wrong_shape = variant("wrong_shape")
+    tensors = {k: v for k, v in fsanet.create_model("fsanet_caps_var").state_dict().items()}
+    tensors["aggregation.weight"] = torch.zeros(3, 20, 16, 64)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, wrong_shape / WEIGHTS_NAME)
+    with pytest.raises(InvalidWeightsError, match=r"aggregation\.weight: shape"):
+        load_directory(wrong_shape)
+
+    unknown = variant("unknown")
+    (unknown / CONFIG_NAME).write_text(json.dumps({"architecture": "alexnet"}))
+    with pytest.raises(InvalidWeightsError, match="unknown architecture"):
+        load_directory(unknown)
+
+    pickled = variant("pickled")
+    (pickled / WEIGHTS_NAME).unlink()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(InvalidWeightsError, match="no model.safetensors"):
+        load_directory(pickled)
+
+
+def test_cache_location_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "x"))
+    assert cache_dir() == tmp_path / "x"
+    monkeypatch.delenv("FSANET_CACHE")
+    assert cache_dir() == Path.home() / ".cache" / "fsanet"
