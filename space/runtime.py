@@ -1,0 +1,94 @@
+"""Process-wide state of the Space: the device (chosen once), models and estimators (loaded once).
+
+Every request shares the same :class:`fsanet.pipeline.PoseEstimator` per (model, detector,
+detection size); the model weights are shared between estimators of the same model.
+
+Environment variables:
+
+* ``FSANET_DEVICE``: ``auto`` (default: CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from fsanet import FSANetError, load_model
+from fsanet.detection import create_detector
+from fsanet.pipeline import DETECT_MAX_SIDE, PoseEstimator
+
+DEVICE_ENV = "FSANET_DEVICE"
+F = TypeVar("F", bound=Callable[..., Any])
+_lock = threading.Lock()
+
+
+@functools.cache
+def device() -> torch.device:
+    """The inference device, decided once per process from ``FSANET_DEVICE``."""
+    choice = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = torch.device(choice)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{DEVICE_ENV}={choice} but CUDA is not available on this machine")
+    return chosen
+
+
+@functools.cache
+def _model(name: str) -> nn.Module:
+    return load_model(name).to(device()).eval()
+
+
+@functools.cache
+def _estimator(model: str, detector: str, detect_max_side: int) -> PoseEstimator:
+    return PoseEstimator(
+        _model(model), create_detector(detector), device=device(), detect_max_side=detect_max_side
+    )
+
+
+def estimator(model: str, detector: str, detect_max_side: int = DETECT_MAX_SIDE) -> PoseEstimator:
+    """The shared estimator; the first call loads it (under a lock, so concurrent requests load once)."""
+    with _lock:
+        return _estimator(model, detector, detect_max_side)
+
+
+def gpu(fn: F) -> F:
+    """``spaces.GPU`` (Hugging Face ZeroGPU) when the ``spaces`` package is importable, else ``fn``."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+_status: dict[str, str] = {}
+
+
+def preload(model: str, detector: str) -> threading.Thread:
+    """Load (and warm up) an estimator in the background; :func:`weights_status` reports the outcome."""
+
+    def work() -> None:
+        _status[model] = "loading"
+        try:
+            estimator(model, detector).estimate_rgb(np.zeros((64, 64, 3), np.uint8))
+        except FSANetError as error:
+            _status[model] = str(error)
+        else:
+            _status[model] = "ready"
+
+    thread = threading.Thread(target=work, name=f"preload-{model}", daemon=True)
+    thread.start()
+    return thread
+
+
+def weights_status(model: str) -> str | None:
+    """``None`` when ``model`` is loaded (or not preloaded), else what is happening or what went wrong."""
+    state = _status.get(model)
+    return None if state in (None, "ready") else state
