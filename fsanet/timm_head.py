@@ -1,0 +1,207 @@
+"""FSA heads on timm backbones: ``fsanet_timm_<backbone>``.
+
+Three feature levels of any ``timm`` model built with ``features_only=True`` replace the
+two-stream G model. Each level goes through a :class:`~fsanet.layers.StageFusion` (the
+gated ``tanh(conv) * relu(conv)`` product, both branches reading the same map since there is
+one stream) to 64 channels, and is average-pooled to the deepest level's grid. From there it
+is FSA-Net unchanged: scoring -> fine-grained structure mapping -> aggregation -> SSR, with
+the same layers as :class:`fsanet.models.FSANet`.
+
+The model keeps the project's forward contract: raw RGB in [0, 255], any square size (it is
+resized to the backbone's ``image_size`` inside, so the leaderboard's 64x64 crops work), and
+ImageNet normalisation from the backbone's ``pretrained_cfg`` is applied inside.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsanet.errors import InvalidWeightsError
+from fsanet.layers import (
+    ConvScoring,
+    FineGrainedMapping,
+    MultiStageHeads,
+    SSRRegression,
+    StageFusion,
+    VarianceScoring,
+)
+from fsanet.models import (
+    AGGREGATIONS,
+    CAPSULE_ROWS,
+    NUM_STAGES,
+    SCORINGS,
+    FSANet,
+    PoseModel,
+    register_architecture,
+)
+
+ARCHITECTURE = "fsanet_timm"
+NAME_PREFIX = "fsanet_timm_"
+STAGE_CHANNELS = 64  # U_k width, as in FSA-Net: the capsule layers expect 64-d pixel features
+DEFAULT_OUT_INDICES = (-3, -2, -1)  # the three deepest levels (strides 8, 16, 32 on most models)
+
+
+def _timm():
+    from fsanet._torchvision_compat import ensure_torchvision
+
+    ensure_torchvision()  # timm imports torchvision, whose native ops are missing on CPU wheels
+    import timm
+
+    return timm
+
+
+def _create_backbone(config: dict[str, Any], pretrained: bool | str = False) -> nn.Module:
+    kwargs: dict[str, Any] = {"features_only": True, "out_indices": tuple(config["out_indices"])}
+    if isinstance(pretrained, str | Path):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise FileNotFoundError(f"backbone weights {path} not found")
+        # timm reads .safetensors with safetensors and other files with torch.load(weights_only=True).
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    else:
+        kwargs["pretrained"] = bool(pretrained)
+    return _timm().create_model(config["backbone"], **kwargs)
+
+
+def timm_config(
+    backbone: str,
+    aggregation: str = "caps",
+    scoring: str = "1x1",
+    image_size: int | None = None,
+    out_indices: tuple[int, ...] = DEFAULT_OUT_INDICES,
+) -> dict[str, Any]:
+    """The config of an FSA head on ``backbone``; input size and mean/std come from its pretrained_cfg."""
+    if aggregation not in AGGREGATIONS or scoring not in SCORINGS:
+        raise ValueError(f"unknown FSA head {aggregation!r}/{scoring!r}")
+    if len(out_indices) != NUM_STAGES:
+        raise ValueError(f"an FSA head needs {NUM_STAGES} feature levels, got out_indices={out_indices}")
+    timm = _timm()
+    if backbone not in timm.list_models():
+        raise ValueError(f"unknown timm model {backbone!r}")
+    # A meta-device model gives feature_info and pretrained_cfg without allocating weights.
+    with torch.device("meta"):
+        probe = timm.create_model(backbone, features_only=True, out_indices=tuple(out_indices))
+    cfg = probe.pretrained_cfg
+    size = int(image_size or cfg["input_size"][-1])
+    grid = math.ceil(size / max(probe.feature_info.reduction()))
+    num_primcaps = NUM_STAGES * grid * grid if scoring == "uniform" else NUM_STAGES * CAPSULE_ROWS
+    return {
+        "architecture": ARCHITECTURE,
+        "name": f"{NAME_PREFIX}{backbone}",
+        "backbone": backbone,
+        "out_indices": list(out_indices),
+        "feature_channels": list(probe.feature_info.channels()),
+        "grid_size": grid,
+        "mean": [float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))],
+        "std": [float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))],
+        "aggregation": aggregation,
+        "scoring": scoring,
+        "num_capsule": 3,
+        "dim_capsule": 16,
+        "routings": 2,
+        "num_primcaps": num_primcaps,
+        "m_dim": 5,
+        "stage_num": [3, 3, 3],
+        "lambda_d": 1.0,
+        "image_size": size,
+        "input_channel_order": "rgb",
+    }
+
+
+class TimmStageMaps(nn.Module):
+    """Backbone levels -> [U1, U2, U3] (deepest first, as FSA-Net's stages), each (N, 64, grid, grid)."""
+
+    def __init__(self, config: dict[str, Any], pretrained: bool | str = False):
+        super().__init__()
+        self.backbone = _create_backbone(config, pretrained)
+        channels = list(self.backbone.feature_info.channels())
+        if channels != list(config["feature_channels"]):
+            raise ValueError(
+                f"{config['backbone']} has feature channels {channels}, config says "
+                f"{config['feature_channels']}"
+            )
+        self.grid = int(config["grid_size"])
+        self.fusions = nn.ModuleList(StageFusion(c, STAGE_CHANNELS) for c in reversed(channels))
+        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.image_size = int(config["image_size"])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(
+                x,
+                size=(self.image_size,) * 2,
+                mode="bilinear",
+                align_corners=False,
+                antialias=x.shape[-1] > self.image_size,
+            )
+        levels = self.backbone((x - self.mean) / self.std)
+        maps = []
+        for fusion, level in zip(self.fusions, reversed(levels), strict=True):
+            fused = fusion(level, level)
+            maps.append(F.adaptive_avg_pool2d(fused, self.grid) if fused.shape[-1] != self.grid else fused)
+        return maps
+
+
+class TimmFSANet(FSANet):
+    """:class:`~fsanet.models.FSANet` with :class:`TimmStageMaps` as its feature extractor.
+
+    ``primary_capsules``/``forward`` are FSANet's; only the parts sized by the backbone differ
+    (FSANet's constructor fixes the 64x64 two-stream G model and 8x8 maps, so it is not called).
+    """
+
+    def __init__(self, config: dict[str, Any], pretrained_backbone: bool | str = False):
+        PoseModel.__init__(self, config)
+        scoring, aggregation = config["scoring"], config["aggregation"]
+        grid, num_primcaps = int(config["grid_size"]), int(config["num_primcaps"])
+        self.features = TimmStageMaps(config, pretrained_backbone)
+        if scoring == "uniform":
+            self.scoring, self.mapping = None, None
+        else:
+            self.scoring = ConvScoring(STAGE_CHANNELS) if scoring == "1x1" else VarianceScoring()
+            self.mapping = FineGrainedMapping(
+                NUM_STAGES, grid * grid, num_primcaps // NUM_STAGES, int(config["m_dim"])
+            )
+        agg_kwargs = {"num_out": int(config["num_capsule"]), "out_dim": int(config["dim_capsule"])}
+        if aggregation == "caps":
+            agg_kwargs["routings"] = int(config["routings"])
+        self.aggregation = AGGREGATIONS[aggregation](num_primcaps, **agg_kwargs)
+        self.heads = MultiStageHeads(NUM_STAGES)
+        self.ssr = SSRRegression(tuple(config["stage_num"]), float(config["lambda_d"]))
+
+
+def build_timm_model(config: dict[str, Any]) -> TimmFSANet:
+    """The registered builder: never downloads (weights come from the saved safetensors)."""
+    return TimmFSANet(config)
+
+
+def create_timm_model(
+    backbone: str,
+    aggregation: str = "caps",
+    scoring: str = "1x1",
+    pretrained_backbone: bool | str = False,
+    image_size: int | None = None,
+) -> TimmFSANet:
+    """``fsanet_timm_<backbone>``: an untrained FSA head on ``backbone``.
+
+    ``pretrained_backbone``: ``False`` (random init), ``True`` (timm's ImageNet weights, needs the
+    Hub) or a local weights file (``.safetensors`` preferred; ``.pth`` is read with ``weights_only``).
+    """
+    config = timm_config(backbone, aggregation, scoring, image_size)
+    return TimmFSANet(config, pretrained_backbone)
+
+
+def create_timm_model_by_name(name: str, **kwargs: Any) -> TimmFSANet:
+    """``create_timm_model`` for a registry name ``fsanet_timm_<backbone>``."""
+    if not name.startswith(NAME_PREFIX):
+        raise InvalidWeightsError(f"{name!r} is not an fsanet_timm_<backbone> name")
+    return create_timm_model(name[len(NAME_PREFIX) :], **kwargs)
+
+
+register_architecture(ARCHITECTURE, build_timm_model)
