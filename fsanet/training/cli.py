@@ -1,0 +1,150 @@
+"""``python -m fsanet train``: the paper's recipe over canonical datasets, output fit for the leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from fsanet.errors import FSANetError
+from fsanet.models import PoseModel
+from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
+from fsanet.training.loop import TrainSettings, train
+
+TIMM_PREFIX = "fsanet_timm_"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = TrainSettings()
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model (paper recipe: Adam 1e-3, x0.1 every 30 epochs, 90 epochs, MAE)",
+        description="Train on canonical pose datasets (local directories or Hub dataset repo ids). "
+        "Writes config.json + model.safetensors, metrics.{csv,json,html} and a resumable checkpoint/.",
+    )
+    parser.add_argument("--model", help="registry name, e.g. fsanet_caps_1x1 or fsanet_timm_resnet18")
+    parser.add_argument("--train", nargs="+", required=True, metavar="DATASET", help="concatenated in order")
+    parser.add_argument("--val", metavar="DATASET", help="validation set: MAE logged after every epoch")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--split", help="dataset split (default: train, else the only one / test)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="16: protocol 1, 8: protocol 2"
+    )
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--lr-step", type=int, default=defaults.lr_step, help="epochs between lr decays")
+    parser.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--no-augment", action="store_true", help="skip the authors' crop/border/zoom augmentation"
+    )
+    parser.add_argument(
+        "--max-angle",
+        type=float,
+        default=PROTOCOL_MAX_ANGLE,
+        help="drop samples with any |angle| above this (the authors' ±99°; <0 keeps all)",
+    )
+    parser.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading processes")
+    parser.add_argument(
+        "--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda:0, ..."
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("auto", "fp16", "bf16", "off"),
+        default=defaults.amp,
+        help="mixed precision on CUDA (auto: fp16 with loss scaling)",
+    )
+    parser.add_argument(
+        "--no-channels-last", action="store_true", help="keep NCHW-contiguous tensors on CUDA"
+    )
+    parser.add_argument("--max-steps", type=int, help="stop (and checkpoint) after this many steps in total")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out/checkpoint")
+    parser.add_argument(
+        "--aggregation", default="caps", choices=("caps", "netvlad", "metric"), help="fsanet_timm_* only"
+    )
+    parser.add_argument(
+        "--scoring", default="1x1", choices=("1x1", "var", "uniform"), help="fsanet_timm_* only"
+    )
+    parser.add_argument(
+        "--pretrained-backbone",
+        metavar="FILE|imagenet",
+        help="fsanet_timm_*: a local weights file, or 'imagenet' for timm's (needs the Hub)",
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="fsanet_timm_*: backbone input size (default: its config)"
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this Hub repo")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def create_training_model(args: argparse.Namespace) -> PoseModel:
+    """An untrained model for ``--model``; ``fsanet_timm_<backbone>`` goes through the timm head."""
+    if args.model.startswith(TIMM_PREFIX):
+        from fsanet.timm_head import create_timm_model
+
+        pretrained = args.pretrained_backbone
+        if pretrained == "imagenet":
+            pretrained = True
+        try:
+            return create_timm_model(
+                args.model[len(TIMM_PREFIX) :],
+                args.aggregation,
+                args.scoring,
+                pretrained_backbone=pretrained or False,
+                image_size=args.image_size,
+            )
+        except (ValueError, FileNotFoundError) as error:
+            raise FSANetError(str(error)) from error
+    from fsanet.registry import create_model
+
+    return create_model(args.model, pretrained=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.resume and not args.model:
+        raise FSANetError("--model is required (unless --resume)")
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_step=args.lr_step,
+        lr_gamma=args.lr_gamma,
+        seed=args.seed,
+        augment=not args.no_augment,
+        num_workers=args.workers,
+        device=args.device,
+        amp=args.amp,
+        channels_last=not args.no_channels_last,
+        max_steps=args.max_steps,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.quiet,
+    )
+    max_angle = None if args.max_angle < 0 else args.max_angle
+    train_data = PoseData.open(args.train, args.split, max_angle)
+    val_data = PoseData.open([args.val], args.split, max_angle) if args.val else None
+    model = None
+    if not args.resume:
+        torch.manual_seed(args.seed)  # the initial weights are part of the seeded run
+        model = create_training_model(args)
+    result = train(
+        model,
+        train_data,
+        args.out,
+        settings,
+        val_data,
+        resume=args.resume,
+        on_epoch_end=None if args.quiet else lambda row: print(json.dumps(row)),
+    )
+    if not result.finished:
+        print(f"stopped after step {result.global_step}; continue with --resume")
+        return 0
+    print(f"saved {args.out / 'config.json'} and {args.out / 'model.safetensors'}")
+    if args.push_to_hub:
+        from fsanet.hub import from_pretrained, push_to_hub
+
+        print(push_to_hub(from_pretrained(args.out), args.push_to_hub))
+    return 0
