@@ -1,0 +1,229 @@
+"""Pipeline: image -> faces -> one batched forward -> poses, on real photos and edge cases."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import skimage.data
+import torch
+from PIL import Image
+
+from fsanet import create_model
+from fsanet.detection import Detection, Detector, create_detector
+from fsanet.geometry import rotation_matrix
+from fsanet.pipeline import PoseEstimator, PoseResult, PoseSmoother, estimate, to_json
+from fsanet.preprocess import crop_resize, expand_box, to_batch
+
+from .conftest import DATA, OFFICIAL, require_shared
+
+AFLW = DATA / "aflw2000-sample16"
+
+
+# ------------------------------------------------------------------ AFLW2000 helpers (also used by the bench)
+def landmark_box(pt2d: np.ndarray) -> tuple[float, float, float, float]:
+    """The official AFLW2000 recipe's ``(x, y, w, h)``: the box of the visible 2-D landmarks (-1 = hidden)."""
+    visible = pt2d[:, (pt2d[0] > 0) & (pt2d[1] > 0)]
+    x1, y1 = visible.min(axis=1)
+    x2, y2 = visible.max(axis=1)
+    return float(x1), float(y1), float(x2 - x1), float(y2 - y1)
+
+
+def aflw_samples(folder: Path = AFLW) -> list[tuple[Path, np.ndarray, tuple[float, float, float, float]]]:
+    """``(jpg, [yaw, pitch, roll] degrees, landmark box xywh)`` for every labelled sample."""
+    samples = []
+    for jpg in sorted(folder.glob("*.jpg")):
+        mat = scipy.io.loadmat(jpg.with_suffix(".mat"))
+        pitch, yaw, roll = np.rad2deg(mat["Pose_Para"][0, :3])
+        samples.append((jpg, np.array([yaw, pitch, roll]), landmark_box(mat["pt2d"])))
+    return samples
+
+
+def reference_angles(model: torch.nn.Module, samples) -> np.ndarray:
+    """The model on the official landmark-box crops (margin 0.6, exclusive end, no min-max)."""
+    crops = []
+    for jpg, _, box in samples:
+        image = np.asarray(Image.open(jpg).convert("RGB"))
+        crop = expand_box(box, (image.shape[1], image.shape[0]), 0.6)
+        crops.append(crop_resize(image, crop, inclusive=False).astype(np.float32))
+    with torch.inference_mode():
+        return model(to_batch(crops)).numpy().astype(np.float64)
+
+
+def matched_face(result: PoseResult, box_xywh):
+    """The detected face whose centre is nearest the landmark box centre, if it lies inside that box."""
+    x, y, w, h = box_xywh
+    best = None
+    for face in result.faces:
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        if x <= cx <= x + w and y - 0.5 * h <= cy <= y + h:  # the landmark box lacks the forehead
+            distance = np.hypot(cx - x - w / 2, cy - y - h / 2)
+            if best is None or distance < best[0]:
+                best = (distance, face)
+    return None if best is None else best[1]
+
+
+def aflw_scores(estimator: PoseEstimator, samples) -> tuple[float, float, np.ndarray]:
+    """(recall, MAE over found faces, per-sample angles with NaN for misses)."""
+    angles = np.full((len(samples), 3), np.nan)
+    for index, (jpg, _, box) in enumerate(samples):
+        face = matched_face(estimator.estimate(jpg), box)
+        if face is not None:
+            angles[index] = (face.yaw, face.pitch, face.roll)
+    labels = np.stack([s[1] for s in samples])
+    found = ~np.isnan(angles[:, 0])
+    return float(found.mean()), float(np.abs(angles[found] - labels[found]).mean()), angles
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def model():
+    require_shared(OFFICIAL)
+    return create_model("fsanet_fusion.300w_lp", pretrained=True).eval()
+
+
+@pytest.fixture(scope="module")
+def estimator(model):
+    return PoseEstimator(model, "mtcnn", device="cpu")
+
+
+class CountingModel(torch.nn.Module):
+    """Wraps a model and records the batch size of every forward."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.name, self.batches = inner, "counting", []
+
+    def forward(self, x):
+        self.batches.append(len(x))
+        return self.inner(x)
+
+
+class FixedDetector(Detector):
+    """Returns preset boxes (in the coordinates of the image it is given) and records its input size."""
+
+    name = "fixed"
+
+    def __init__(self, boxes):
+        super().__init__(min_score=0.0)
+        self.boxes, self.seen = boxes, []
+
+    def _detect(self, image):
+        self.seen.append(image.shape)
+        return [Detection(box, 0.9 - 0.1 * i) for i, box in enumerate(self.boxes)]
+
+
+def _grid(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return np.concatenate([np.concatenate([image] * cols, axis=1)] * rows, axis=0)
+
+
+# ----------------------------------------------------------------------------------------------- tests
+@pytest.mark.slow
+def test_aflw_pipeline_matches_the_landmark_crops(estimator, model):
+    samples = aflw_samples(require_shared(AFLW))
+    labels = np.stack([s[1] for s in samples])
+    reference_mae = np.abs(reference_angles(model, samples) - labels).mean()
+    recall, mae, _ = aflw_scores(estimator, samples)
+    print(f"AFLW2000 x16 mtcnn: recall {recall:.3f}, MAE {mae:.2f} (landmark crops {reference_mae:.2f})")
+    assert recall == 1.0, "every face must be found"
+    assert mae <= reference_mae + 1.0
+
+
+@pytest.mark.parametrize(
+    "source",
+    [lambda: DATA / "biwi-sample1" / "hpdb" / "01" / "frame_00003_rgb.png", lambda: skimage.data.astronaut()],
+    ids=["biwi", "astronaut"],
+)
+def test_real_photos_have_their_face_found(estimator, source):
+    image = source()
+    if isinstance(image, Path):
+        require_shared(image)
+    result = estimator.estimate(image)
+    assert len(result.faces) == 1 and result.message is None
+    face = result.faces[0]
+    assert face.score > 0.9 and abs(face.yaw) < 60
+    np.testing.assert_allclose(face.rotation, rotation_matrix(face.yaw, face.pitch, face.roll))
+    assert face.model == "fsanet_fusion.300w_lp"
+
+
+def test_all_faces_go_through_one_batched_forward(model):
+    counting = CountingModel(model)
+    estimator = PoseEstimator(counting, "mtcnn", device="cpu")
+    face = skimage.data.astronaut()[40:220, 150:300]
+    result = estimator.estimate(_grid(face, 2, 3))
+    assert len(result.faces) == 6 and counting.batches == [6]
+    # The batch gives each face what a forward of that face alone gives.
+    single = estimator.predict_angles(_grid(face, 2, 3), [result.faces[3].box])[0]
+    np.testing.assert_allclose(
+        (result.faces[3].yaw, result.faces[3].pitch, result.faces[3].roll), single, atol=1e-3
+    )
+
+
+def test_face_cap_keeps_the_best_and_says_so(model):
+    boxes = [(10.0 + 60 * i, 10.0, 60.0 + 60 * i, 70.0) for i in range(5)]
+    estimator = PoseEstimator(model, FixedDetector(boxes), device="cpu", max_faces=2)
+    result = estimator.estimate(np.full((100, 400, 3), 90, np.uint8))
+    assert [f.box for f in result.faces] == boxes[:2]
+    assert result.truncated and result.num_detected == 5 and "2 best of 5" in result.message
+
+
+def test_no_face_is_an_empty_list_with_a_message(estimator):
+    result = estimator.estimate(np.full((240, 320, 3), 127, np.uint8))
+    assert result.faces == [] and result.message == "no face found"
+    assert to_json(result, "blank.png") == {"image": "blank.png", "faces": [], "message": "no face found"}
+
+
+def test_large_images_are_downsized_for_detection_and_boxes_mapped_back(model):
+    detector = FixedDetector([(100.0, 50.0, 300.0, 250.0)])
+    estimator = PoseEstimator(model, detector, device="cpu", detect_max_side=500)
+    result = estimator.estimate(np.full((1000, 2000, 3), 60, np.uint8))
+    assert detector.seen == [(250, 500, 3)]
+    assert result.faces[0].box == pytest.approx((400.0, 200.0, 1200.0, 1000.0))
+
+
+def test_every_input_type_gives_the_same_poses(estimator):
+    array = skimage.data.astronaut()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    results = [estimator.estimate(s) for s in (array, Image.fromarray(array), buffer.getvalue())]
+    assert len({tuple(round(v, 3) for v in (r.faces[0].yaw, r.faces[0].roll)) for r in results}) == 1
+
+
+def test_estimate_caches_named_estimators_and_serialises(monkeypatch):
+    require_shared(OFFICIAL)
+    first = estimate(skimage.data.astronaut())
+    payload = to_json(first, "astronaut.png")
+    assert payload["image"] == "astronaut.png" and len(payload["faces"]) == 1
+    assert set(payload["faces"][0]) == {"box", "score", "yaw", "pitch", "roll", "model"}
+    assert len(payload["faces"][0]["box"]) == 4
+    from fsanet import pipeline
+
+    assert pipeline._cached_estimator("fsanet_fusion.300w_lp", "mtcnn") is pipeline._cached_estimator(
+        "fsanet_fusion.300w_lp", "mtcnn"
+    )
+
+
+def test_smoother_averages_matched_faces_only():
+    def result(yaw, box):
+        faces = [pipeline_face(yaw, box)]
+        return PoseResult(faces, (100, 100), 1)
+
+    def pipeline_face(yaw, box):
+        from fsanet.pipeline import FacePose
+
+        return FacePose(box, 1.0, yaw, 0.0, 0.0, rotation_matrix(yaw, 0, 0), "m")
+
+    smoother = PoseSmoother(alpha=0.25)
+    smoother(result(40.0, (10, 10, 50, 50)))
+    assert smoother(result(0.0, (12, 10, 52, 50))).faces[0].yaw == pytest.approx(30.0)
+    assert smoother(result(0.0, (60, 60, 90, 90))).faces[0].yaw == 0.0  # a different face: no history
+
+
+def test_detector_names_are_checked():
+    from fsanet.errors import FSANetError
+
+    with pytest.raises(FSANetError, match="unknown detector"):
+        create_detector("yolo")
