@@ -1,0 +1,88 @@
+"""``python -m fsanet predict``: JSON lines, annotated images and videos, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from fsanet.cli import main
+
+from .conftest import DATA, OFFICIAL, require_shared
+
+
+@pytest.fixture(autouse=True)
+def _weights():
+    require_shared(OFFICIAL)
+
+
+@pytest.fixture
+def astronaut(tmp_path):
+    path = tmp_path / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(path)
+    return path
+
+
+def test_json_lines_and_annotated_images(astronaut, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 150), (120, 120, 120)).save(blank)
+    assert main(["predict", str(astronaut), str(blank), "--json", "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["image"] for line in lines] == [str(astronaut), str(blank)]
+    face = lines[0]["faces"][0]
+    assert len(lines[0]["faces"]) == 1 and len(face["box"]) == 4
+    assert {"score", "yaw", "pitch", "roll"} <= set(face) and abs(face["yaw"]) < 30
+    assert lines[1]["faces"] == [] and "no face found" in captured.err
+    drawn = cv2.imread(str(tmp_path / "out" / "astronaut_pose.png"))
+    assert drawn.shape == (512, 512, 3)
+    assert not np.array_equal(drawn[:, :, ::-1], np.asarray(Image.open(astronaut)))
+
+
+def test_bad_inputs_print_one_line_and_the_run_goes_on(astronaut, tmp_path, capsys):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    code = main(["predict", str(text), str(tmp_path / "missing.jpg"), str(astronaut)])
+    captured = capsys.readouterr()
+    assert code == 2
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert "Traceback" not in captured.err
+    assert "astronaut.jpg\tbox=" in captured.out
+
+
+def test_invalid_options_are_one_line_errors(astronaut, capsys):
+    assert main(["predict", str(astronaut), "--max-faces", "0"]) == 2
+    assert main(["predict", str(astronaut), "--model", "no_such_model"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_video_is_annotated_frame_by_frame_with_smoothing(tmp_path, capsys):
+    folder = require_shared(DATA / "aflw2000-sample16")
+    frames = [
+        np.asarray(Image.open(folder / name).convert("RGB").resize((320, 320)))
+        for name in ("image00050.jpg", "image00081.jpg")
+    ]
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 320))
+    for frame in [frames[0]] * 3 + [frames[1]] * 2:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert main(["predict", str(video), "--json", "--smooth", "0.5", "--out", str(tmp_path / "out")]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1, 2, 3, 4]
+    assert all(len(line["faces"]) == 1 for line in lines)
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_pose.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    capture.release()
+
+
+def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\x00" * 100)
+    assert main(["predict", str(video)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
