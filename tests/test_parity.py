@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fsanet.convert import convert_h5
+from fsanet.inference import optimize_for_inference
 from fsanet.models import build_model
 from fsanet.registry import OFFICIAL_NAMES, TAG_FOLDERS
 from tests.conftest import OFFICIAL, REFERENCE, require_shared
@@ -54,13 +55,15 @@ def load_official(protocol: str, official: str):
 
 @pytest.mark.parametrize(("protocol", "official"), [p for p in shipped_models() if p not in BROKEN])
 def test_angles_match_official(references, protocol, official):
+    """The plain modules and their inference-optimised copies (BN folded, channels_last, frozen)."""
     outputs, _ = references
     model = load_official(protocol, official)
-    for kind, tolerance in ANGLE_TOL.items():
-        with torch.no_grad():
-            angles = model(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()
-        expected = outputs[f"{protocol}/{official}/{kind}"]
-        assert np.abs(angles - expected).max() <= tolerance, (kind, np.abs(angles - expected).max())
+    for variant in (model, optimize_for_inference(model)):
+        for kind, tolerance in ANGLE_TOL.items():
+            with torch.no_grad():
+                angles = variant(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()
+            error = np.abs(angles - outputs[f"{protocol}/{official}/{kind}"]).max()
+            assert error <= tolerance, (type(variant).__name__, kind, error)
 
 
 @pytest.mark.parametrize(("protocol", "official"), [p for p in shipped_models() if p not in BROKEN])

@@ -1,0 +1,142 @@
+"""Latency and throughput of every variant: ``python -m fsanet bench``.
+
+Times the plain modules and :func:`fsanet.inference.optimize_for_inference` copies at batch 1
+(latency) and batch 64 (throughput), median of repeated runs after warm-up, on CPU or CUDA.
+When ``tensorflow`` is importable (optional, not a project dependency) and the authors' frozen
+graphs are found under ``FSANET_OFFICIAL_MIRROR``, they are timed side by side in the same
+process on the same inputs, which is the only fair comparison on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fsanet.inference import optimize_for_inference
+from fsanet.registry import OFFICIAL_NAMES, create_model
+
+BENCH_MODELS = (*OFFICIAL_NAMES, "fsanet_fusion")
+FROZEN_GRAPHS = {
+    "fsanet_caps_1x1": "fsanet_capsule_3_16_2_21_5.pb",
+    "fsanet_caps_var": "fsanet_var_capsule_3_16_2_21_5.pb",
+    "fsanet_caps_uniform": "fsanet_noS_capsule_3_16_2_192_5.pb",
+}
+
+
+def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        run()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def _record(model: str, backend: str, batch: int, seconds: float) -> dict[str, Any]:
+    return {
+        "model": model,
+        "backend": backend,
+        "batch": batch,
+        "median_ms": round(seconds * 1e3, 3),
+        "images_per_s": round(batch / seconds, 1),
+    }
+
+
+def time_torch(model: torch.nn.Module, batch: int, repeats: int, device: torch.device) -> float:
+    x = torch.rand(batch, 3, 64, 64, device=device) * 255
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return median_seconds(run, repeats)
+
+
+def _frozen_graph_runner(path: Path) -> Callable[[np.ndarray], np.ndarray] | None:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    session = tf.compat.v1.Session(graph=graph)
+    output = graph.get_tensor_by_name("pred_pose/mul_24:0")
+    return lambda x: session.run(output, {"input_1:0": x})
+
+
+def run_benchmark(
+    models: tuple[str, ...] = BENCH_MODELS,
+    batches: tuple[int, ...] = (1, 64),
+    repeats: int = 20,
+    device: str | None = None,
+    optimized: bool = True,
+    official: bool = True,
+) -> dict[str, Any]:
+    """Benchmark ``models`` and return a JSON-serialisable report."""
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    results = []
+    for name in models:
+        model = create_model(name).to(target).eval()  # timings do not depend on the weight values
+        backends = {"torch": model}
+        if optimized:
+            backends["torch-optimized"] = optimize_for_inference(model)
+        for backend, module in backends.items():
+            for batch in batches:
+                results.append(_record(name, backend, batch, time_torch(module, batch, repeats, target)))
+        mirror = Path(os.environ.get("FSANET_OFFICIAL_MIRROR", ""))
+        graph = mirror / "pre-trained/converted-models/tf" / FROZEN_GRAPHS.get(name, "-")
+        runner = _frozen_graph_runner(graph) if official and graph.is_file() else None
+        if runner is not None:
+            for batch in batches:
+                x = np.random.default_rng(0).uniform(0, 255, (batch, 64, 64, 3)).astype(np.float32)
+                results.append(
+                    _record(
+                        name,
+                        "tf-frozen-graph",
+                        batch,
+                        median_seconds(lambda x=x, run=runner: run(x), repeats),
+                    )
+                )
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": str(target),
+        },
+        "repeats": repeats,
+        "results": results,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"{'model':24} {'backend':18} {'batch':>5} {'median ms':>10} {'img/s':>9}"]
+    for row in report["results"]:
+        lines.append(
+            f"{row['model']:24} {row['backend']:18} {row['batch']:>5} {row['median_ms']:>10.3f} "
+            f"{row['images_per_s']:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2))

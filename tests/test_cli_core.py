@@ -1,0 +1,64 @@
+"""``python -m fsanet list | convert | bench`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import fsanet
+from fsanet.cli import main
+from tests.conftest import OFFICIAL, ROOT, require_shared
+
+
+def test_list(capsys):
+    assert main(["list", "--pretrained"]) == 0
+    assert capsys.readouterr().out.split() == fsanet.list_models(pretrained=True)
+
+
+def test_convert_writes_a_loadable_directory(tmp_path, capsys):
+    h5 = require_shared(OFFICIAL / "pre-trained/BIWI_models/ssrnet_mt/ssrnet_mt.h5")
+    assert main(["convert", str(h5), str(tmp_path / "out")]) == 0
+    assert json.loads(capsys.readouterr().out)["architecture"] == "ssrnet_md"
+    reference = fsanet.create_model("ssrnet_md.biwi", pretrained=True)
+    assert fsanet.weights_sha256(fsanet.load_model(str(tmp_path / "out"))) == fsanet.weights_sha256(reference)
+
+
+def test_convert_of_a_non_h5_file_is_one_clear_line(tmp_path):
+    bogus = tmp_path / "weights.h5"
+    bogus.write_bytes(b"not hdf5 at all")
+    result = subprocess.run(
+        [sys.executable, "-m", "fsanet", "convert", str(bogus), str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_bench_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert (
+        main(
+            [
+                "bench",
+                "--models",
+                "fsanet_caps_1x1",
+                "--batches",
+                "1",
+                "2",
+                "--repeats",
+                "2",
+                "--no-official",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    rows = {(r["backend"], r["batch"]) for r in report["results"]}
+    assert rows == {("torch", 1), ("torch", 2), ("torch-optimized", 1), ("torch-optimized", 2)}
+    assert all(r["images_per_s"] > 0 for r in report["results"])
