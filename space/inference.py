@@ -17,6 +17,7 @@ from fsanet.detection import DEFAULT_DETECTOR
 from fsanet.drawing import draw_poses
 from fsanet.pipeline import DEFAULT_MODEL, DETECT_MAX_SIDE, PoseResult, to_json
 from space import runtime
+from space.outputs import save_jpeg
 
 # The webcam path detects on a frame shrunk to this side: faces near a camera are large, and
 # MTCNN's time grows with the pixel count (640x480 at full size is about 4x slower).
@@ -38,12 +39,12 @@ def _estimate(
 @runtime.gpu
 def predict(
     image: str | None, model: str = DEFAULT_MODEL, detector: str = DEFAULT_DETECTOR
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Photo -> (annotated RGB image, faces JSON in the ``python -m fsanet predict --json`` schema)."""
+) -> tuple[str, dict[str, Any]]:
+    """Photo -> (annotated JPEG path, faces JSON in the ``python -m fsanet predict --json`` schema)."""
     if not image:
         raise gr.Error("No image: upload, paste or pick an example photo first.")
     rgb, result = _estimate(image, model, detector)
-    return draw_poses(rgb, result), to_json(result, Path(image).name)
+    return save_jpeg(draw_poses(rgb, result)), to_json(result, Path(image).name)
 
 
 def faces_rows(payload: dict[str, Any] | None) -> list[list[Any]]:

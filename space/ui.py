@@ -62,7 +62,7 @@ def _photo_tab() -> None:
             run = gr.Button("Estimate head pose", variant="primary", elem_id="photo-run")
             gr.Examples(example_images(), inputs=image, label="Examples")
         with gr.Column():
-            annotated = gr.Image(label="Head poses", type="numpy", format="jpeg", elem_id="photo-output")
+            annotated = gr.Image(label="Head poses", type="filepath", elem_id="photo-output")
             table = gr.Dataframe(
                 headers=inference.FACE_COLUMNS,
                 label="Faces (degrees)",
@@ -92,7 +92,7 @@ def _webcam_tab() -> None:
             )
             model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Model")
         with gr.Column():
-            annotated = gr.Image(label="Head poses", type="numpy", format="jpeg", elem_id="webcam-output")
+            annotated = gr.Image(label="Head poses", streaming=True, elem_id="webcam-output")
             angles = gr.Textbox(label="Angles per face", lines=4, elem_id="webcam-angles")
     frames = gr.State(0)
     camera.stream(
@@ -109,7 +109,7 @@ def _webcam_tab() -> None:
 
 def build_demo() -> gr.Blocks:
     """The whole Space; call once per process."""
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs():
             with gr.Tab("Photo", id="photo"):

@@ -1,0 +1,62 @@
+"""Annotated images as JPEG files written atomically, named by their content.
+
+Gradio saves a returned array to a cache path named by its content and rewrites that file in place,
+so two requests that produce the same image (the same photo uploaded twice at once) can truncate
+the file while it is being downloaded. A path returned to Gradio is instead copied into its cache
+with a rename, which is safe; the files here are pruned after ``MAX_AGE_S``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MAX_AGE_S = 3600.0
+JPEG_QUALITY = 90
+_last_prune = 0.0
+_prune_lock = threading.Lock()
+
+
+def output_dir() -> Path:
+    directory = Path(tempfile.gettempdir()) / f"fsanet-space-outputs-{os.getuid()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def save_jpeg(rgb: np.ndarray) -> str:
+    """Write ``rgb`` as a JPEG named by its sha256 (rename into place) and return the path."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    data = buffer.getvalue()
+    directory = output_dir()
+    path = directory / f"{hashlib.sha256(data).hexdigest()[:32]}.jpg"
+    if not path.exists():
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=".jpg", delete=False) as handle:
+            handle.write(data)
+        os.replace(handle.name, path)
+    _prune(directory)
+    return str(path)
+
+
+def _prune(directory: Path) -> None:
+    """Delete files older than ``MAX_AGE_S``, at most once a minute."""
+    global _last_prune
+    now = time.time()
+    with _prune_lock:
+        if now - _last_prune < 60:
+            return
+        _last_prune = now
+    for path in directory.iterdir():
+        try:
+            if now - path.stat().st_mtime > MAX_AGE_S:
+                path.unlink()
+        except OSError:  # another process pruned it first
+            continue
