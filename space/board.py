@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import gradio as gr
 import pandas as pd
+import plotly.graph_objects as go
 
-from leaderboard.config import BENCHMARKS, leaderboard_dir
-from leaderboard.store import ResultsStore, format_table
+from leaderboard import (
+    BENCHMARKS,
+    ResultsStore,
+    SubmissionError,
+    cumulative_figure,
+    format_table,
+    mae_bars,
+    request_status,
+    submit,
+    submit_files,
+    yaw_bin_figure,
+)
+from leaderboard.config import leaderboard_dir
 
 ALL = "all"
 EMPTY_BOARD = (
-    "**No benchmark results yet** in `{root}/results`. To fill the board: prepare a benchmark "
-    "(`leaderboard.importers.prepare_aflw2000(<AFLW2000 dir>, {root}/datasets/aflw2000)`), then score a "
-    "model on it (`leaderboard.runner.evaluate('fsanet_fusion.300w_lp', 'aflw2000')`), or point "
-    "`LEADERBOARD_DIR` at a directory that already holds `results/*.json`, and reload this page."
+    "**No benchmark results yet** (nothing in `{root}/results`). To fill the board, import a benchmark and "
+    "score the authors' models on it:\n\n"
+    "```\npython -m leaderboard prepare aflw2000 --source <folder with AFLW2000 .jpg + .mat>\n"
+    "python -m leaderboard seed\n```\n\n"
+    "or set `LEADERBOARD_DIR` to a directory that already holds `results/*.json` "
+    "(or `RESULTS_REPO` to a Hub dataset of results), then reload this page."
 )
+REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "source", "revision", "created", "reason"]
 
 
 def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
@@ -39,6 +54,20 @@ def board_status() -> str:
     return f"{len(table)} result(s) for {table['model'].nunique()} model(s)."
 
 
+def board_plots(benchmark: str = ALL) -> tuple[go.Figure, go.Figure, go.Figure]:
+    """MAE per axis, MAE by |yaw| and cumulative error of one benchmark (the first stored one for ``all``)."""
+    store = ResultsStore()
+    table = store.table()
+    if benchmark == ALL:
+        benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
+    records = store.records()[0]
+    return (
+        mae_bars(table, benchmark),
+        yaw_bin_figure(records, benchmark),
+        cumulative_figure(records, benchmark),
+    )
+
+
 def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     """Every stored result as a downloadable CSV or JSON file (path)."""
     if fmt not in ("csv", "json"):
@@ -48,7 +77,33 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     return str(path)
 
 
-def leaderboard_tab() -> None:
+def requests_table() -> pd.DataFrame:
+    """Every submission request, newest first, with its status and the reason of a failure."""
+    rows = [{column: request.get(column) for column in REQUEST_COLUMNS} for request in request_status()]
+    return pd.DataFrame(rows, columns=REQUEST_COLUMNS).iloc[::-1].reset_index(drop=True)
+
+
+def submit_variant(
+    files: list[str] | None, name: str = "", repo_id: str = "", revision: str = ""
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision."""
+    try:
+        if files and repo_id.strip():
+            raise SubmissionError("give either files or a Hub repo id, not both")
+        if files:
+            if not name.strip():
+                raise SubmissionError("give the variant a name")
+            request = submit_files(files, name.strip())
+        elif repo_id.strip():
+            request = submit(repo_id.strip(), name=name.strip() or None, revision=revision.strip() or None)
+        else:
+            raise SubmissionError("upload config.json and model.safetensors, or give a Hub repo id")
+    except SubmissionError as error:
+        raise gr.Error(str(error), title="Submission rejected") from None
+    return request, requests_table()
+
+
+def leaderboard_tab(demo: gr.Blocks) -> None:
     gr.Markdown(board_status, elem_id="board-status")
     with gr.Row():
         search = gr.Textbox(label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search")
@@ -59,12 +114,40 @@ def leaderboard_tab() -> None:
     with gr.Row():
         fmt = gr.Radio(["csv", "json"], value="csv", label="Download format")
         download = gr.Button("Download results", elem_id="board-download")
-    file = gr.File(label="Results file", elem_id="board-file")
+        file = gr.File(label="Results file", elem_id="board-file")
+    with gr.Row():
+        bars, by_yaw, cumulative = (
+            gr.Plot(label=label) for label in ("MAE per axis", "By |yaw|", "Cumulative")
+        )
     gr.on([search.change, benchmark.change], board_table, [search, benchmark], table, api_name="leaderboard")
+    gr.on(
+        [demo.load, benchmark.change],
+        board_plots,
+        benchmark,
+        [bars, by_yaw, cumulative],
+        api_name="plots",
+    )
     download.click(export_results, fmt, file, api_name="results")
 
 
 def submit_tab() -> None:
     gr.Markdown(
-        "Submissions are not available yet: the `leaderboard` package's submission queue has not landed."
+        "Submit a new variant or backbone: its `config.json` and `model.safetensors` (no pickle files), "
+        "or a Hub model repo id and revision. Files are validated at once; accepted submissions are "
+        "queued and evaluated on every benchmark present, and appear on the leaderboard when finished."
     )
+    with gr.Row():
+        with gr.Column():
+            files = gr.File(
+                label="config.json + model.safetensors", file_count="multiple", elem_id="submit-files"
+            )
+            name = gr.Textbox(label="Variant name", placeholder="e.g. fsanet_caps_1x1.my_run")
+        with gr.Column():
+            repo_id = gr.Textbox(label="or Hub repo id", placeholder="user/fsanet-variant")
+            revision = gr.Textbox(label="Revision (commit, tag or branch)", placeholder="main")
+    send = gr.Button("Submit", variant="primary", elem_id="submit-button")
+    request = gr.JSON(label="Your submission")
+    refresh = gr.Button("Refresh queue")
+    queue = gr.Dataframe(requests_table, label="Queue and status", interactive=False, elem_id="submit-queue")
+    send.click(submit_variant, [files, name, repo_id, revision], [request, queue], api_name="submit")
+    refresh.click(requests_table, None, queue, api_name="requests")

@@ -117,7 +117,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Webcam", id="webcam"):
                 _webcam_tab()
             with gr.Tab("Leaderboard", id="leaderboard"):
-                board.leaderboard_tab()
+                board.leaderboard_tab(demo)
             with gr.Tab("Submit", id="submit"):
                 board.submit_tab()
     demo.queue(max_size=256, default_concurrency_limit=concurrency())
