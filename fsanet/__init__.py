@@ -5,26 +5,45 @@
 >>> angles = model(x)  # x: (N, 3, 64, 64) RGB in [0, 255] -> (N, 3) [yaw, pitch, roll] degrees
 """
 
+from fsanet.detection import Detection, create_detector, list_detectors
+from fsanet.drawing import draw_poses
 from fsanet.errors import FSANetError, InvalidImageError, InvalidWeightsError, WeightsUnavailableError
+from fsanet.geometry import geodesic_distance, rotation_matrix
 from fsanet.hub import from_pretrained, push_to_hub, save_pretrained, validate_state_dict, weights_sha256
+from fsanet.imageio import load_image
+from fsanet.inference import optimize_for_inference
 from fsanet.models import PoseModel, build_model, register_architecture
+from fsanet.pipeline import FacePose, PoseEstimator, PoseResult, estimate, to_json
 from fsanet.registry import create_model, list_models, load_model
 
 __all__ = [
+    "Detection",
     "FSANetError",
+    "FacePose",
     "InvalidImageError",
     "InvalidWeightsError",
+    "PoseEstimator",
     "PoseModel",
+    "PoseResult",
     "WeightsUnavailableError",
     "build_model",
+    "create_detector",
     "create_model",
+    "draw_poses",
+    "estimate",
     "from_pretrained",
+    "geodesic_distance",
+    "list_detectors",
     "list_models",
+    "load_image",
     "load_model",
+    "optimize_for_inference",
     "pretrained_names",
     "push_to_hub",
     "register_architecture",
+    "rotation_matrix",
     "save_pretrained",
+    "to_json",
     "validate_state_dict",
     "weights_sha256",
 ]

@@ -24,10 +24,8 @@ Detection models are loaded once per process and shared.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
-import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +33,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fsanet.downloads import cache_dir, download_verified, offline
 from fsanet.errors import FSANetError, WeightsUnavailableError
+from fsanet.hub import atomic_write
 
 
 @dataclass(frozen=True)
@@ -150,24 +150,6 @@ SSD_INPUT = 300
 SSD_MEAN = (104.0, 177.0, 123.0)  # BGR means of the res10 SSD training set
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _download(url: str, dest: Path, sha256: str) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_suffix(dest.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            partial.write_bytes(response.read())
-    except OSError as error:
-        raise WeightsUnavailableError(f"could not download {url}: {error}") from None
-    if _sha256(partial) != sha256:
-        partial.unlink()
-        raise WeightsUnavailableError(f"{url} does not have the expected sha256 {sha256}")
-    partial.replace(dest)
-
-
 def ssd_model_dir(model_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Folder holding the SSD's ``.pb`` and ``.pbtxt``: ``model_dir``, ``$FSANET_SSD_DIR``, or the cache.
 
@@ -182,18 +164,17 @@ def ssd_model_dir(model_dir: str | os.PathLike | None = None, download: bool = T
         if missing:
             raise WeightsUnavailableError(f"the OpenCV SSD folder {folder} lacks {', '.join(missing)}")
         return folder
-    cache = Path(os.environ.get("FSANET_CACHE", Path.home() / ".cache" / "fsanet"))
-    folder = cache / "detectors" / "opencv-ssd"
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    folder = cache_dir() / "detectors" / "opencv-ssd"
     for name, (url, sha256) in SSD_FILES.items():
         if (folder / name).is_file():
             continue
-        if not download or offline:
+        if not download or offline():
             raise WeightsUnavailableError(
                 f"the OpenCV SSD face detector files are not in {folder}; pass model_dir or set "
                 "FSANET_SSD_DIR to a folder holding opencv_face_detector_uint8.pb and .pbtxt"
             )
-        _download(url, folder / name, sha256)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / name, download_verified(url, sha256))
     return folder
 
 

@@ -41,7 +41,8 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return hashlib.sha256(weights_bytes(model)).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(data)
@@ -52,8 +53,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def save_pretrained(model: PoseModel, directory: str | os.PathLike) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically)."""
     directory = Path(directory)
-    _atomic_write(directory / WEIGHTS_NAME, weights_bytes(model))
-    _atomic_write(directory / CONFIG_NAME, json.dumps(model.config, indent=2, sort_keys=True).encode())
+    atomic_write(directory / WEIGHTS_NAME, weights_bytes(model))
+    atomic_write(directory / CONFIG_NAME, json.dumps(model.config, indent=2, sort_keys=True).encode())
     return directory
 
 

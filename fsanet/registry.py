@@ -17,23 +17,19 @@ Where pretrained weights come from, in order:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from fsanet.convert import convert_h5
+from fsanet.downloads import cache_dir, download_verified, offline, verify_sha256
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
 from fsanet.hub import load_directory, save_pretrained, validate_state_dict
 from fsanet.models import PoseEnsemble, PoseModel, build_model, fsanet_config, ssrnet_md_config
 
 DEFAULT_OFFICIAL_MIRROR = "https://github.com/shamangary/FSA-Net/raw/4361d0e48103bb215d15734220c9d17e6812bb48"
-DOWNLOAD_TIMEOUT_S = 30
-MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 TAG_FOLDERS = {"300w_lp": "300W_LP_models", "biwi": "BIWI_models"}
 FUSION_MEMBERS = ("fsanet_caps_1x1", "fsanet_caps_var", "fsanet_caps_uniform")
 
@@ -204,10 +200,6 @@ def create_model(model_name: str, pretrained: bool = False) -> PoseModel:
     return _load_pretrained(name, _pretrained_sources(name)[tag])
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("FSANET_CACHE") or Path.home() / ".cache" / "fsanet")
-
-
 def _load_pretrained(name: str, source: PretrainedSource) -> PoseModel:
     full_name = f"{name}.{source.tag}"
     cached = cache_dir() / full_name
@@ -238,10 +230,6 @@ def _load_from_hub(repo_id: str, full_name: str) -> PoseModel | None:
     return load_directory(directory, name=full_name) if directory.is_dir() else None
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-
-
 def _unavailable(source: PretrainedSource, reason: str) -> WeightsUnavailableError:
     return WeightsUnavailableError(
         f"weights for {source.official_name} ({source.tag}) are not cached and {reason}. "
@@ -261,25 +249,19 @@ def fetch_official(source: PretrainedSource) -> bytes:
             raise _unavailable(source, f"the mirror directory {location} has no {source.relative_path}")
         data = path.read_bytes()
     elif mirror.startswith(("http://", "https://")):
-        if _offline():
+        if offline():
             raise _unavailable(source, f"HF_HUB_OFFLINE is set, so {mirror} is not tried")
-        url = f"{mirror.rstrip('/')}/{source.relative_path}"
         try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                data = response.read(MAX_DOWNLOAD_BYTES + 1)
-        except (urllib.error.URLError, OSError) as error:
-            raise _unavailable(source, f"{url} could not be fetched ({error})") from error
-        if len(data) > MAX_DOWNLOAD_BYTES:
-            raise _unavailable(source, f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
+            return download_verified(f"{mirror.rstrip('/')}/{source.relative_path}", source.sha256)
+        except WeightsUnavailableError as error:
+            if "sha256" in str(error):
+                raise
+            raise _unavailable(source, str(error)) from error
     else:
         raise _unavailable(
             source, f"FSANET_OFFICIAL_MIRROR={mirror!r} is neither a directory nor an http(s) URL"
         )
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != source.sha256:
-        raise WeightsUnavailableError(
-            f"{source.relative_path} from {mirror} has sha256 {digest}, expected {source.sha256}: refused"
-        )
+    verify_sha256(data, source.sha256, f"{source.relative_path} from {mirror}")
     return data
 
 
