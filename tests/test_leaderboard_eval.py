@@ -173,3 +173,10 @@ def test_model_follows_the_transformed_labels(aflw, model):
         against_new = np.abs(pred - transform_labels(labels, angle, flip))[:, [0, 2]].mean()
         against_old = np.abs(pred - labels)[:, [0, 2]].mean()
         assert against_new < against_old, (angle, flip, against_new, against_old)
+
+
+def test_a_failed_hub_sync_keeps_the_local_result(aflw, tmp_path, caplog):
+    store = ResultsStore(tmp_path / "board", repo="someone/results")  # HF_HUB_OFFLINE=1: the upload fails
+    result = evaluate(MODEL, aflw, store, progress=False, robustness=False)
+    assert result.path.exists() and store.records()[0][0]["config"]["model_name"] == MODEL
+    assert "could not sync" in caplog.text
