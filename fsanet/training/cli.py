@@ -11,7 +11,7 @@ import torch
 from fsanet.errors import FSANetError
 from fsanet.models import PoseModel
 from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
-from fsanet.training.loop import TrainSettings, train
+from fsanet.training.loop import MODEL_DIR, TrainSettings, train
 
 TIMM_PREFIX = "fsanet_timm_"
 
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (paper recipe: Adam 1e-3, x0.1 every 30 epochs, 90 epochs, MAE)",
         description="Train on canonical pose datasets (local directories or Hub dataset repo ids). "
-        "Writes config.json + model.safetensors, metrics.{csv,json,html} and a resumable checkpoint/.",
+        "Writes model/ (config.json + model.safetensors), best/, metrics.{csv,json,html}, checkpoint/.",
     )
     parser.add_argument("--model", help="registry name, e.g. fsanet_caps_1x1 or fsanet_timm_resnet18")
     parser.add_argument("--train", nargs="+", required=True, metavar="DATASET", help="concatenated in order")
@@ -142,9 +142,10 @@ def run(args: argparse.Namespace) -> int:
     if not result.finished:
         print(f"stopped after step {result.global_step}; continue with --resume")
         return 0
-    print(f"saved {args.out / 'config.json'} and {args.out / 'model.safetensors'}")
+    model_dir = args.out / MODEL_DIR
+    print(f"saved {model_dir} (config.json + model.safetensors)")
     if args.push_to_hub:
         from fsanet.hub import from_pretrained, push_to_hub
 
-        print(push_to_hub(from_pretrained(args.out), args.push_to_hub))
+        print(push_to_hub(from_pretrained(model_dir), args.push_to_hub))
     return 0

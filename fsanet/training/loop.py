@@ -2,8 +2,9 @@
 
 :func:`train` writes into ``out``:
 
-* ``config.json`` + ``model.safetensors``: the latest weights, loadable by ``fsanet.from_pretrained`` and
-  accepted by the leaderboard as is; ``best/`` the same for the lowest validation MAE;
+* ``model/``: ``config.json`` + ``model.safetensors`` of the latest epoch, loadable by
+  ``fsanet.from_pretrained`` and a leaderboard submission as is; ``best/`` the same for the lowest
+  validation MAE;
 * ``metrics.csv`` / ``metrics.json`` (one row per epoch) and ``metrics.html`` (plotly curves);
 * ``checkpoint/``: ``model.safetensors``, ``optimizer.safetensors`` (Adam's moment tensors) and
   ``state.json`` (epoch, batch, settings, history, scaler, RNG), no pickle. Resuming continues the
@@ -33,6 +34,7 @@ from fsanet.models import PoseModel, build_model
 from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loader
 
 CHECKPOINT_DIR = "checkpoint"
+MODEL_DIR = "model"  # only config.json + model.safetensors: a submission folder must hold nothing else
 STATE_FILE = "state.json"
 METRIC_FIELDS = (
     "epoch",
@@ -328,7 +330,7 @@ def train(
             row |= evaluate(model, val_data, device, settings.val_batch_size, channels_last)
         state["history"].append(row)
         state.update(epoch=epoch + 1, batch=0, loss_sum=0.0, loss_steps=0)
-        save_pretrained(model, out)
+        save_pretrained(model, out / MODEL_DIR)
         if val_data is not None and (state["best_val_mae"] is None or row["val_mae"] < state["best_val_mae"]):
             state["best_val_mae"] = row["val_mae"]
             save_pretrained(model, out / "best")
