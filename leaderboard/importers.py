@@ -178,12 +178,20 @@ def _biwi_frames(sequence: Path) -> list[tuple[Path, Path]]:
 
 
 def default_detector() -> Detector:
-    """The project's MTCNN detector (``fsanet.detection``), as the authors used MTCNN boxes."""
+    """The project's MTCNN (facenet-pytorch) returning raw MTCNN boxes, as the authors cropped them.
+
+    ``fsanet.detection`` maps boxes onto its landmark convention by default; the BIWI recipe needs the
+    detector's own box, so the mapping is switched off here. The confidence rule is applied by the importer.
+    """
     try:
-        from fsanet.detection import create_detector
+        from fsanet.detection import MTCNNDetector
     except ImportError as err:
         raise RuntimeError("prepare biwi needs fsanet.detection (MTCNN) or an injected detector") from err
-    return create_detector("mtcnn")
+
+    class RawMTCNN(MTCNNDetector):
+        box_transform = (1.0, 1.0, 0.0)
+
+    return RawMTCNN(min_score=0.0).detect
 
 
 def biwi_rows(

@@ -124,3 +124,21 @@ def test_unloadable_sources_are_reported(tmp_path):
             load_benchmark_data(source)
     with pytest.raises(ValueError, match="no samples"):
         write_dataset(iter(()), tmp_path / "empty", {})
+
+
+def test_prepare_biwi_with_the_projects_mtcnn(tmp_path):
+    require_shared(BIWI)
+    from leaderboard.importers import default_detector
+
+    detect = default_detector()
+    image = cv2.imread(str(BIWI / "01" / "frame_00003_rgb.png"))[..., ::-1].copy()
+    (face,) = [f for f in detect(image) if f.score > 0.9]
+    np.testing.assert_allclose(face.box, detect.__self__.net.detect(image)[0][0], atol=1e-3)  # not remapped
+    _, ids, faces, labels = _rows(prepare_biwi(BIWI, tmp_path / "biwi", "biwi", detect))
+    assert ids == ["01/frame_00003"]
+    x1, y1, x2, y2 = face.box  # the raw MTCNN box, enlarged by 0.4 with an inclusive end
+    w, h = x2 - x1, y2 - y1
+    crop = image[
+        max(int(y1 - 0.4 * h), 0) : int(y2 + 0.4 * h) + 1, max(int(x1 - 0.4 * w), 0) : int(x2 + 0.4 * w) + 1
+    ]
+    np.testing.assert_array_equal(faces[0], cv2.resize(crop, (64, 64)))
