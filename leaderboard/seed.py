@@ -21,6 +21,7 @@ def seed_rows(
     benchmarks: Sequence[str] | None = None,
     force: bool = False,
     progress: bool = False,
+    robustness: bool = True,
 ) -> dict[str, list]:
     """Evaluate ``models`` (default ``fsanet.pretrained_names()``) on ``benchmarks`` (default: all present).
 
@@ -40,7 +41,9 @@ def seed_rows(
         model.name = name
         for benchmark in benchmarks:
             try:
-                evaluation = evaluate(model, benchmark, store, force=force, progress=progress)
+                evaluation = evaluate(
+                    model, benchmark, store, force=force, progress=progress, robustness=robustness
+                )
             except FSANetError as err:
                 skipped.append({"model": name, "benchmark": benchmark, "reason": str(err)})
                 continue

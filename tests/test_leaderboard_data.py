@@ -133,7 +133,8 @@ def test_prepare_biwi_with_the_projects_mtcnn(tmp_path):
     detect = default_detector()
     image = cv2.imread(str(BIWI / "01" / "frame_00003_rgb.png"))[..., ::-1].copy()
     (face,) = [f for f in detect(image) if f.score > 0.9]
-    np.testing.assert_allclose(face.box, detect.__self__.net.detect(image)[0][0], atol=1e-3)  # not remapped
+    raw_boxes = np.asarray(detect.__self__.net.detect(image)[0], np.float64)
+    np.testing.assert_allclose(face.box, raw_boxes[0], atol=1e-3)  # not remapped
     _, ids, faces, labels = _rows(prepare_biwi(BIWI, tmp_path / "biwi", "biwi", detect))
     assert ids == ["01/frame_00003"]
     x1, y1, x2, y2 = face.box  # the raw MTCNN box, enlarged by 0.4 with an inclusive end
