@@ -206,3 +206,32 @@ def test_eight_clients_times_25_predictions_in_parallel(app_url):
     with ThreadPoolExecutor(8) as pool:
         counts = [n for result in pool.map(one_client, range(8)) for n in result]
     assert counts == [1] * 200
+
+
+def test_submit_validates_at_once_and_queues(client, tmp_path):
+    from gradio_client import handle_file
+
+    import fsanet
+
+    variant = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "variant")
+    files = [handle_file(str(variant / "config.json")), handle_file(str(variant / "model.safetensors"))]
+
+    with pytest.raises(Exception, match="missing model.safetensors"):
+        client.predict(files[:1], "only_config", "", "", api_name="/submit")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_bytes((variant / "config.json").read_bytes())
+    (broken / "model.safetensors").write_bytes(b"\0" * 64)
+    with pytest.raises(Exception, match="(?i)safetensors"):
+        client.predict(
+            [handle_file(str(broken / n)) for n in ("config.json", "model.safetensors")],
+            "broken_variant", "", "", api_name="/submit",
+        )  # fmt: skip
+    with pytest.raises(Exception, match="cannot fetch"):
+        client.predict([], "", "nobody/no-such-repo", "main", api_name="/submit")
+
+    request, queue = client.predict(files, "my_ssrnet", "", "", api_name="/submit")
+    assert request["model_name"] == "my_ssrnet" and request["status"] == "pending"
+    assert request["weights_sha256"] == fsanet.weights_sha256(fsanet.load_model(str(variant)))
+    listed = client.predict(api_name="/requests")
+    assert [row[0] for row in listed["data"]] == [request["id"]] == [row[0] for row in queue["data"]]

@@ -1,0 +1,83 @@
+"""Speed of the Space on this machine: start-up, /predict round trip, 8x25 load, webcam frames/s.
+
+    .venv/bin/python bench/bench_space.py [--calls 30]
+
+Uses the environment as the app would (FSANET_CACHE, FSANET_OFFICIAL_MIRROR...): run once before so the
+weights are cached. The photo is scikit-image's astronaut resized to 640x480 (one face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.test_space_api import serve_app  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=30)
+    args = parser.parse_args()
+    from gradio_client import Client, handle_file
+
+    work = Path(tempfile.mkdtemp(prefix="bench-space-"))
+    frame = np.asarray(Image.fromarray(data.astronaut()).resize((640, 480)))
+    photo = work / "astronaut_640x480.jpg"
+    Image.fromarray(frame).save(photo, quality=92)
+    figures: dict[str, float] = {}
+
+    started = time.perf_counter()
+    with serve_app(work / "leaderboard", work / "app.log") as url:
+        figures["start_to_serving_s"] = time.perf_counter() - started
+        client = Client(url, verbose=False)
+
+        def call(c: Client) -> float:
+            t = time.perf_counter()
+            c.predict(handle_file(str(photo)), "fsanet_fusion.300w_lp", "mtcnn", api_name="/predict")
+            return time.perf_counter() - t
+
+        for _ in range(3):
+            call(client)  # warm-up
+        figures["predict_median_ms"] = 1000 * statistics.median(call(client) for _ in range(args.calls))
+
+        def one_client(_: int) -> list[float]:
+            c = Client(url, verbose=False)
+            return [call(c) for _ in range(25)]
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            latencies = [x for batch in pool.map(one_client, range(8)) for x in batch]
+        figures["load_8x25_wall_s"] = time.perf_counter() - t
+        figures["load_8x25_p50_ms"] = 1000 * percentile(latencies, 50)
+        figures["load_8x25_p95_ms"] = 1000 * percentile(latencies, 95)
+
+    from space.inference import webcam_frame
+
+    webcam_frame(frame, "fsanet_fusion.300w_lp", 0)
+    n = 50
+    t = time.perf_counter()
+    for i in range(n):
+        webcam_frame(frame, "fsanet_fusion.300w_lp", i)
+    figures["webcam_fps_640x480"] = n / (time.perf_counter() - t)
+    print(json.dumps({k: round(v, 2) for k, v in figures.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
