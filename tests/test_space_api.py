@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(leaderboard_dir: Path, log: Path) -> Iterator[str]:
+def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[str]:
     """``python app.py`` as users start it, on a free port; yields its URL once it answers."""
     port = free_port()
     env = {
@@ -45,6 +45,7 @@ def serve_app(leaderboard_dir: Path, log: Path) -> Iterator[str]:
         "no_proxy": "127.0.0.1,localhost",
         "LEADERBOARD_DIR": str(leaderboard_dir),
         "SPACE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+        **extra_env,
     }
     url = f"http://127.0.0.1:{port}/"
     with log.open("wb") as out:
@@ -235,3 +236,25 @@ def test_submit_validates_at_once_and_queues(client, tmp_path):
     assert request["weights_sha256"] == fsanet.weights_sha256(fsanet.load_model(str(variant)))
     listed = client.predict(api_name="/requests")
     assert [row[0] for row in listed["data"]] == [request["id"]] == [row[0] for row in queue["data"]]
+
+
+def test_offline_without_weights_starts_and_says_how_to_provide_them(tmp_path):
+    """No network, no cached weights, no mirror: every tab renders and /predict explains what to set."""
+    from gradio_client import Client
+
+    env = {
+        "FSANET_CACHE": str(tmp_path / "empty-cache"),
+        "FSANET_OFFICIAL_MIRROR": str(tmp_path / "no-mirror"),
+    }
+    with serve_app(tmp_path / "board", tmp_path / "app.log", **env) as url:
+        client = Client(url, verbose=False)
+        photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+        with pytest.raises(Exception) as caught:
+            predict(client, photo)
+        for hint in ("FSANET_OFFICIAL_MIRROR", "FSANET_CACHE", "FSANET_HUB_REPO"):
+            assert hint in str(caught.value)
+        assert client.predict("", "all", api_name="/leaderboard")["data"] == []
+        with urllib.request.urlopen(url + "config", timeout=10) as response:
+            config = response.read().decode()
+        assert all(tab in config for tab in ("Photo", "Webcam", "Leaderboard", "Submit"))
+        assert "No benchmark results yet" in config and "python -m leaderboard seed" in config
