@@ -68,8 +68,11 @@ def main() -> None:
         figures["load_8x25_p50_ms"] = 1000 * percentile(latencies, 50)
         figures["load_8x25_p95_ms"] = 1000 * percentile(latencies, 95)
 
+    from space import runtime
     from space.inference import webcam_frame
+    from space.ui import concurrency
 
+    runtime.configure_threads(concurrency())  # as app.py does
     webcam_frame(frame, "fsanet_fusion.300w_lp", 0)
     n = 50
     t = time.perf_counter()

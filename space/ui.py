@@ -126,5 +126,6 @@ def build_demo() -> gr.Blocks:
 
 def launch(demo: gr.Blocks, **options) -> None:
     """Serve ``demo`` with the Space's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
+    runtime.configure_threads(concurrency())
     runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
     demo.launch(max_file_size=f"{max_upload_mb():g}mb", ssr_mode=False, show_error=True, **options)
