@@ -14,6 +14,7 @@ untrained module.
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -115,19 +116,28 @@ class FSAFeatures(nn.Module):
 
 
 class FSANet(PoseModel):
-    """FSA-Net: features -> scoring -> fine-grained structure mapping -> aggregation -> SSR heads."""
+    """FSA-Net: features -> scoring -> fine-grained structure mapping -> aggregation -> SSR heads.
 
-    def __init__(self, config: dict[str, Any]):
+    ``features`` replaces the two-stream G model (e.g. a timm backbone, :mod:`fsanet.timm_head`):
+    any module returning three (N, 64, g, g) stage maps, with ``pixels_per_stage = g * g``.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        features: nn.Module | None = None,
+        pixels_per_stage: int = PIXELS_PER_STAGE,
+    ):
         super().__init__(config)
         scoring, aggregation = config["scoring"], config["aggregation"]
         num_primcaps = int(config["num_primcaps"])
-        self.features = FSAFeatures()
+        self.features = features if features is not None else FSAFeatures()
         if scoring == "uniform":
             self.scoring, self.mapping = None, None
         else:
             self.scoring = ConvScoring() if scoring == "1x1" else VarianceScoring()
             self.mapping = FineGrainedMapping(
-                NUM_STAGES, PIXELS_PER_STAGE, num_primcaps // NUM_STAGES, int(config["m_dim"])
+                NUM_STAGES, pixels_per_stage, num_primcaps // NUM_STAGES, int(config["m_dim"])
             )
         aggregation_class = AGGREGATIONS[aggregation]
         agg_kwargs = {"num_out": int(config["num_capsule"]), "out_dim": int(config["dim_capsule"])}
@@ -241,11 +251,17 @@ def register_architecture(name: str, builder: Callable[[dict[str, Any]], PoseMod
     ARCHITECTURES[name] = builder
 
 
+# Architectures whose module is imported only when needed (timm and torchvision are slow to import).
+LAZY_ARCHITECTURES = {"fsanet_timm": "fsanet.timm_head"}
+
+
 def build_model(config: dict[str, Any]) -> PoseModel:
     """An untrained module for ``config``; raises :class:`InvalidWeightsError` for unknown ones."""
     if not isinstance(config, dict) or "architecture" not in config:
         raise InvalidWeightsError("config has no 'architecture' key")
     architecture = config["architecture"]
+    if architecture in LAZY_ARCHITECTURES and architecture not in ARCHITECTURES:
+        importlib.import_module(LAZY_ARCHITECTURES[architecture])  # registers itself
     if architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise InvalidWeightsError(f"unknown architecture {architecture!r} (known: {known})")

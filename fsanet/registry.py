@@ -1,7 +1,8 @@
 """timm-style registry: ``list_models()``, ``create_model(name, pretrained=...)``.
 
 Names are ``fsanet_{caps,netvlad,metric}_{1x1,var,uniform}``, ``fsanet_fusion`` (FSA-Caps-Fusion:
-mean of the three capsule models) and ``ssrnet_md``. Pretrained tags say what the weights
+mean of the three capsule models), ``ssrnet_md``, and ``fsanet_timm_<backbone>`` for any timm
+model (not listed: there are hundreds). Pretrained tags say what the weights
 were trained on: ``.300w_lp`` (protocol 1) and ``.biwi`` (protocol 2, BIWI 70/30). Only
 combinations the authors shipped weights for have tags.
 
@@ -171,8 +172,13 @@ def list_models(pretrained: bool = False) -> list[str]:
     return [f"{name}.{tag}" for name in MODEL_NAMES for tag in _tags(name)]
 
 
+TIMM_PREFIX = "fsanet_timm_"  # fsanet_timm_<any timm model>: an FSA head on that backbone, untrained
+
+
 def split_name(model_name: str) -> tuple[str, str | None]:
     name, _, tag = model_name.partition(".")
+    if name.startswith(TIMM_PREFIX) and not tag:
+        return name, None
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if tag and tag not in _tags(name):
@@ -188,6 +194,14 @@ def create_model(model_name: str, pretrained: bool = False) -> PoseModel:
     ``pretrained=True`` without a tag takes the first tag (``300w_lp`` where it exists).
     """
     name, tag = split_name(model_name)
+    if name.startswith(TIMM_PREFIX):
+        if pretrained:
+            raise WeightsUnavailableError(
+                f"{name} has no pretrained FSA weights: train it with python -m fsanet train"
+            )
+        from fsanet.timm_head import create_timm_model_by_name
+
+        return create_timm_model_by_name(name).eval()
     if not pretrained:
         return build_model(_base_config(name)).eval()
     tag = tag or (_tags(name) or [None])[0]

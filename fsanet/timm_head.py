@@ -24,22 +24,9 @@ from torch import nn
 
 from fsanet.errors import InvalidWeightsError
 from fsanet.layers import (
-    ConvScoring,
-    FineGrainedMapping,
-    MultiStageHeads,
-    SSRRegression,
     StageFusion,
-    VarianceScoring,
 )
-from fsanet.models import (
-    AGGREGATIONS,
-    CAPSULE_ROWS,
-    NUM_STAGES,
-    SCORINGS,
-    FSANet,
-    PoseModel,
-    register_architecture,
-)
+from fsanet.models import CAPSULE_ROWS, NUM_STAGES, FSANet, fsanet_config, register_architecture
 
 ARCHITECTURE = "fsanet_timm"
 NAME_PREFIX = "fsanet_timm_"
@@ -77,8 +64,6 @@ def timm_config(
     out_indices: tuple[int, ...] = DEFAULT_OUT_INDICES,
 ) -> dict[str, Any]:
     """The config of an FSA head on ``backbone``; input size and mean/std come from its pretrained_cfg."""
-    if aggregation not in AGGREGATIONS or scoring not in SCORINGS:
-        raise ValueError(f"unknown FSA head {aggregation!r}/{scoring!r}")
     if len(out_indices) != NUM_STAGES:
         raise ValueError(f"an FSA head needs {NUM_STAGES} feature levels, got out_indices={out_indices}")
     timm = _timm()
@@ -91,27 +76,20 @@ def timm_config(
     size = int(image_size or cfg["input_size"][-1])
     grid = math.ceil(size / max(probe.feature_info.reduction()))
     num_primcaps = NUM_STAGES * grid * grid if scoring == "uniform" else NUM_STAGES * CAPSULE_ROWS
-    return {
-        "architecture": ARCHITECTURE,
-        "name": f"{NAME_PREFIX}{backbone}",
-        "backbone": backbone,
-        "out_indices": list(out_indices),
-        "feature_channels": list(probe.feature_info.channels()),
-        "grid_size": grid,
-        "mean": [float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))],
-        "std": [float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))],
-        "aggregation": aggregation,
-        "scoring": scoring,
-        "num_capsule": 3,
-        "dim_capsule": 16,
-        "routings": 2,
-        "num_primcaps": num_primcaps,
-        "m_dim": 5,
-        "stage_num": [3, 3, 3],
-        "lambda_d": 1.0,
-        "image_size": size,
-        "input_channel_order": "rgb",
-    }
+    return fsanet_config(
+        aggregation,
+        scoring,
+        architecture=ARCHITECTURE,
+        name=f"{NAME_PREFIX}{backbone}",
+        backbone=backbone,
+        out_indices=list(out_indices),
+        feature_channels=list(probe.feature_info.channels()),
+        grid_size=grid,
+        mean=[float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))],
+        std=[float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))],
+        num_primcaps=num_primcaps,
+        image_size=size,
+    )
 
 
 class TimmStageMaps(nn.Module):
@@ -153,27 +131,11 @@ class TimmFSANet(FSANet):
     """:class:`~fsanet.models.FSANet` with :class:`TimmStageMaps` as its feature extractor.
 
     ``primary_capsules``/``forward`` are FSANet's; only the parts sized by the backbone differ
-    (FSANet's constructor fixes the 64x64 two-stream G model and 8x8 maps, so it is not called).
     """
 
     def __init__(self, config: dict[str, Any], pretrained_backbone: bool | str = False):
-        PoseModel.__init__(self, config)
-        scoring, aggregation = config["scoring"], config["aggregation"]
-        grid, num_primcaps = int(config["grid_size"]), int(config["num_primcaps"])
-        self.features = TimmStageMaps(config, pretrained_backbone)
-        if scoring == "uniform":
-            self.scoring, self.mapping = None, None
-        else:
-            self.scoring = ConvScoring(STAGE_CHANNELS) if scoring == "1x1" else VarianceScoring()
-            self.mapping = FineGrainedMapping(
-                NUM_STAGES, grid * grid, num_primcaps // NUM_STAGES, int(config["m_dim"])
-            )
-        agg_kwargs = {"num_out": int(config["num_capsule"]), "out_dim": int(config["dim_capsule"])}
-        if aggregation == "caps":
-            agg_kwargs["routings"] = int(config["routings"])
-        self.aggregation = AGGREGATIONS[aggregation](num_primcaps, **agg_kwargs)
-        self.heads = MultiStageHeads(NUM_STAGES)
-        self.ssr = SSRRegression(tuple(config["stage_num"]), float(config["lambda_d"]))
+        grid = int(config["grid_size"])
+        super().__init__(config, TimmStageMaps(config, pretrained_backbone), pixels_per_stage=grid * grid)
 
 
 def build_timm_model(config: dict[str, Any]) -> TimmFSANet:

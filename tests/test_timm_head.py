@@ -83,3 +83,18 @@ def test_missing_weights_file_and_unknown_backbone():
         create_timm_model("resnet18", pretrained_backbone="/nonexistent/weights.safetensors")
     with pytest.raises(ValueError, match="unknown timm model"):
         create_timm_model_by_name("fsanet_timm_not_a_backbone")
+
+
+def test_registry_and_build_model_reach_the_timm_head(tmp_path):
+    """create_model("fsanet_timm_<backbone>") and loading a saved timm directory need no manual import."""
+    import fsanet
+
+    model = fsanet.create_model("fsanet_timm_resnet18")
+    assert model.config["architecture"] == "fsanet_timm" and model.config["backbone"] == "resnet18"
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = fsanet.load_model(str(tmp_path / "saved"))
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), model(x))
+    with pytest.raises(fsanet.WeightsUnavailableError, match="no pretrained"):
+        fsanet.create_model("fsanet_timm_resnet18", pretrained=True)
