@@ -46,7 +46,7 @@ def app_url(board_dir, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: run .ci/install-system-deps.sh")
+        pytest.skip("/usr/bin/chromium is missing: run scripts/install-system-deps.sh (scripts/test.sh does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
