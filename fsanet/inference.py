@@ -39,11 +39,19 @@ class ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
 
-def optimize_for_inference(model: nn.Module, script: bool = True, example_batch: int = 8) -> nn.Module:
+# Batches are run in chunks of this size: the activations of 32 crops stay in cache, and on a
+# 2-core CPU 32 x 2 chunks ran ~35% faster than one batch of 64 (see the note in the README).
+DEFAULT_CHUNK = 32
+
+
+def optimize_for_inference(
+    model: nn.Module, script: bool = True, example_batch: int = 8, chunk: int = DEFAULT_CHUNK
+) -> nn.Module:
     """A frozen, faster copy of ``model`` for inference (same forward contract, no gradients).
 
-    ``script=True`` traces and freezes the graph (input shape ``(N, 3, S, S)`` with any ``N``);
-    the result keeps ``name`` and ``config`` of the original.
+    ``script=True`` traces and freezes the graph (input ``(N, 3, S, S)`` with any ``N``) and, on
+    CPU, lets ``torch.jit.optimize_for_inference`` move convolutions to oneDNN's layout. Inputs
+    larger than ``chunk`` run in chunks. The result keeps ``name``/``config`` of the original.
     """
     optimized = copy.deepcopy(model).eval()
     for module in optimized.modules():
@@ -52,26 +60,32 @@ def optimize_for_inference(model: nn.Module, script: bool = True, example_batch:
     optimized = ChannelsLast(optimized.to(memory_format=torch.channels_last)).eval()
     if script:
         size = int(getattr(model, "input_size", 64))
-        example = torch.zeros(example_batch, 3, size, size, device=next(model.parameters()).device)
+        device = next(model.parameters()).device
+        example = torch.zeros(example_batch, 3, size, size, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.simplefilter(
                 "ignore", DeprecationWarning
-            )  # torch.jit is deprecated in 2.13 but still fastest here
+            )  # torch.jit is deprecated in 2.13 but fastest here
             optimized = torch.jit.freeze(torch.jit.trace(optimized, example, check_trace=False))
-    return _Named(optimized, model)
+            if device.type == "cpu":
+                optimized = torch.jit.optimize_for_inference(optimized)
+    return InferenceModel(optimized, model, chunk)
 
 
-class _Named(nn.Module):
-    """Carries the source model's ``name``/``config``/``input_size`` next to the optimised graph."""
+class InferenceModel(nn.Module):
+    """An optimised graph with the source model's ``name``, ``config`` and ``input_size``."""
 
-    def __init__(self, graph: nn.Module, source: nn.Module):
+    def __init__(self, graph: nn.Module, source: nn.Module, chunk: int = DEFAULT_CHUNK):
         super().__init__()
         self.graph = graph
+        self.chunk = chunk
         self.name = getattr(source, "name", type(source).__name__)
         self.config = getattr(source, "config", {})
         self.input_size = int(getattr(source, "input_size", 64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self.graph(x)
+            if len(x) <= self.chunk:
+                return self.graph(x)
+            return torch.cat([self.graph(part) for part in x.split(self.chunk)])

@@ -24,6 +24,8 @@ from fsanet.detection import DEFAULT_DETECTOR, Detection, Detector, create_detec
 from fsanet.errors import InvalidImageError
 from fsanet.geometry import rotation_matrix
 from fsanet.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
+from fsanet.inference import optimize_for_inference
+from fsanet.models import PoseModel
 from fsanet.preprocess import DEMO_MARGIN, preprocess_face, to_batch, xyxy_to_xywh
 
 DEFAULT_MODEL = "fsanet_fusion.300w_lp"
@@ -109,6 +111,8 @@ class PoseEstimator:
             raise ValueError(f"max_faces must be at least 1, not {max_faces}")
         self.device = torch.device(device) if device is not None else default_device()
         self.model = _load_model(model).to(self.device).eval()
+        if isinstance(self.model, PoseModel):  # the project's models run as frozen, BN-folded graphs
+            self.model = optimize_for_inference(self.model)
         self.model_name: str = getattr(self.model, "name", type(self.model).__name__)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.max_faces = max_faces

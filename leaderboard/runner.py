@@ -102,7 +102,7 @@ def evaluate(
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    module = module.to(device)
+    module = fsanet.optimize_for_inference(module.to(device).eval())  # BN folded, frozen: same angles, faster
 
     ids, faces_chunks, labels_chunks, preds = [], [], [], []
     bar = tqdm(total=len(data.dataset), desc=f"{model_name} on {name}", unit="crop", disable=not progress)

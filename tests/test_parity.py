@@ -109,10 +109,11 @@ def test_fusion_matches_official_ensemble():
         for v, n in (("capsule", 21), ("var_capsule", 21), ("noS_capsule", 192))
     ]
     fusion = PoseEnsemble({"architecture": "ensemble", "members": []}, members).eval()
-    for kind, tolerance in ANGLE_TOL.items():
-        with torch.no_grad():
-            angles = fusion(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()
-        assert np.abs(angles - outputs[f"outputs_{kind}_ensemble_mean"]).max() <= tolerance
+    for variant in (fusion, optimize_for_inference(fusion)):
+        for kind, tolerance in ANGLE_TOL.items():
+            with torch.no_grad():
+                angles = variant(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()
+            assert np.abs(angles - outputs[f"outputs_{kind}_ensemble_mean"]).max() <= tolerance
 
 
 def test_broken_official_file_is_refused():
