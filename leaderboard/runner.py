@@ -102,6 +102,7 @@ def evaluate(
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    params = sum(p.numel() for p in module.parameters())
     module = fsanet.optimize_for_inference(module.to(device).eval())  # BN folded, frozen: same angles, faster
 
     ids, faces_chunks, labels_chunks, preds = [], [], [], []
@@ -130,6 +131,7 @@ def evaluate(
             "model_name": model_name,
             "model_sha": key.weights_sha256,
             "architecture": module.config.get("architecture", ""),
+            "params": params,
             "benchmark": name,
             "protocol": BENCHMARKS[name].protocol if name in BENCHMARKS else data.meta.get("protocol", ""),
             "dataset_source": data.source,

@@ -39,6 +39,7 @@ TABLE_COLUMNS = (
     "geodesic_mean",
     "n",
     "n_dropped",
+    "params",
     "weights_sha256",
     "dataset_revision",
     "code_version",
@@ -134,6 +135,7 @@ class ResultsStore:
                     "benchmark": config["benchmark"],
                     "protocol": config.get("protocol", ""),
                     **{k: scores.get(k) for k in TABLE_COLUMNS if k in scores},
+                    "params": config.get("params"),  # model size (parameter count)
                     "weights_sha256": config["model_sha"],
                     "dataset_revision": config["dataset_revision"],
                     "code_version": config["code_version"],

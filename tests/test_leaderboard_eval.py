@@ -85,7 +85,9 @@ def test_evaluate_matches_the_hand_computed_mae_and_is_stored_once(aflw, model, 
     assert again.cached and again.path == first.path and first.path.stat().st_mtime_ns == mtime
     forced = evaluate(MODEL, aflw, store, force=True, progress=False, robustness=False)
     assert not forced.cached and forced.record["results"]["aflw2000"]["mae"] == scores["mae"]
-    assert len(store.table()) == 1
+    table = store.table()
+    assert len(table) == 1
+    assert table["params"][0] == sum(p.numel() for p in model.parameters())  # the model-size column
 
 
 def test_official_filter_drops_and_counts_out_of_range_samples(model, tmp_path):
