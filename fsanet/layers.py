@@ -106,8 +106,12 @@ class StageFusion(nn.Module):
 
 
 def flatten_pixels(feature_map: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N, H*W, C), pixel index ``h * W + w`` as Keras ``Reshape`` of NHWC."""
-    return feature_map.flatten(2).transpose(1, 2)
+    """(N, C, H, W) -> contiguous (N, H*W, C), pixel index ``h * W + w`` as Keras ``Reshape`` of NHWC.
+
+    Free for a ``channels_last`` map (already NHWC in memory), one copy otherwise.
+    """
+    n, c = feature_map.shape[:2]
+    return feature_map.permute(0, 2, 3, 1).reshape(n, -1, c)
 
 
 class ConvScoring(nn.Module):
@@ -173,8 +177,9 @@ class CapsuleAggregation(nn.Module):
         num_out, num_in, out_dim, in_dim = self.weight.shape
         # u_hat[n, j, i] = W[j, i] @ P[n, i], as one batched matmul over the input capsules i.
         weight = self.weight.permute(1, 3, 0, 2).reshape(num_in, in_dim, num_out * out_dim)
-        u_hat = torch.bmm(capsules.transpose(0, 1), weight)  # (in, N, out*out_dim)
-        u_hat = u_hat.view(num_in, -1, num_out, out_dim).permute(1, 2, 0, 3)  # (N, out, in, out_dim)
+        # Contiguous operands: a strided batch makes bmm fall back to one copy per input capsule.
+        u_hat = torch.bmm(capsules.transpose(0, 1).contiguous(), weight)  # (in, N, out*out_dim)
+        u_hat = u_hat.view(num_in, -1, num_out, out_dim).permute(1, 2, 0, 3).contiguous()  # (N, out, in, dim)
         logits = u_hat.new_zeros(u_hat.shape[:3])
         for iteration in range(self.routings):
             coupling = torch.softmax(logits, dim=1)
