@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 
 _MISSING_OP_MESSAGE = "torchvision::nms does not exist"
@@ -27,25 +28,26 @@ _library: torch.library.Library | None = None  # kept alive: dropping it unregis
 
 
 def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression with torchvision's semantics (indices by score, descending)."""
+    """Greedy non-maximum suppression with torchvision's semantics (kept indices by score, descending).
+
+    NumPy, vectorised over the remaining boxes: MTCNN calls this per pyramid scale with hundreds of
+    candidates, where a per-box loop of small torch ops cost ~20 ms per photo.
+    """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
-    boxes = boxes.float()
-    order = scores.argsort(descending=True)
-    x1, y1, x2, y2 = boxes.unbind(1)
-    areas = (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
-    suppressed = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    b = boxes.detach().cpu().float().numpy()
+    order = np.argsort(-scores.detach().cpu().float().numpy(), kind="stable")
+    x1, y1, x2, y2 = b.T
+    areas = (x2 - x1) * (y2 - y1)
     keep = []
-    for i in order.tolist():
-        if suppressed[i]:
-            continue
+    while order.size:
+        i, rest = order[0], order[1:]
         keep.append(i)
-        w = (torch.minimum(x2[i], x2) - torch.maximum(x1[i], x1)).clamp(min=0)
-        h = (torch.minimum(y2[i], y2) - torch.maximum(y1[i], y1)).clamp(min=0)
-        inter = w * h
-        iou = inter / (areas[i] + areas - inter)
-        suppressed |= iou > iou_threshold
-    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
+        width = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        height = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = width * height
+        order = rest[inter / (areas[i] + areas[rest] - inter) <= iou_threshold]
+    return torch.as_tensor(np.array(keep, dtype=np.int64), device=boxes.device)
 
 
 def _register_fallback_ops() -> None:
