@@ -38,7 +38,9 @@ def save_jpeg(rgb: np.ndarray) -> str:
     data = buffer.getvalue()
     directory = output_dir()
     path = directory / f"{hashlib.sha256(data).hexdigest()[:32]}.jpg"
-    if not path.exists():
+    if path.exists():
+        path.touch()  # the same image again: keep the file young so pruning cannot delete it under Gradio
+    else:
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=".jpg", delete=False) as handle:
             handle.write(data)
         os.replace(handle.name, path)
