@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fsanet import FSANetError, load_model
+from fsanet import FSANetError, load_model, optimize_for_inference
 from fsanet.detection import create_detector
 from fsanet.pipeline import DETECT_MAX_SIDE, PoseEstimator
 
@@ -44,7 +44,8 @@ def device() -> torch.device:
 
 @functools.cache
 def _model(name: str) -> nn.Module:
-    return load_model(name).to(device()).eval()
+    # Optimised once here, so the photo and webcam estimators share one frozen graph.
+    return optimize_for_inference(load_model(name).to(device()).eval())
 
 
 @functools.cache
