@@ -20,34 +20,18 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
+
+from fsanet.boxes import nms
 
 _MISSING_OP_MESSAGE = "torchvision::nms does not exist"
 _library: torch.library.Library | None = None  # kept alive: dropping it unregisters the ops
 
 
 def nms_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression with torchvision's semantics (kept indices by score, descending).
-
-    NumPy, vectorised over the remaining boxes: MTCNN calls this per pyramid scale with hundreds of
-    candidates, where a per-box loop of small torch ops cost ~20 ms per photo.
-    """
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    b = boxes.detach().cpu().float().numpy()
-    order = np.argsort(-scores.detach().cpu().float().numpy(), kind="stable")
-    x1, y1, x2, y2 = b.T
-    areas = (x2 - x1) * (y2 - y1)
-    keep = []
-    while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        width = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        height = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = width * height
-        order = rest[inter / (areas[i] + areas[rest] - inter) <= iou_threshold]
-    return torch.as_tensor(np.array(keep, dtype=np.int64), device=boxes.device)
+    """``torchvision::nms`` on CPU: greedy suppression, kept indices by score, descending."""
+    keep = nms(boxes.detach().cpu().float().numpy(), scores.detach().cpu().float().numpy(), iou_threshold)
+    return torch.as_tensor(keep, device=boxes.device)
 
 
 def _register_fallback_ops() -> None:

@@ -100,18 +100,8 @@ class Detector(ABC):
 
 
 # --------------------------------------------------------------------------------------- MTCNN
-@functools.cache
-def _mtcnn_net(device: str, min_face_size: int):
-    from fsanet._torchvision_compat import ensure_torchvision
-
-    ensure_torchvision()  # facenet_pytorch imports torchvision, whose CPU nms may be missing
-    from facenet_pytorch import MTCNN
-
-    return MTCNN(keep_all=True, device=device, min_face_size=min_face_size, select_largest=False)
-
-
 class MTCNNDetector(Detector):
-    """facenet-pytorch's MTCNN: multi-face, tolerant of profiles, weights inside the package."""
+    """MTCNN (:mod:`fsanet.mtcnn`): multi-face, tolerant of profiles, weights inside facenet-pytorch."""
 
     name = "mtcnn"
     box_transform = (0.99, 0.76, 0.14)
@@ -120,15 +110,15 @@ class MTCNNDetector(Detector):
         super().__init__(min_score)
         import torch
 
+        from fsanet.mtcnn import shared_mtcnn
+
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.net = _mtcnn_net(self.device, min_face_size)
+        self.net = shared_mtcnn(self.device, min_face_size)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
-        boxes, scores, landmarks = self.net.detect(image, landmarks=True)
-        if boxes is None:
-            return []
+        boxes, scores, landmarks = self.net.detect(image)
         return [
-            Detection(tuple(float(v) for v in box), float(score), tuple(map(tuple, points.tolist())))
+            Detection(tuple(map(float, box)), float(score), tuple(map(tuple, points.tolist())))
             for box, score, points in zip(boxes, scores, landmarks, strict=True)
         ]
 

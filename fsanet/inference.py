@@ -14,6 +14,10 @@ capsule variant), so it is not used here.
 from __future__ import annotations
 
 import copy
+import ctypes
+import functools
+import os
+import sys
 import warnings
 
 import torch
@@ -32,6 +36,32 @@ def fold_batchnorm(block: SeparableConvBlock) -> None:
     block.bn = nn.Identity()
 
 
+# glibc serves blocks above its mmap threshold (128 KiB at first) with fresh mmap()s and gives freed
+# heap tops back to the OS, so a forward pass page-faults its activations in again on every call.
+# Blocks up to 32 MiB (glibc's maximum) from the heap and 256 MiB of freed heap kept: on the 2-core
+# CPU, a 640x480 photo end to end (detect, pose, draw) went from 65-69 to 46-53 ms.
+MMAP_THRESHOLD = 32 * 1024 * 1024
+TRIM_THRESHOLD = 256 * 1024 * 1024
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Keep activation-sized blocks on glibc's heap (see above); ``False`` where not applied.
+
+    Process-wide and idempotent; :func:`optimize_for_inference` and the MTCNN detector call it.
+    ``FSANET_TUNE_MALLOC=0`` leaves the allocator alone; other C libraries are left alone too.
+    """
+    if os.environ.get("FSANET_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
+
 # Batches are run in chunks of this size: the activations of 32 crops stay in cache, and on a
 # 2-core CPU two chunks of 32 ran ~35% faster than one batch of 64.
 DEFAULT_CHUNK = 32
@@ -45,6 +75,7 @@ def optimize_for_inference(
     ``script=False`` only folds the BatchNorms. Inputs larger than ``chunk`` run in chunks. The
     result keeps ``name``/``config``/``input_size`` of the original.
     """
+    tune_allocator()
     optimized = copy.deepcopy(model).eval()
     for module in optimized.modules():
         if isinstance(module, SeparableConvBlock) and isinstance(module.bn, nn.BatchNorm2d):

@@ -178,7 +178,7 @@ def _biwi_frames(sequence: Path) -> list[tuple[Path, Path]]:
 
 
 def default_detector() -> Detector:
-    """The project's MTCNN (facenet-pytorch) returning raw MTCNN boxes, as the authors cropped them.
+    """The project's MTCNN (:mod:`fsanet.mtcnn`) returning raw MTCNN boxes, as the authors cropped them.
 
     ``fsanet.detection`` maps boxes onto its landmark convention by default; the BIWI recipe needs the
     detector's own box, so the mapping is switched off here. The confidence rule is applied by the importer.

@@ -7,21 +7,7 @@ import torch
 
 from fsanet._torchvision_compat import ensure_torchvision, nms_reference
 
-
-def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
-    """The definition, one pair at a time."""
-
-    def iou(a, b):
-        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        inter = w * h
-        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-    keep: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        if all(iou(boxes[i], boxes[k]) <= threshold for k in keep):
-            keep.append(int(i))
-    return keep
+from .test_boxes import greedy_nms
 
 
 def test_nms_matches_the_greedy_definition():
