@@ -38,6 +38,7 @@ from fsanet.inference import tune_allocator
 
 CELL, STRIDE = 12, 2  # the P-net's receptive field and stride, in pixels
 STRIP_PIXELS = 100_000  # input pixels per P-net call: larger activations fall out of cache
+CHUNK = 256  # crops per R-net / O-net call
 
 
 def _caffe_flatten(x: torch.Tensor) -> torch.Tensor:
@@ -293,12 +294,17 @@ class MTCNN:
             crops[k] = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
         return crops, valid
 
+    def _forward(self, net: nn.Module, crops: np.ndarray) -> list[np.ndarray]:
+        """``net`` on the crops in chunks (a cluttered photo can have thousands of candidates)."""
+        outputs = [net(self._tensor(part)) for part in np.split(crops, range(CHUNK, len(crops), CHUNK))]
+        return [torch.cat(parts).cpu().numpy() for parts in zip(*outputs, strict=True)]
+
     def _refine(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: the R-net rescores and regresses 24x24 crops; survivors squared."""
         crops, valid = self._crops(pixels, boxes, 24)
         if not len(crops):
-            return crops
-        probs, offsets = (t.cpu().numpy() for t in self.rnet(self._tensor(crops)))
+            return np.zeros((0, 5))
+        probs, offsets = self._forward(self.rnet, crops)
         keep = probs > self.thresholds[1]
         boxes = np.concatenate([boxes[valid][keep, :4], probs[keep, None]], axis=1)
         offsets = offsets[keep]
@@ -310,7 +316,7 @@ class MTCNN:
         crops, valid = self._crops(pixels, boxes, 48)
         if not len(crops):
             return _no_faces()
-        probs, offsets, points = (t.cpu().numpy() for t in self.onet(self._tensor(crops)))
+        probs, offsets, points = self._forward(self.onet, crops)
         keep = probs > self.thresholds[2]
         boxes = np.concatenate([boxes[valid][keep, :4], probs[keep, None]], axis=1)
         size = boxes[:, 2:4] - boxes[:, 0:2] + 1

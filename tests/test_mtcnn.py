@@ -179,3 +179,11 @@ def test_allocator_tuning_stops_the_page_faults_of_every_detection():
         runs[setting] = (applied, int(faults))
     assert runs["1"][0] == "True" and runs["0"][0] == "False"
     assert runs["1"][1] * 5 < runs["0"][1], runs
+
+
+def test_crops_run_in_chunks_with_the_same_result(cascade, monkeypatch):
+    image = skimage.data.astronaut()
+    whole = cascade.detect(image)
+    monkeypatch.setattr(mtcnn, "CHUNK", 7)  # stage 2 sees far more than 7 candidates
+    for ours, reference in zip(cascade.detect(image), whole, strict=True):
+        np.testing.assert_allclose(ours, reference, atol=1e-4)
