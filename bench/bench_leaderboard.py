@@ -10,6 +10,7 @@ for the model forward alone.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,24 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import fsanet
-from leaderboard.data import write_dataset
-from leaderboard.runner import evaluate, predict
-from leaderboard.store import ResultsStore
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def synthetic_rows(n: int):
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        yield {
-            "sample_id": f"s{i:06d}",
-            "image": rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
-            "box": None,
-            "yaw": float(rng.uniform(-90, 90)),
-            "pitch": float(rng.uniform(-60, 60)),
-            "roll": float(rng.uniform(-60, 60)),
-            "source_revision": "synthetic",
-        }
+import fsanet  # noqa: E402
+from leaderboard.data import write_dataset  # noqa: E402
+from leaderboard.runner import evaluate, predict  # noqa: E402
+from leaderboard.store import ResultsStore  # noqa: E402
+from tests.test_leaderboard_submissions import synthetic_rows  # noqa: E402
 
 
 def main() -> None:

@@ -41,3 +41,26 @@ def _session_weights(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+# ------------------------------------------------------------------- a filled leaderboard (Space tests)
+BOARD_MODELS = ("ssrnet_md.300w_lp", "fsanet_caps_1x1.300w_lp")
+
+
+def fill_leaderboard(root: Path, models: tuple[str, ...]) -> None:
+    """Score ``models`` on the 16 AFLW2000 samples with the leaderboard's own importer and runner."""
+    from leaderboard.importers import prepare_aflw2000
+    from leaderboard.runner import evaluate
+    from leaderboard.store import ResultsStore
+
+    dataset = prepare_aflw2000(require_shared(DATA / "aflw2000-sample16"), root / "datasets" / "aflw2000")
+    for model in models:
+        evaluate(model, dataset, store=ResultsStore(root), robustness=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def board_dir(tmp_path_factory) -> Path:
+    """A leaderboard directory holding the results of ``BOARD_MODELS``."""
+    root = tmp_path_factory.mktemp("leaderboard")
+    fill_leaderboard(root, BOARD_MODELS)
+    return root

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -103,11 +104,12 @@ def test_submission_is_queued_evaluated_and_listed(board, good_submission):
     assert table["weights_sha256"][0] == request["weights_sha256"]
 
 
-def _synthetic_benchmark(path, n):
+def synthetic_rows(n: int) -> Iterator[dict]:
+    """Benchmark rows of random 64x64 crops and angles (also the leaderboard bench's input)."""
     rng = np.random.default_rng(0)
-    rows = (
-        {
-            "sample_id": f"s{i:05d}",
+    for i in range(n):
+        yield {
+            "sample_id": f"s{i:06d}",
             "image": rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
             "box": None,
             "yaw": float(rng.uniform(-90, 90)),
@@ -115,9 +117,10 @@ def _synthetic_benchmark(path, n):
             "roll": float(rng.uniform(-60, 60)),
             "source_revision": "synthetic",
         }
-        for i in range(n)
-    )
-    return write_dataset(rows, path, {"benchmark": "aflw2000"})
+
+
+def _synthetic_benchmark(path, n):
+    return write_dataset(synthetic_rows(n), path, {"benchmark": "aflw2000"})
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import DATA, ROOT, require_shared
+from tests.conftest import BOARD_MODELS, DATA, ROOT, require_shared
 
 SAMPLES = DATA / "aflw2000-sample16"
 MAX_UPLOAD_MB = 4
@@ -69,27 +69,6 @@ def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[st
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def fill_leaderboard(root: Path, models: tuple[str, ...]) -> None:
-    """Score ``models`` on the 16 AFLW2000 samples with the leaderboard's own importer and runner."""
-    from leaderboard.importers import prepare_aflw2000
-    from leaderboard.runner import evaluate
-    from leaderboard.store import ResultsStore
-
-    dataset = prepare_aflw2000(require_shared(SAMPLES), root / "datasets" / "aflw2000")
-    for model in models:
-        evaluate(model, dataset, store=ResultsStore(root), robustness=False, progress=False)
-
-
-BOARD_MODELS = ("ssrnet_md.300w_lp", "fsanet_caps_1x1.300w_lp")
-
-
-@pytest.fixture(scope="module")
-def board_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("leaderboard")
-    fill_leaderboard(root, BOARD_MODELS)
-    return root
 
 
 @pytest.fixture(scope="module")

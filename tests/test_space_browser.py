@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_shared
-from tests.test_space_api import BOARD_MODELS, SAMPLES, fill_leaderboard, serve_app
+from tests.conftest import BOARD_MODELS, ROOT, require_shared
+from tests.test_space_api import SAMPLES, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +28,6 @@ ARGS = [
     "--use-fake-device-for-media-stream",
 ]
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def board_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("leaderboard")
-    fill_leaderboard(root, BOARD_MODELS)
-    return root
 
 
 @pytest.fixture(scope="module")
