@@ -64,8 +64,10 @@ def validate_state_dict(config: dict[str, Any], tensors: dict[str, torch.Tensor]
     Raises :class:`InvalidWeightsError` naming the first problems: unknown architecture,
     missing or unexpected tensors, wrong shapes, non-float dtypes, NaN or infinite values.
     """
-    model = build_model(config)
-    expected = model.state_dict()
+    # Checked against a skeleton on the meta device (shapes, no memory): a config naming a huge
+    # timm backbone costs nothing until its weights are known to fit.
+    with torch.device("meta"):
+        expected = build_model(config).state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     problems, broken = [], []
@@ -90,7 +92,7 @@ def validate_state_dict(config: dict[str, Any], tensors: dict[str, torch.Tensor]
         )
     if problems:
         raise InvalidWeightsError(f"{config.get('name', config['architecture'])}: " + "; ".join(problems[:6]))
-    return model
+    return build_model(config)
 
 
 def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -98,3 +98,27 @@ def test_registry_and_build_model_reach_the_timm_head(tmp_path):
         assert torch.equal(reloaded(x), model(x))
     with pytest.raises(fsanet.WeightsUnavailableError, match="no pretrained"):
         fsanet.create_model("fsanet_timm_resnet18", pretrained=True)
+
+
+def test_a_config_naming_a_huge_backbone_is_rejected_without_building_it(tmp_path, monkeypatch):
+    """Weights are checked against a meta-device skeleton: a hostile config naming a 1-billion
+    parameter backbone next to small weights never allocates that backbone."""
+    import fsanet
+    from fsanet import hub
+
+    small = fsanet.create_model("fsanet_timm_mobilenetv3_small_100")
+    config = timm_config("vit_giant_patch14_224", image_size=small.config["image_size"])
+    built_on = []
+    real_build = hub.build_model
+
+    def recording_build(cfg):
+        model = real_build(cfg)
+        built_on.append(next(model.parameters()).device.type)
+        return model
+
+    monkeypatch.setattr(hub, "build_model", recording_build)
+    with pytest.raises(fsanet.InvalidWeightsError, match="missing tensors"):
+        hub.validate_state_dict(config, small.state_dict())
+    assert built_on == ["meta"]
+    hub.validate_state_dict(small.config, small.state_dict())  # valid weights: checked, then built
+    assert built_on == ["meta", "meta", "cpu"]
