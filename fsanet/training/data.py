@@ -14,15 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import datasets
 import numpy as np
 import torch
 
 from fsanet.errors import FSANetError
 from fsanet.preprocess import INPUT_SIZE, crop_resize
 from fsanet.training.augment import augment_batch
+
+if TYPE_CHECKING:
+    import datasets
 
 LABEL_COLUMNS = ("yaw", "pitch", "roll")
 PROTOCOL_MAX_ANGLE = 99.0  # the authors keep only samples with every angle in [-99, 99]
@@ -34,6 +37,7 @@ class DataError(FSANetError):
 
 
 def open_dataset(source: str | Path, split: str | None = None) -> datasets.Dataset:
+    import datasets  # here: importing it takes ~0.7 s, which every `python -m fsanet` command paid
     """A canonical dataset from a local directory or a Hub repo id (``split``, or the only/train split)."""
     path = Path(source)
     try:
