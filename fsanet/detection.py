@@ -23,6 +23,7 @@ Detection models are loaded once per process and shared.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -65,9 +66,12 @@ class Detector(ABC):
     # Onto the landmark-box convention: (width factor, height factor, centre shift in box heights).
     box_transform: tuple[float, float, float] = (1.0, 1.0, 0.0)
 
+    # False: calls are serialised by a lock (OpenCV's nets keep per-call state on the object).
+    thread_safe: bool = False
+
     def __init__(self, min_score: float = 0.5):
         self.min_score = min_score
-        self._lock = threading.Lock()  # the underlying nets are not safe to call concurrently
+        self._lock = threading.Lock() if not self.thread_safe else contextlib.nullcontext()
 
     @abstractmethod
     def _detect(self, image: np.ndarray) -> list[Detection]:
@@ -105,6 +109,7 @@ class MTCNNDetector(Detector):
 
     name = "mtcnn"
     box_transform = (0.99, 0.76, 0.14)
+    thread_safe = True  # the cascade keeps no state between calls: concurrent requests detect in parallel
 
     def __init__(self, min_score: float = 0.9, min_face_size: int = 20, device: str | None = None):
         super().__init__(min_score)

@@ -187,3 +187,18 @@ def test_crops_run_in_chunks_with_the_same_result(cascade, monkeypatch):
     monkeypatch.setattr(mtcnn, "CHUNK", 7)  # stage 2 sees far more than 7 candidates
     for ours, reference in zip(cascade.detect(image), whole, strict=True):
         np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_concurrent_detections_match_serial_ones():
+    """The MTCNN detector runs requests in parallel (no lock), so the cascade must keep no call state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fsanet.detection import create_detector
+
+    detector = create_detector("mtcnn")
+    assert detector.thread_safe
+    photos = _photos()
+    serial = [detector.detect(photo) for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(detector.detect, photos * 2))
+    assert parallel == serial * 2
