@@ -38,6 +38,7 @@ class DataError(FSANetError):
 
 def open_dataset(source: str | Path, split: str | None = None) -> datasets.Dataset:
     import datasets  # here: importing it takes ~0.7 s, which every `python -m fsanet` command paid
+
     """A canonical dataset from a local directory or a Hub repo id (``split``, or the only/train split)."""
     path = Path(source)
     try:
