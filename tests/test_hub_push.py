@@ -1,0 +1,271 @@
+"""push_to_hub and from_pretrained end to end over real HTTP, against a minimal fake Hub on 127.0.0.1.
+
+The fake Hub implements only the routes ``huggingface_hub`` (2.4) calls, with Xet disabled, for
+``HfApi.create_repo`` + ``HfApi.upload_folder`` of a couple of small files and for
+``snapshot_download(repo_id, allow_patterns=[...])``. Its preupload answer puts every file in the
+"regular" upload mode, so file contents travel base64-encoded inside the NDJSON commit and no LFS
+or Xet transfer is involved. Uploaded files are kept in memory, one dict per repo.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import huggingface_hub.constants
+import pytest
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+import fsanet
+from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
+
+TOKEN = "hf_fake_token_for_tests"
+REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of a file, which the Hub serves as the ETag of non-LFS files."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class FakeRepo:
+    files: dict[str, bytes] = field(default_factory=dict)
+    commit: str = hashlib.sha1(b"initial commit").hexdigest()  # 40 hex digits, like a git commit id
+
+    def commit_files(self, files: dict[str, bytes]) -> str:
+        """Add or replace ``files`` in one new commit; returns its id."""
+        self.files.update(files)
+        digest = hashlib.sha1(self.commit.encode())  # parent commit, then the changes
+        for name, data in sorted(files.items()):
+            digest.update(name.encode() + b"\0" + data)
+        self.commit = digest.hexdigest()
+        return self.commit
+
+
+class FakeHub(http.server.ThreadingHTTPServer):
+    """The server, its repos (``repo_id -> FakeRepo``) and a log of ``(method, path, authorization)``."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), FakeHubHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.repos: dict[str, FakeRepo] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.lock = threading.Lock()
+
+    def add_repo(self, repo_id: str, files: dict[str, bytes]) -> None:
+        """Put a repo straight into storage, as if someone else had pushed it."""
+        repo = self.repos.setdefault(repo_id, FakeRepo())
+        repo.commit_files(files)
+
+
+class FakeHubHandler(http.server.BaseHTTPRequestHandler):
+    server: FakeHub
+
+    # --------------------------------------------------------------------------------- plumbing
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, payload: object, status: int = 200) -> None:
+        self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+    def _error(self, status: int, code: str | None = None) -> None:
+        # huggingface_hub maps X-Error-Code to its typed errors (RepositoryNotFoundError, ...).
+        headers = {"X-Error-Code": code} if code else {}
+        self._send(status, json.dumps({"error": code or "not found"}).encode(), headers)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def _route(self, pattern: str) -> re.Match[str] | None:
+        return re.fullmatch(pattern, unquote(urlsplit(self.path).path))
+
+    def _repo_at(self, repo_id: str, revision: str) -> FakeRepo | None:
+        """The repo if it exists and ``revision`` is ``main`` or its head commit, else an error is sent."""
+        repo = self.server.repos.get(repo_id)
+        if repo is None:
+            self._error(404, "RepoNotFound")
+        elif revision not in ("main", repo.commit):
+            self._error(404, "RevisionNotFound")
+            repo = None
+        return repo
+
+    def _log(self) -> None:
+        with self.server.lock:
+            self.server.requests.append((self.command, self.path, self.headers.get("Authorization")))
+
+    # ----------------------------------------------------------------------------------- routes
+    def do_POST(self) -> None:
+        self._log()
+        if self._route("/api/repos/create"):
+            # HfApi.create_repo: 409 when the repo exists, still with its url (exist_ok=True reads it).
+            payload = json.loads(self._body())
+            repo_id = f"{payload['organization']}/{payload['name']}"
+            with self.server.lock:
+                exists = repo_id in self.server.repos
+                self.server.repos.setdefault(repo_id, FakeRepo())
+            return self._json({"url": f"{self.server.url}/{repo_id}"}, status=409 if exists else 200)
+        if match := self._route(rf"/api/models/{REPO}/preupload/(?P<revision>[^/]+)"):
+            # HfApi.preupload_lfs_files (_commit_api._fetch_upload_modes): everything goes inline.
+            if not self._repo_at(match["repo"], match["revision"]):
+                return
+            files = json.loads(self._body())["files"]
+            modes = [{"path": file["path"], "uploadMode": "regular", "shouldIgnore": False} for file in files]
+            return self._json({"files": modes})
+        if match := self._route(rf"/api/models/{REPO}/commit/(?P<revision>[^/]+)"):
+            # HfApi.create_commit (_commit_api._send_commit): NDJSON, a header line then one line per file.
+            repo = self._repo_at(match["repo"], match["revision"])
+            if not repo:
+                return
+            lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
+            if lines[0]["key"] != "header" or any(line["key"] != "file" for line in lines[1:]):
+                return self._error(422)  # only inline base64 files are expected here (no LFS, no deletions)
+            files = {line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines[1:]}
+            with self.server.lock:
+                commit = repo.commit_files(files)
+            return self._json(
+                {"commitUrl": f"{self.server.url}/{match['repo']}/commit/{commit}", "commitOid": commit}
+            )
+        self._error(404)
+
+    def do_GET(self) -> None:
+        self._log()
+        if match := self._route(rf"/api/models/{REPO}/revision/(?P<revision>[^/]+)"):
+            # HfApi.model_info (via repo_info in snapshot_download): resolves the revision to a commit.
+            if repo := self._repo_at(match["repo"], match["revision"]):
+                self._json({"id": match["repo"], "sha": repo.commit, "private": False})
+            return
+        if match := self._route(rf"/api/models/{REPO}/tree/(?P<revision>[^/]+)"):
+            # HfApi.list_repo_tree (snapshot_download): one page, so no "Link: next" header.
+            if repo := self._repo_at(match["repo"], match["revision"]):
+                self._json(
+                    [
+                        {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
+                        for path, data in sorted(repo.files.items())
+                    ]
+                )
+            return
+        if match := self._route(rf"/{REPO}/resolve/(?P<revision>[^/]+)/(?P<filename>.+)"):
+            # hf_hub_download: HEAD (get_hf_file_metadata) then GET (http_get) of the same URL.
+            if repo := self._repo_at(match["repo"], match["revision"]):
+                data = repo.files.get(match["filename"])
+                if data is None:
+                    return self._error(404, "EntryNotFound")
+                # X-Repo-Commit and ETag are required; Content-Length is the size checked after the GET.
+                headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{git_blob_sha1(data)}"'}
+                self._send(200, data, {**headers, "Content-Type": "application/octet-stream"})
+            return
+        self._error(404)
+
+    do_HEAD = do_GET
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path) -> Iterator[FakeHub]:
+    """A running fake Hub, with huggingface_hub pointed at it and its caches and token in ``tmp_path``."""
+    hub = FakeHub()
+    thread = threading.Thread(target=hub.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    home = tmp_path / "hf-home"
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # tests/conftest.py sets it for every other test
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    for key, value in {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    # huggingface_hub read those variables when it was imported: set the derived constants too.
+    constants = huggingface_hub.constants
+    for name, value in {
+        "ENDPOINT": hub.url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
+    }.items():
+        monkeypatch.setattr(constants, name, value)
+    yield hub
+    hub.shutdown()
+    hub.server_close()
+
+
+def state_dicts_equal(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> bool:
+    return left.keys() == right.keys() and all(torch.equal(left[key], right[key]) for key in left)
+
+
+def test_push_to_hub_then_from_pretrained_round_trip(fake_hub: FakeHub, tmp_path):
+    model = fsanet.create_model("fsanet_caps_1x1").eval()
+    url = model.push_to_hub("alice/fsanet-test")
+
+    repo = fake_hub.repos["alice/fsanet-test"]
+    assert url == f"{fake_hub.url}/alice/fsanet-test/commit/{repo.commit}"
+    assert sorted(repo.files) == ["config.json", "model.safetensors"]
+    assert json.loads(repo.files["config.json"]) == model.config
+    assert state_dicts_equal(load_safetensors_bytes(repo.files["model.safetensors"]), model.state_dict())
+    commits = [auth for method, path, auth in fake_hub.requests if "/commit/" in path and method == "POST"]
+    assert commits == [f"Bearer {TOKEN}"]
+
+    loaded = fsanet.from_pretrained("alice/fsanet-test")
+    assert loaded.name == "alice/fsanet-test"
+    x = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert (tmp_path / "hf-home" / "hub" / "models--alice--fsanet-test").is_dir()  # the test's cache, not ~
+
+    # A second push (the module-level function this time) replaces the weights; the repo already
+    # exists (create_repo gets a 409) and from_pretrained follows main to the new commit.
+    retrained = fsanet.create_model("fsanet_caps_1x1").eval()
+    first_commit = repo.commit
+    fsanet.push_to_hub(retrained, "alice/fsanet-test")
+    assert repo.commit != first_commit
+    reloaded = fsanet.from_pretrained("alice/fsanet-test")
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), retrained(x))
+        assert not torch.equal(reloaded(x), model(x))
+
+
+def test_from_pretrained_refuses_a_repo_with_wrong_shapes(fake_hub: FakeHub):
+    model = fsanet.create_model("fsanet_caps_1x1")
+    tensors = {key: value.clone() for key, value in model.state_dict().items()}
+    key = next(key for key, value in tensors.items() if value.ndim >= 2)
+    tensors[key] = torch.zeros(*tensors[key].shape[:-1], tensors[key].shape[-1] + 1)
+    fake_hub.add_repo(
+        "alice/broken",
+        {
+            "config.json": json.dumps(model.config).encode(),
+            "model.safetensors": save_safetensors_bytes(tensors),
+        },
+    )
+    with pytest.raises(InvalidWeightsError, match=rf"{re.escape(key)}: shape"):
+        fsanet.from_pretrained("alice/broken")
+
+
+def test_from_pretrained_of_a_missing_repo_names_the_hub(fake_hub: FakeHub):
+    with pytest.raises(WeightsUnavailableError, match="alice/missing"):
+        fsanet.from_pretrained("alice/missing")
+    assert any("/api/models/alice/missing/" in path for _, path, _ in fake_hub.requests)
