@@ -1,7 +1,8 @@
-"""push_to_hub and from_pretrained end to end over real HTTP, against a minimal fake Hub on 127.0.0.1.
+"""Hub round trips over real HTTP, against a minimal fake Hub on 127.0.0.1: push_to_hub and
+from_pretrained (model repos), and the leaderboard's RESULTS_REPO mirror (a dataset repo).
 
 The fake Hub implements only the routes ``huggingface_hub`` (2.4) calls, with Xet disabled, for
-``HfApi.create_repo`` + ``HfApi.upload_folder`` of a couple of small files and for
+``HfApi.create_repo`` + ``HfApi.upload_folder`` / ``upload_file`` of small files and for
 ``snapshot_download(repo_id, allow_patterns=[...])``. Its preupload answer puts every file in the
 "regular" upload mode, so file contents travel base64-encoded inside the NDJSON commit and no LFS
 or Xet transfer is involved. Uploaded files are kept in memory, one dict per repo.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import huggingface_hub.constants
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load as load_safetensors_bytes
@@ -30,6 +32,9 @@ from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
 
 TOKEN = "hf_fake_token_for_tests"
 REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+# Model repos are stored under their id, dataset repos under "datasets/<id>" (the Hub's URL prefix).
+API = rf"/api/(?P<kind>models|datasets)/{REPO}"
+RESOLVE = rf"/(?P<prefix>datasets/)?{REPO}/resolve/(?P<revision>[^/]+)/(?P<filename>.+)"
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -98,9 +103,11 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
     def _route(self, pattern: str) -> re.Match[str] | None:
         return re.fullmatch(pattern, unquote(urlsplit(self.path).path))
 
-    def _repo_at(self, repo_id: str, revision: str) -> FakeRepo | None:
-        """The repo if it exists and ``revision`` is ``main`` or its head commit, else an error is sent."""
-        repo = self.server.repos.get(repo_id)
+    def _repo_at(self, match: re.Match[str]) -> FakeRepo | None:
+        """The matched repo if it exists and the revision is ``main`` or its head, else an error is sent."""
+        dataset = match.groupdict().get("kind") == "datasets" or match.groupdict().get("prefix")
+        repo = self.server.repos.get(("datasets/" if dataset else "") + match["repo"])
+        revision = match["revision"]
         if repo is None:
             self._error(404, "RepoNotFound")
         elif revision not in ("main", repo.commit):
@@ -123,16 +130,16 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
                 exists = repo_id in self.server.repos
                 self.server.repos.setdefault(repo_id, FakeRepo())
             return self._json({"url": f"{self.server.url}/{repo_id}"}, status=409 if exists else 200)
-        if match := self._route(rf"/api/models/{REPO}/preupload/(?P<revision>[^/]+)"):
+        if match := self._route(rf"{API}/preupload/(?P<revision>[^/]+)"):
             # HfApi.preupload_lfs_files (_commit_api._fetch_upload_modes): everything goes inline.
-            if not self._repo_at(match["repo"], match["revision"]):
+            if not self._repo_at(match):
                 return
             files = json.loads(self._body())["files"]
             modes = [{"path": file["path"], "uploadMode": "regular", "shouldIgnore": False} for file in files]
             return self._json({"files": modes})
-        if match := self._route(rf"/api/models/{REPO}/commit/(?P<revision>[^/]+)"):
+        if match := self._route(rf"{API}/commit/(?P<revision>[^/]+)"):
             # HfApi.create_commit (_commit_api._send_commit): NDJSON, a header line then one line per file.
-            repo = self._repo_at(match["repo"], match["revision"])
+            repo = self._repo_at(match)
             if not repo:
                 return
             lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
@@ -148,14 +155,14 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._log()
-        if match := self._route(rf"/api/models/{REPO}/revision/(?P<revision>[^/]+)"):
-            # HfApi.model_info (via repo_info in snapshot_download): resolves the revision to a commit.
-            if repo := self._repo_at(match["repo"], match["revision"]):
+        if match := self._route(rf"{API}/revision/(?P<revision>[^/]+)"):
+            # HfApi.model_info / dataset_info (repo_info in snapshot_download): the revision's commit.
+            if repo := self._repo_at(match):
                 self._json({"id": match["repo"], "sha": repo.commit, "private": False})
             return
-        if match := self._route(rf"/api/models/{REPO}/tree/(?P<revision>[^/]+)"):
+        if match := self._route(rf"{API}/tree/(?P<revision>[^/]+)(?:/(?P<folder>.+))?"):
             # HfApi.list_repo_tree (snapshot_download): one page, so no "Link: next" header.
-            if repo := self._repo_at(match["repo"], match["revision"]):
+            if repo := self._repo_at(match):
                 self._json(
                     [
                         {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
@@ -163,9 +170,9 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
                     ]
                 )
             return
-        if match := self._route(rf"/{REPO}/resolve/(?P<revision>[^/]+)/(?P<filename>.+)"):
+        if match := self._route(RESOLVE):
             # hf_hub_download: HEAD (get_hf_file_metadata) then GET (http_get) of the same URL.
-            if repo := self._repo_at(match["repo"], match["revision"]):
+            if repo := self._repo_at(match):
                 data = repo.files.get(match["filename"])
                 if data is None:
                     return self._error(404, "EntryNotFound")
@@ -269,3 +276,23 @@ def test_from_pretrained_of_a_missing_repo_names_the_hub(fake_hub: FakeHub):
     with pytest.raises(WeightsUnavailableError, match="alice/missing"):
         fsanet.from_pretrained("alice/missing")
     assert any("/api/models/alice/missing/" in path for _, path, _ in fake_hub.requests)
+
+
+def test_results_mirror_to_results_repo_and_pull_back(fake_hub: FakeHub, tmp_path, monkeypatch):
+    """RESULTS_REPO: every stored result (JSON + predictions) is uploaded, and a fresh leaderboard
+    directory pulls the same table back."""
+    from leaderboard.store import ResultsStore
+
+    from .conftest import fill_leaderboard
+
+    fake_hub.add_repo("datasets/alice/results", {})
+    monkeypatch.setenv("RESULTS_REPO", "alice/results")
+    fill_leaderboard(tmp_path / "board", ("ssrnet_md.300w_lp",))
+    stored = ResultsStore(tmp_path / "board")
+    uploaded = sorted(fake_hub.repos["datasets/alice/results"].files)
+    local = sorted(p.relative_to(stored.root).as_posix() for p in stored.root.glob("[rp]*/*.*"))
+    assert uploaded == local and len(uploaded) == 2  # results/<stem>.json and predictions/<stem>.parquet
+
+    fresh = ResultsStore(tmp_path / "fresh")
+    fresh.pull()
+    pd.testing.assert_frame_equal(fresh.table(), stored.table())
