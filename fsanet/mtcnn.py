@@ -4,8 +4,8 @@ facenet-pytorch 2.5.3 carries the P-, R- and O-net weights (converted from the a
 models) inside its wheel, which makes MTCNN a detector that works offline with nothing to fetch.
 Its ``detect_face`` spends most of its ~80 ms on a 640x480 photo in overhead: one P-net call per
 pyramid level, one resampling call per candidate box, max-pooling in the NCHW layout. This module
-runs the same cascade (same pyramid, thresholds, suppression rules and box regression) in a third
-of the time:
+runs the same cascade (same pyramid, thresholds, suppression rules and box regression) in under
+half the time (640x480: 75 -> 35 ms; 1280x720 with five faces: 215 -> 100 ms):
 
 * the pyramid levels are packed into one canvas and the P-net runs over it in strips. Its
   receptive field is 12 pixels at stride 2, so an output cell whose window lies inside one level
@@ -217,6 +217,8 @@ class MTCNN:
     @torch.inference_mode()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes ``(N, 4)`` as ``x1, y1, x2, y2``, scores ``(N,)``, landmarks ``(N, 5, 2)``; RGB uint8 in."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"MTCNN needs an RGB image of shape (H, W, 3), not {image.shape}")
         pixels = np.ascontiguousarray(image, dtype=np.float32)
         boxes = self._propose(pixels)
         if len(boxes):

@@ -135,6 +135,9 @@ def test_no_face_and_tiny_images_give_empty_results(cascade):
     for image in (blank, tiny, sliver):
         boxes, scores, landmarks = cascade.detect(image)
         assert boxes.shape == (0, 4) and scores.shape == (0,) and landmarks.shape == (0, 5, 2)
+    for wrong in (np.zeros((64, 64), np.uint8), np.zeros((64, 64, 4), np.uint8)):  # gray, RGBA
+        with pytest.raises(ValueError, match=r"RGB image of shape \(H, W, 3\)"):
+            cascade.detect(wrong)
 
 
 def test_a_jpeg_round_trip_keeps_the_face(cascade):

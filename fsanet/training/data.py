@@ -37,9 +37,9 @@ class DataError(FSANetError):
 
 
 def open_dataset(source: str | Path, split: str | None = None) -> datasets.Dataset:
+    """A canonical dataset from a local directory or a Hub repo id (``split``, or the only/train split)."""
     import datasets  # here: importing it takes ~0.7 s, which every `python -m fsanet` command paid
 
-    """A canonical dataset from a local directory or a Hub repo id (``split``, or the only/train split)."""
     path = Path(source)
     try:
         if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
