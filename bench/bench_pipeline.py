@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fsanet.drawing import draw_poses  # noqa: E402
-from fsanet.pipeline import PoseEstimator  # noqa: E402
+from fsanet.pipeline.drawing import draw_poses  # noqa: E402
+from fsanet.pipeline.estimate import PoseEstimator  # noqa: E402
 
 SSD_DIR = ROOT.parent / "shared" / "detectors" / "opencv-ssd"
 
@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fsanet import create_model
-    from fsanet.detection import create_detector
+    from fsanet.detect.detectors import create_detector
 
     model = create_model("fsanet_fusion.300w_lp", pretrained=True).eval()
     figures: dict[str, dict] = {}

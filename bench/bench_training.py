@@ -19,8 +19,8 @@ import datasets
 import numpy as np
 import torch
 
-from fsanet.models import PoseModel
-from fsanet.registry import create_model
+from fsanet.models.base import PoseModel
+from fsanet.models.registry import create_model
 from fsanet.training.data import PoseData, batch_loader
 from fsanet.training.loop import TrainSettings, _amp_dtype, mae_loss, resolve_device, to_input
 
@@ -29,7 +29,7 @@ PROTOCOL1_IMAGES = 122_450
 
 def build(name: str) -> PoseModel:
     if name.startswith("fsanet_timm_"):
-        from fsanet.timm_head import create_timm_model_by_name
+        from fsanet.models.timm_head import create_timm_model_by_name
 
         return create_timm_model_by_name(name)
     return create_model(name)

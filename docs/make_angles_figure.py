@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fsanet.drawing import draw_axis, draw_cube, draw_label
+from fsanet.pipeline.drawing import draw_axis, draw_cube, draw_label
 
 PANELS = (("at rest", 0, 0, 0), ("yaw +40", 40, 0, 0), ("pitch +30", 0, 30, 0), ("roll +30", 0, 0, 30))
 

@@ -5,16 +5,23 @@
 >>> angles = model(x)  # x: (N, 3, 64, 64) RGB in [0, 255] -> (N, 3) [yaw, pitch, roll] degrees
 """
 
-from fsanet.detection import Detection, create_detector, list_detectors
-from fsanet.drawing import draw_poses
+from fsanet.data.geometry import geodesic_distance, rotation_matrix
+from fsanet.data.imageio import load_image
+from fsanet.detect.detectors import Detection, create_detector, list_detectors
 from fsanet.errors import FSANetError, InvalidImageError, InvalidWeightsError, WeightsUnavailableError
-from fsanet.geometry import geodesic_distance, rotation_matrix
-from fsanet.hub import from_pretrained, push_to_hub, save_pretrained, validate_state_dict, weights_sha256
-from fsanet.imageio import load_image
-from fsanet.inference import optimize_for_inference
-from fsanet.models import PoseModel, build_model, register_architecture
-from fsanet.pipeline import FacePose, PoseEstimator, PoseResult, estimate, to_json
-from fsanet.registry import create_model, list_models, load_model
+from fsanet.models.base import PoseModel
+from fsanet.models.factory import build_model, register_architecture
+from fsanet.models.hub import (
+    from_pretrained,
+    push_to_hub,
+    save_pretrained,
+    validate_state_dict,
+    weights_sha256,
+)
+from fsanet.models.registry import create_model, list_models, load_model
+from fsanet.pipeline.drawing import draw_poses
+from fsanet.pipeline.estimate import FacePose, PoseEstimator, PoseResult, estimate, to_json
+from fsanet.runtime.optimize import optimize_for_inference
 
 __all__ = [
     "Detection",

@@ -1,5 +1,5 @@
-"""``python -m fsanet``: see :mod:`fsanet.cli`."""
+"""``python -m fsanet``: see :mod:`fsanet.cli.main`."""
 
-from fsanet.cli import main
+from fsanet.cli.main import main
 
 raise SystemExit(main())

@@ -30,9 +30,8 @@ from typing import Any
 import datasets
 import numpy as np
 
-from fsanet.preprocess import INPUT_SIZE, crop_resize
-
-from ._io import TEMP_PREFIX
+from fsanet.data.preprocess import INPUT_SIZE, crop_resize
+from fsanet.utils.files import TEMP_PREFIX
 
 SPLIT = "test"
 META_FILE = "leaderboard_dataset.json"

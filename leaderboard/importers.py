@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from fsanet.preprocess import INPUT_SIZE, crop_resize, expand_box, xyxy_to_xywh
+from fsanet.data.preprocess import INPUT_SIZE, crop_resize, expand_box, xyxy_to_xywh
 
 from .config import CODE_VERSION, get_benchmark
 from .data import META_FILE, write_dataset
@@ -178,15 +178,17 @@ def _biwi_frames(sequence: Path) -> list[tuple[Path, Path]]:
 
 
 def default_detector() -> Detector:
-    """The project's MTCNN (:mod:`fsanet.mtcnn`) returning raw MTCNN boxes, as the authors cropped them.
+    """The project's MTCNN (:mod:`fsanet.detect.mtcnn`): raw MTCNN boxes, as the authors cropped them.
 
-    ``fsanet.detection`` maps boxes onto its landmark convention by default; the BIWI recipe needs the
+    ``fsanet.detect.detectors`` maps boxes onto its landmark convention by default; the BIWI recipe needs the
     detector's own box, so the mapping is switched off here. The confidence rule is applied by the importer.
     """
     try:
-        from fsanet.detection import MTCNNDetector
+        from fsanet.detect.detectors import MTCNNDetector
     except ImportError as err:
-        raise RuntimeError("prepare biwi needs fsanet.detection (MTCNN) or an injected detector") from err
+        raise RuntimeError(
+            "prepare biwi needs fsanet.detect.detectors (MTCNN) or an injected detector"
+        ) from err
 
     class RawMTCNN(MTCNNDetector):
         box_transform = (1.0, 1.0, 0.0)

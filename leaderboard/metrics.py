@@ -1,7 +1,7 @@
 """Scores: the papers' MAE with the official filter, and what no paper table shows.
 
 Angles are ``(N, 3)`` arrays of [yaw, pitch, roll] in degrees. Rotation matrices use
-``fsanet.geometry`` (``R = Rx(pitch) Ry(-yaw) Rz(roll)``, the AFLW2000/300W-LP label convention), so the
+``fsanet.data.geometry`` (``R = Rx(pitch) Ry(-yaw) Rz(roll)``, the AFLW2000/300W-LP label convention), so the
 geodesic error and the exactly transformed labels of the robustness sweep share one convention.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fsanet.geometry import euler_angles, geodesic_distance, rotation_matrix
+from fsanet.data.geometry import euler_angles, geodesic_distance, rotation_matrix
 
 from .config import ANGLE_LIMIT
 

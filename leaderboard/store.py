@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._io import TEMP_PREFIX, atomic_write_bytes, atomic_write_json
+from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json
+
 from .config import leaderboard_dir, results_repo
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class ResultsStore:
         """Store one result: predictions first, then the JSON that makes it visible."""
         _validated(record)
         json_path, parquet_path = self.paths(key)
-        atomic_write_bytes(parquet_path, predictions.to_parquet(index=False))
+        atomic_write(parquet_path, predictions.to_parquet(index=False))
         atomic_write_json(json_path, record)
         if self.repo:
             self._upload(json_path, parquet_path)

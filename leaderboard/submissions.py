@@ -27,9 +27,9 @@ from typing import Any
 
 import fsanet
 from fsanet.errors import FSANetError
-from fsanet.hub import CONFIG_NAME, WEIGHTS_NAME, load_config_file, load_directory, load_weights_file
+from fsanet.models.hub import CONFIG_NAME, WEIGHTS_NAME, load_config_file, load_directory, load_weights_file
+from fsanet.utils.files import TEMP_PREFIX, atomic_write_json, sha256_file
 
-from ._io import TEMP_PREFIX, atomic_write_json, sha256_file
 from .config import BENCHMARKS, leaderboard_dir, max_submission_bytes
 from .data import DatasetUnavailableError
 from .runner import evaluate

@@ -13,9 +13,9 @@ import gradio as gr
 import numpy as np
 
 from fsanet import FSANetError
-from fsanet.detection import DEFAULT_DETECTOR
-from fsanet.drawing import draw_poses
-from fsanet.pipeline import DEFAULT_MODEL, DETECT_MAX_SIDE, PoseResult, to_json
+from fsanet.detect.detectors import DEFAULT_DETECTOR
+from fsanet.pipeline.drawing import draw_poses
+from fsanet.pipeline.estimate import DEFAULT_MODEL, DETECT_MAX_SIDE, PoseResult, to_json
 from space import runtime
 from space.outputs import save_jpeg
 

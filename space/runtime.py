@@ -1,6 +1,6 @@
 """Process-wide state of the Space: the device (chosen once), models and estimators (loaded once).
 
-Every request shares the same :class:`fsanet.pipeline.PoseEstimator` per (model, detector,
+Every request shares the same :class:`fsanet.pipeline.estimate.PoseEstimator` per (model, detector,
 detection size); the model weights are shared between estimators of the same model.
 
 Environment variables:
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from fsanet import FSANetError, load_model, optimize_for_inference
-from fsanet.detection import create_detector
-from fsanet.pipeline import DETECT_MAX_SIDE, PoseEstimator
+from fsanet.detect.detectors import create_detector
+from fsanet.pipeline.estimate import DETECT_MAX_SIDE, PoseEstimator
 
 DEVICE_ENV = "FSANET_DEVICE"
 F = TypeVar("F", bound=Callable[..., Any])

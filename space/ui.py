@@ -15,8 +15,8 @@ import os
 import gradio as gr
 
 from fsanet import list_models
-from fsanet.detection import DEFAULT_DETECTOR, list_detectors
-from fsanet.pipeline import DEFAULT_MODEL
+from fsanet.detect.detectors import DEFAULT_DETECTOR, list_detectors
+from fsanet.pipeline.estimate import DEFAULT_MODEL
 from space import board, inference, runtime
 from space.examples import example_images
 

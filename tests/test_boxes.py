@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fsanet.boxes import nms
+from fsanet.utils.boxes import nms
 
 
 def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, overlap: str = "iou") -> list[int]:

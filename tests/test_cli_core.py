@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import fsanet
-from fsanet.cli import main
+from fsanet.cli.main import main
 from tests.conftest import OFFICIAL, ROOT, require_shared
 
 

@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from fsanet.detection import Detection, create_detector, list_detectors, ssd_model_dir
+from fsanet.detect.detectors import Detection, create_detector, list_detectors, ssd_model_dir
 from fsanet.errors import FSANetError, WeightsUnavailableError
 
 from .conftest import DATA, SHARED, require_shared

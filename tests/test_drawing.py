@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fsanet.drawing import draw_axis, draw_cube, draw_poses
-from fsanet.geometry import rotation_matrix
-from fsanet.pipeline import FacePose, PoseResult
+from fsanet.data.geometry import rotation_matrix
+from fsanet.pipeline.drawing import draw_axis, draw_cube, draw_poses
+from fsanet.pipeline.estimate import FacePose, PoseResult
 
 CENTER = (100, 100)
 SIZE = 80

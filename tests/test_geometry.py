@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fsanet.geometry import euler_angles, geodesic_distance, project_axes, rotation_matrix
+from fsanet.data.geometry import euler_angles, geodesic_distance, project_axes, rotation_matrix
 
 from .conftest import DATA, require_shared
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fsanet.data.imageio import array_to_rgb, is_video, load_image
 from fsanet.errors import InvalidImageError
-from fsanet.imageio import array_to_rgb, is_video, load_image
 
 from .conftest import DATA, require_shared
 

@@ -11,7 +11,7 @@ import scipy.io
 import torch
 
 import fsanet
-from fsanet.geometry import geodesic_distance, rotation_matrix
+from fsanet.data.geometry import geodesic_distance, rotation_matrix
 from leaderboard.data import write_dataset
 from leaderboard.importers import prepare_aflw2000
 from leaderboard.metrics import (

@@ -14,10 +14,10 @@ import skimage.data
 import torch
 from PIL import Image
 
-from fsanet import mtcnn
+from fsanet.detect import mtcnn
+from fsanet.detect.mtcnn import MTCNN, pack_levels, shared_mtcnn
 from fsanet.errors import WeightsUnavailableError
-from fsanet.mtcnn import MTCNN, pack_levels, shared_mtcnn
-from fsanet.pipeline import box_iou
+from fsanet.pipeline.estimate import box_iou
 
 from .conftest import DATA, ROOT, require_shared
 
@@ -29,7 +29,7 @@ def cascade() -> MTCNN:
 
 @pytest.fixture(scope="module")
 def facenet():
-    from fsanet._torchvision_compat import ensure_torchvision
+    from fsanet.utils.torchvision_compat import ensure_torchvision
 
     ensure_torchvision()
     from facenet_pytorch import MTCNN as FacenetMTCNN
@@ -156,8 +156,8 @@ def test_missing_facenet_weights_say_how_to_install_them(monkeypatch):
 FAULTS_SCRIPT = """
 import resource
 import numpy as np, skimage.data, torch
-from fsanet.inference import tune_allocator
-from fsanet.mtcnn import MTCNN
+from fsanet.runtime.optimize import tune_allocator
+from fsanet.detect.mtcnn import MTCNN
 torch.set_num_threads(2)
 cascade = MTCNN()
 image = np.ascontiguousarray(np.tile(skimage.data.astronaut(), (1, 2, 1))[:480, :640])
@@ -196,7 +196,7 @@ def test_concurrent_detections_match_serial_ones():
     """The MTCNN detector runs requests in parallel (no lock), so the cascade must keep no call state."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fsanet.detection import create_detector
+    from fsanet.detect.detectors import create_detector
 
     detector = create_detector("mtcnn")
     assert detector.thread_safe

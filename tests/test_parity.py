@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from fsanet.convert import convert_h5
-from fsanet.inference import optimize_for_inference
-from fsanet.models import build_model
-from fsanet.registry import OFFICIAL_NAMES, TAG_FOLDERS
+from fsanet.models.convert import convert_h5
+from fsanet.models.factory import build_model
+from fsanet.models.registry import OFFICIAL_NAMES, TAG_FOLDERS
+from fsanet.runtime.optimize import optimize_for_inference
 from tests.conftest import OFFICIAL, REFERENCE, require_shared
 
 PROTOCOLS = {"300W_LP": "300w_lp", "BIWI": "biwi"}
@@ -102,7 +102,7 @@ def test_score_maps_match_frozen_graph():
 
 def test_fusion_matches_official_ensemble():
     outputs = np.load(require_shared(REFERENCE / "reference_outputs.npz"))
-    from fsanet.models import PoseEnsemble
+    from fsanet.models.fsanet import PoseEnsemble
 
     members = [
         load_official("300W_LP", f"fsanet_{v}_3_16_2_{n}_5")
@@ -119,7 +119,7 @@ def test_fusion_matches_official_ensemble():
 def test_broken_official_file_is_refused():
     """300W_LP fsanet_var_netvlad holds NaN weights: loading must refuse, not serve NaN."""
     from fsanet.errors import InvalidWeightsError
-    from fsanet.hub import validate_state_dict
+    from fsanet.models.hub import validate_state_dict
 
     path = require_shared(
         OFFICIAL

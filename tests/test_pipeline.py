@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from fsanet import create_model
-from fsanet.detection import Detection, Detector, create_detector
-from fsanet.geometry import rotation_matrix
-from fsanet.pipeline import PoseEstimator, PoseResult, PoseSmoother, estimate, to_json
-from fsanet.preprocess import crop_resize, expand_box, to_batch
+from fsanet.data.geometry import rotation_matrix
+from fsanet.data.preprocess import crop_resize, expand_box, to_batch
+from fsanet.detect.detectors import Detection, Detector, create_detector
+from fsanet.pipeline.estimate import PoseEstimator, PoseResult, PoseSmoother, estimate, to_json
 
 from .conftest import DATA, OFFICIAL, require_shared
 
@@ -199,7 +199,7 @@ def test_estimate_caches_named_estimators_and_serialises(monkeypatch):
     assert payload["image"] == "astronaut.png" and len(payload["faces"]) == 1
     assert set(payload["faces"][0]) == {"box", "score", "yaw", "pitch", "roll", "model"}
     assert len(payload["faces"][0]["box"]) == 4
-    from fsanet import pipeline
+    from fsanet.pipeline import estimate as pipeline
 
     assert pipeline._cached_estimator("fsanet_fusion.300w_lp", "mtcnn") is pipeline._cached_estimator(
         "fsanet_fusion.300w_lp", "mtcnn"
@@ -212,7 +212,7 @@ def test_smoother_averages_matched_faces_only():
         return PoseResult(faces, (100, 100), 1)
 
     def pipeline_face(yaw, box):
-        from fsanet.pipeline import FacePose
+        from fsanet.pipeline.estimate import FacePose
 
         return FacePose(box, 1.0, yaw, 0.0, 0.0, rotation_matrix(yaw, 0, 0), "m")
 

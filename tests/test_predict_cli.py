@@ -10,7 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from fsanet.cli import main
+from fsanet.cli.main import main
 
 from .conftest import DATA, OFFICIAL, require_shared
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from fsanet.preprocess import (
+from fsanet.data.preprocess import (
     crop_resize,
     expand_box,
     minmax_normalize,

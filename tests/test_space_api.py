@@ -94,7 +94,7 @@ def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", dete
 
 
 def test_predict_matches_library_on_real_photos(client):
-    from fsanet.pipeline import estimate
+    from fsanet.pipeline.estimate import estimate
 
     photos = sorted(require_shared(SAMPLES).glob("*.jpg"))[:4]
     assert photos

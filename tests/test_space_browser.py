@@ -73,7 +73,7 @@ def test_photo_upload_shows_annotated_image_and_angles(page, tmp_path):
     assert rows.count() == 1
     cells = rows.first.locator("[role=gridcell]").all_inner_texts()
     yaw, pitch, roll = (float(c) for c in cells[1:4])
-    from fsanet.pipeline import estimate
+    from fsanet.pipeline.estimate import estimate
 
     face = estimate(photo).faces[0]
     assert (yaw, pitch, roll) == pytest.approx((face.yaw, face.pitch, face.roll), abs=0.01)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fsanet._torchvision_compat import ensure_torchvision
-from fsanet.hub import load_directory, save_pretrained
-from fsanet.layers import CapsuleAggregation, FineGrainedMapping, SSRRegression
-from fsanet.models import build_model
-from fsanet.timm_head import TimmFSANet, create_timm_model, create_timm_model_by_name, timm_config
+from fsanet.models.factory import build_model
+from fsanet.models.hub import load_directory, save_pretrained
+from fsanet.models.layers import CapsuleAggregation, FineGrainedMapping, SSRRegression
+from fsanet.models.timm_head import TimmFSANet, create_timm_model, create_timm_model_by_name, timm_config
+from fsanet.utils.torchvision_compat import ensure_torchvision
 
 ensure_torchvision()
 import timm  # noqa: E402  (after the torchvision shim)
@@ -104,7 +104,7 @@ def test_a_config_naming_a_huge_backbone_is_rejected_without_building_it(tmp_pat
     """Weights are checked against a meta-device skeleton: a hostile config naming a 1-billion
     parameter backbone next to small weights never allocates that backbone."""
     import fsanet
-    from fsanet import hub
+    from fsanet.models import hub
 
     small = fsanet.create_model("fsanet_timm_mobilenetv3_small_100")
     config = timm_config("vit_giant_patch14_224", image_size=small.config["image_size"])

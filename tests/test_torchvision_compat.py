@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fsanet._torchvision_compat import ensure_torchvision, nms_reference
+from fsanet.utils.torchvision_compat import ensure_torchvision, nms_reference
 
 from .test_boxes import greedy_nms
 

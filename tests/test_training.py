@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fsanet.cli import main as fsanet_main
-from fsanet.hub import load_directory
-from fsanet.registry import create_model
+from fsanet.cli.main import main as fsanet_main
+from fsanet.models.hub import load_directory
+from fsanet.models.registry import create_model
 from fsanet.training import PoseData, TrainSettings, evaluate, train
 from fsanet.training.augment import augment_batch, random_crop_border, random_zoom
 from fsanet.training.data import batch_loader, epoch_batches
@@ -181,7 +181,7 @@ def test_fsanet_learns_the_tiny_set(flip_set, tmp_path):
 
 
 def test_timm_head_learns_the_tiny_set(flip_set, tmp_path):
-    from fsanet.timm_head import create_timm_model
+    from fsanet.models.timm_head import create_timm_model
 
     torch.manual_seed(0)
     model = create_timm_model("mobilenetv3_small_100", image_size=64)

@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import save_file
 
 import fsanet
-from fsanet.downloads import cache_dir
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
-from fsanet.hub import CONFIG_NAME, WEIGHTS_NAME, load_directory
-from fsanet.registry import OFFICIAL_SHA256
+from fsanet.models.hub import CONFIG_NAME, WEIGHTS_NAME, load_directory
+from fsanet.models.registry import OFFICIAL_SHA256
+from fsanet.utils.downloads import cache_dir
 from tests.conftest import OFFICIAL, REFERENCE, require_shared
 
 H5 = "pre-trained/BIWI_models/fsanet_capsule_3_16_2_21_5/fsanet_capsule_3_16_2_21_5.h5"

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import torch
 
+from fsanet.data.preprocess import INPUT_SIZE, crop_resize
 from fsanet.errors import FSANetError
-from fsanet.preprocess import INPUT_SIZE, crop_resize
 from fsanet.training.augment import augment_batch
 
 if TYPE_CHECKING:

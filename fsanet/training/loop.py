@@ -29,8 +29,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from fsanet.errors import FSANetError
-from fsanet.hub import save_pretrained
-from fsanet.models import PoseModel, build_model
+from fsanet.models.base import PoseModel
+from fsanet.models.factory import build_model
+from fsanet.models.hub import save_pretrained
 from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loader
 
 CHECKPOINT_DIR = "checkpoint"

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -20,7 +20,11 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
-from fsanet.models import PoseModel, build_model
+from fsanet.models.factory import build_model
+from fsanet.utils.files import atomic_write
+
+if TYPE_CHECKING:
+    from fsanet.models.base import PoseModel
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -39,15 +43,6 @@ def weights_bytes(model: torch.nn.Module) -> bytes:
 def weights_sha256(model: torch.nn.Module) -> str:
     """sha256 of the model's safetensors serialisation: the leaderboard's weights identity."""
     return hashlib.sha256(weights_bytes(model)).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data)
-        temporary = Path(handle.name)
-    os.replace(temporary, path)
 
 
 def save_pretrained(model: PoseModel, directory: str | os.PathLike) -> Path:
@@ -171,3 +166,17 @@ def push_to_hub(
             repo_id=repo_id, folder_path=directory, commit_message=commit_message or f"Upload {model.name}"
         )
     return str(info)
+
+
+class HubMixin:
+    """``save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` as methods, as Hub models have."""
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        return save_pretrained(self, directory)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        return push_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> PoseModel:
+        return from_pretrained(name_or_path, **kwargs)

@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from fsanet.boxes import nms
+from fsanet.utils.boxes import nms
 
 _MISSING_OP_MESSAGE = "torchvision::nms does not exist"
 _library: torch.library.Library | None = None  # kept alive: dropping it unregisters the ops

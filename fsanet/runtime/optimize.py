@@ -23,7 +23,7 @@ import warnings
 import torch
 from torch import nn
 
-from fsanet.layers import SeparableConvBlock
+from fsanet.models.layers import SeparableConvBlock
 
 
 def fold_batchnorm(block: SeparableConvBlock) -> None:

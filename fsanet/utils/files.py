@@ -1,4 +1,4 @@
-"""Small file helpers: every write of the board is atomic (temp file in the same folder, then rename)."""
+"""Atomic file writes (temp file in the same folder, then rename) and file hashes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 TEMP_PREFIX = ".tmp-"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
@@ -28,7 +29,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -1,6 +1,6 @@
 """Latency and throughput of every variant: ``python -m fsanet bench``.
 
-Times the plain modules and :func:`fsanet.inference.optimize_for_inference` copies at batch 1
+Times the plain modules and :func:`fsanet.runtime.optimize.optimize_for_inference` copies at batch 1
 (latency) and batch 64 (throughput), median of repeated runs after warm-up, on CPU or CUDA.
 When ``tensorflow`` is importable (optional, not a project dependency) and the authors' frozen
 graphs are found under ``FSANET_OFFICIAL_MIRROR``, they are timed side by side in the same
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsanet.inference import optimize_for_inference
-from fsanet.registry import OFFICIAL_NAMES, create_model
+from fsanet.models.registry import OFFICIAL_NAMES, create_model
+from fsanet.runtime.optimize import optimize_for_inference
 
 BENCH_MODELS = (*OFFICIAL_NAMES, "fsanet_fusion")
 FROZEN_GRAPHS = {

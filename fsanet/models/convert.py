@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from fsanet.errors import InvalidWeightsError
-from fsanet.models import build_model, fsanet_config, ssrnet_md_config
+from fsanet.models.factory import build_model
+from fsanet.models.fsanet import fsanet_config, ssrnet_md_config
 
 # Keras weight-file names: stream A blocks are separable_conv2d_1..7, stream B 8..14.
 STREAM_BLOCKS = {"stream_a": range(1, 8), "stream_b": range(8, 15)}

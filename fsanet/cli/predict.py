@@ -1,6 +1,6 @@
 """``python -m fsanet predict IMAGE... [--model NAME] [--detector NAME] [--json] [--out DIR]``.
 
-Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.pipeline.to_json`
+Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.pipeline.estimate.to_json`
 schema), else a short table. Videos (``.mp4``, ``.avi``, ...): one JSON line per frame (with a
 ``"frame"`` index) and, with ``--out``, an annotated ``.mp4``. A bad input prints one line on
 stderr and the run goes on with the next; the exit code is 2 when any input failed.
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import cv2
 
-from fsanet.detection import DEFAULT_DETECTOR, list_detectors
-from fsanet.drawing import draw_poses
+from fsanet.data.imageio import is_video
+from fsanet.detect.detectors import DEFAULT_DETECTOR, list_detectors
 from fsanet.errors import FSANetError
-from fsanet.imageio import is_video
-from fsanet.pipeline import (
+from fsanet.pipeline.drawing import draw_poses
+from fsanet.pipeline.estimate import (
     DEFAULT_MODEL,
     MAX_FACES,
     PoseEstimator,

@@ -3,26 +3,22 @@
 Forward contract of every model: ``model(x)`` with ``x`` float32 ``(N, 3, 64, 64)``, **RGB**,
 raw pixel scale [0, 255] (the official scale: no /255, no mean/std); returns ``(N, 3)``
 degrees ``[yaw, pitch, roll]`` with the authors' signs. The authors trained on BGR; the
-weight conversion (:mod:`fsanet.convert`) permutes the first layer's input channels once so
+weight conversion (:mod:`fsanet.models.convert`) permutes the first layer's input channels once so
 the modules themselves take RGB.
 
-A model is described by a JSON-serialisable ``config`` dict whose ``"architecture"`` key
-selects the class through :data:`ARCHITECTURES`; :func:`build_model` turns a config into an
-untrained module.
+Each registers itself with :mod:`fsanet.models.factory`, so ``build_model(config)`` builds it.
 """
 
 from __future__ import annotations
 
-import copy
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from fsanet.errors import InvalidWeightsError
-from fsanet.layers import (
+from fsanet.models.base import DEFAULT_IMAGE_SIZE, PoseModel
+from fsanet.models.factory import build_model, register_architecture
+from fsanet.models.layers import (
     CapsuleAggregation,
     ConvScoring,
     DenseStageHead,
@@ -39,41 +35,10 @@ from fsanet.layers import (
 
 AGGREGATIONS = {"caps": CapsuleAggregation, "netvlad": NetVLADAggregation, "metric": MetricAggregation}
 SCORINGS = ("1x1", "var", "uniform")
-IMAGE_SIZE = 64
+IMAGE_SIZE = DEFAULT_IMAGE_SIZE
 NUM_STAGES = 3
 PIXELS_PER_STAGE = 64  # 8x8 stage maps
 CAPSULE_ROWS = 7  # rows of S_L: primary capsules per stage
-
-
-class PoseModel(nn.Module):
-    """Base class: holds the config, a display name, and the output column names."""
-
-    output_names = ("yaw", "pitch", "roll")
-
-    def __init__(self, config: dict[str, Any]):
-        super().__init__()
-        self.config = copy.deepcopy(config)
-        self.name: str = config.get("name", config["architecture"])
-
-    @property
-    def input_size(self) -> int:
-        return int(self.config.get("image_size", IMAGE_SIZE))
-
-    def save_pretrained(self, directory: str, **kwargs: Any) -> None:
-        from fsanet.hub import save_pretrained
-
-        save_pretrained(self, directory, **kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        from fsanet.hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, **kwargs: Any) -> PoseModel:
-        from fsanet.hub import from_pretrained
-
-        return from_pretrained(name_or_path, **kwargs)
 
 
 def fsanet_config(aggregation: str, scoring: str, **extra: Any) -> dict[str, Any]:
@@ -118,7 +83,7 @@ class FSAFeatures(nn.Module):
 class FSANet(PoseModel):
     """FSA-Net: features -> scoring -> fine-grained structure mapping -> aggregation -> SSR heads.
 
-    ``features`` replaces the two-stream G model (e.g. a timm backbone, :mod:`fsanet.timm_head`):
+    ``features`` replaces the two-stream G model (e.g. a timm backbone, :mod:`fsanet.models.timm_head`):
     any module returning three (N, 64, g, g) stage maps, with ``pixels_per_stage = g * g``.
     """
 
@@ -239,33 +204,6 @@ class PoseEnsemble(PoseModel):
         return torch.stack([member(x) for member in self.members]).mean(dim=0)
 
 
-ARCHITECTURES: dict[str, Callable[[dict[str, Any]], PoseModel]] = {
-    "fsanet": FSANet,
-    "ssrnet_md": SSRNetMD,
-    "ensemble": PoseEnsemble,
-}
-
-
-def register_architecture(name: str, builder: Callable[[dict[str, Any]], PoseModel]) -> None:
-    """Make ``{"architecture": name, ...}`` configs buildable (e.g. FSA heads on timm backbones)."""
-    ARCHITECTURES[name] = builder
-
-
-# Architectures whose module is imported only when needed (timm and torchvision are slow to import).
-LAZY_ARCHITECTURES = {"fsanet_timm": "fsanet.timm_head"}
-
-
-def build_model(config: dict[str, Any]) -> PoseModel:
-    """An untrained module for ``config``; raises :class:`InvalidWeightsError` for unknown ones."""
-    if not isinstance(config, dict) or "architecture" not in config:
-        raise InvalidWeightsError("config has no 'architecture' key")
-    architecture = config["architecture"]
-    if architecture in LAZY_ARCHITECTURES and architecture not in ARCHITECTURES:
-        importlib.import_module(LAZY_ARCHITECTURES[architecture])  # registers itself
-    if architecture not in ARCHITECTURES:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise InvalidWeightsError(f"unknown architecture {architecture!r} (known: {known})")
-    try:
-        return ARCHITECTURES[architecture](config)
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidWeightsError(f"invalid {architecture} config: {error!r}") from error
+register_architecture("fsanet", FSANet)
+register_architecture("ssrnet_md", SSRNetMD)
+register_architecture("ensemble", PoseEnsemble)

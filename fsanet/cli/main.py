@@ -14,7 +14,7 @@ import sys
 
 from fsanet.errors import FSANetError
 
-SUBCOMMAND_MODULES = ("fsanet.commands", "fsanet.predict_cli", "fsanet.training.cli")
+SUBCOMMAND_MODULES = ("fsanet.cli.models", "fsanet.cli.predict", "fsanet.cli.train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fsanet.registry import list_models
+from fsanet.models.registry import list_models
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +39,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from fsanet.convert import convert_h5
-    from fsanet.hub import save_pretrained, validate_state_dict
+    from fsanet.models.convert import convert_h5
+    from fsanet.models.hub import save_pretrained, validate_state_dict
 
     config, state = convert_h5(args.h5, name=args.name)
     model = validate_state_dict(config, state)
@@ -53,7 +53,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from fsanet.bench import BENCH_MODELS, format_table, run_benchmark, write_report
+    from fsanet.runtime.bench import BENCH_MODELS, format_table, run_benchmark, write_report
 
     report = run_benchmark(
         tuple(args.models or BENCH_MODELS),

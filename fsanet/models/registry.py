@@ -24,11 +24,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsanet.convert import convert_h5
-from fsanet.downloads import cache_dir, download_verified, offline, verify_sha256
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
-from fsanet.hub import load_directory, save_pretrained, validate_state_dict
-from fsanet.models import PoseEnsemble, PoseModel, build_model, fsanet_config, ssrnet_md_config
+from fsanet.models.base import PoseModel
+from fsanet.models.convert import convert_h5
+from fsanet.models.factory import build_model
+from fsanet.models.fsanet import PoseEnsemble, fsanet_config, ssrnet_md_config
+from fsanet.models.hub import load_directory, save_pretrained, validate_state_dict
+from fsanet.utils.downloads import cache_dir, download_verified, offline, verify_sha256
 
 DEFAULT_OFFICIAL_MIRROR = "https://github.com/shamangary/FSA-Net/raw/4361d0e48103bb215d15734220c9d17e6812bb48"
 TAG_FOLDERS = {"300w_lp": "300W_LP_models", "biwi": "BIWI_models"}
@@ -199,7 +201,7 @@ def create_model(model_name: str, pretrained: bool = False) -> PoseModel:
             raise WeightsUnavailableError(
                 f"{name} has no pretrained FSA weights: train it with python -m fsanet train"
             )
-        from fsanet.timm_head import create_timm_model_by_name
+        from fsanet.models.timm_head import create_timm_model_by_name
 
         return create_timm_model_by_name(name).eval()
     if not pretrained:
@@ -315,7 +317,7 @@ def load_model(spec: str, revision: str | None = None) -> PoseModel:
     if name in MODEL_NAMES:
         return create_model(spec, pretrained=True)
     if "/" in spec:
-        from fsanet.hub import from_pretrained
+        from fsanet.models.hub import from_pretrained
 
         return from_pretrained(spec, revision=revision)
     raise InvalidWeightsError(

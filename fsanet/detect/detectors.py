@@ -2,7 +2,7 @@
 
 Every detector returns boxes ``[x1, y1, x2, y2]`` in pixels in **one convention**: the 2-D
 landmark box that the training crops were cut from (then enlarged by the 0.6 margin, the
-demo's recipe, in :mod:`fsanet.pipeline`). Detector boxes are not landmark boxes: they reach
+demo's recipe, in :mod:`fsanet.pipeline.estimate`). Detector boxes are not landmark boxes: they reach
 above the eyebrows and differ in width, and feeding them raw to the 0.6 margin (as the
 official demos did) costs about 1 degree of MAE on AFLW2000 (5.07 vs 3.98 with MTCNN on the 16
 samples). Each detector's box is therefore mapped once, here, by its ``box_transform``: scale
@@ -34,9 +34,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fsanet.downloads import cache_dir, download_verified, offline
 from fsanet.errors import FSANetError, WeightsUnavailableError
-from fsanet.hub import atomic_write
+from fsanet.utils.downloads import cache_dir, download_verified, offline
+from fsanet.utils.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Detector(ABC):
 
 # --------------------------------------------------------------------------------------- MTCNN
 class MTCNNDetector(Detector):
-    """MTCNN (:mod:`fsanet.mtcnn`): multi-face, tolerant of profiles, weights inside facenet-pytorch."""
+    """MTCNN (:mod:`fsanet.detect.mtcnn`): multi-face, copes with profiles, weights in facenet-pytorch."""
 
     name = "mtcnn"
     box_transform = (0.99, 0.76, 0.14)
@@ -115,7 +115,7 @@ class MTCNNDetector(Detector):
         super().__init__(min_score)
         import torch
 
-        from fsanet.mtcnn import shared_mtcnn
+        from fsanet.detect.mtcnn import shared_mtcnn
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.net = shared_mtcnn(self.device, min_face_size)

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fsanet.boxes import nms
 from fsanet.errors import WeightsUnavailableError
-from fsanet.inference import tune_allocator
+from fsanet.runtime.optimize import tune_allocator
+from fsanet.utils.boxes import nms
 
 CELL, STRIDE = 12, 2  # the P-net's receptive field and stride, in pixels
 STRIP_PIXELS = 100_000  # input pixels per P-net call: larger activations fall out of cache

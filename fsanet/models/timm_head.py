@@ -1,11 +1,11 @@
 """FSA heads on timm backbones: ``fsanet_timm_<backbone>``.
 
 Three feature levels of any ``timm`` model built with ``features_only=True`` replace the
-two-stream G model. Each level goes through a :class:`~fsanet.layers.StageFusion` (the
+two-stream G model. Each level goes through a :class:`~fsanet.models.layers.StageFusion` (the
 gated ``tanh(conv) * relu(conv)`` product, both branches reading the same map since there is
 one stream) to 64 channels, and is average-pooled to the deepest level's grid. From there it
 is FSA-Net unchanged: scoring -> fine-grained structure mapping -> aggregation -> SSR, with
-the same layers as :class:`fsanet.models.FSANet`.
+the same layers as :class:`fsanet.models.fsanet.FSANet`.
 
 The model keeps the project's forward contract: raw RGB in [0, 255], any square size (it is
 resized to the backbone's ``image_size`` inside, so the leaderboard's 64x64 crops work), and
@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsanet.errors import InvalidWeightsError
-from fsanet.layers import (
+from fsanet.models.factory import register_architecture
+from fsanet.models.fsanet import CAPSULE_ROWS, NUM_STAGES, FSANet, fsanet_config
+from fsanet.models.layers import (
     StageFusion,
 )
-from fsanet.models import CAPSULE_ROWS, NUM_STAGES, FSANet, fsanet_config, register_architecture
 
 ARCHITECTURE = "fsanet_timm"
 NAME_PREFIX = "fsanet_timm_"
@@ -35,7 +36,7 @@ DEFAULT_OUT_INDICES = (-3, -2, -1)  # the three deepest levels (strides 8, 16, 3
 
 
 def _timm():
-    from fsanet._torchvision_compat import ensure_torchvision
+    from fsanet.utils.torchvision_compat import ensure_torchvision
 
     ensure_torchvision()  # timm imports torchvision, whose native ops are missing on CPU wheels
     import timm
@@ -128,7 +129,7 @@ class TimmStageMaps(nn.Module):
 
 
 class TimmFSANet(FSANet):
-    """:class:`~fsanet.models.FSANet` with :class:`TimmStageMaps` as its feature extractor.
+    """:class:`~fsanet.models.fsanet.FSANet` with :class:`TimmStageMaps` as its feature extractor.
 
     ``primary_capsules``/``forward`` are FSANet's; only the parts sized by the backbone differ
     """

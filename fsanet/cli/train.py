@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from fsanet.errors import FSANetError
-from fsanet.models import PoseModel
+from fsanet.models.base import PoseModel
 from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
 from fsanet.training.loop import MODEL_DIR, TrainSettings, train
 
@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def create_training_model(args: argparse.Namespace) -> PoseModel:
     """An untrained model for ``--model``; ``fsanet_timm_<backbone>`` goes through the timm head."""
     if args.model.startswith(TIMM_PREFIX):
-        from fsanet.timm_head import create_timm_model
+        from fsanet.models.timm_head import create_timm_model
 
         pretrained = args.pretrained_backbone
         if pretrained == "imagenet":
@@ -99,7 +99,7 @@ def create_training_model(args: argparse.Namespace) -> PoseModel:
             )
         except (ValueError, FileNotFoundError) as error:
             raise FSANetError(str(error)) from error
-    from fsanet.registry import create_model
+    from fsanet.models.registry import create_model
 
     return create_model(args.model, pretrained=False)
 
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = args.out / MODEL_DIR
     print(f"saved {model_dir} (config.json + model.safetensors)")
     if args.push_to_hub:
-        from fsanet.hub import from_pretrained, push_to_hub
+        from fsanet.models.hub import from_pretrained, push_to_hub
 
         print(push_to_hub(from_pretrained(model_dir), args.push_to_hub))
     return 0

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from fsanet.detection import DEFAULT_DETECTOR, Detection, Detector, create_detector
+from fsanet.data.geometry import rotation_matrix
+from fsanet.data.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
+from fsanet.data.preprocess import DEMO_MARGIN, preprocess_face, to_batch, xyxy_to_xywh
+from fsanet.detect.detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
 from fsanet.errors import InvalidImageError
-from fsanet.geometry import rotation_matrix
-from fsanet.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
-from fsanet.inference import optimize_for_inference
-from fsanet.models import PoseModel
-from fsanet.preprocess import DEMO_MARGIN, preprocess_face, to_batch, xyxy_to_xywh
+from fsanet.models.base import PoseModel
+from fsanet.runtime.optimize import optimize_for_inference
 
 DEFAULT_MODEL = "fsanet_fusion.300w_lp"
 MAX_FACES = 32
@@ -88,7 +88,7 @@ def default_device() -> torch.device:
 def _load_model(model: str | nn.Module) -> nn.Module:
     if isinstance(model, nn.Module):
         return model
-    from fsanet import load_model  # late: fsanet/__init__ may import this module
+    from fsanet.models.registry import load_model
 
     return load_model(model)
 

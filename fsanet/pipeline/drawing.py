@@ -1,6 +1,6 @@
 """Draw poses on RGB images: axes (x red, y green, z blue), an optional cube, the box and a label.
 
-Axes are the columns of :func:`fsanet.geometry.rotation_matrix` projected orthographically, the
+Axes are the columns of :func:`fsanet.data.geometry.rotation_matrix` projected orthographically, the
 FSA-Net/Hopenet ``draw_axis``: the red x axis points to the image right at rest, green y
 down, blue z along the viewing axis (it swings left as yaw grows, up as pitch grows).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fsanet.geometry import rotation_matrix
-from fsanet.pipeline import FacePose, PoseResult
+from fsanet.data.geometry import rotation_matrix
+from fsanet.pipeline.estimate import FacePose, PoseResult
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 AXIS_COLORS = (RED, GREEN, BLUE)

@@ -1,0 +1,1 @@
+"""``python -m fsanet``: one parser (:mod:`fsanet.cli.main`), one module per verb group."""

@@ -1,0 +1,1 @@
+"""Face detectors behind one interface: MTCNN (default), OpenCV SSD and Haar."""

@@ -1,0 +1,1 @@
+"""Pose networks: layers, architectures, timm heads, the named registry, Keras conversion, save/load."""

@@ -1,0 +1,1 @@
+"""From a photo or video to poses: batched estimation over detected faces, smoothing, drawing."""

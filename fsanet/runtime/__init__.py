@@ -1,0 +1,1 @@
+"""Running models fast: the optimised inference graph, allocator tuning and the benchmark."""

@@ -1,0 +1,1 @@
+"""Plumbing with no model knowledge: cache and checked downloads, atomic files, NMS, torchvision shim."""

@@ -1,0 +1,114 @@
+"""Dependencies point one way: space -> leaderboard -> fsanet, and inside fsanet from cli down to errors.
+
+Every ``import`` in the source tree is read with :mod:`ast` (also those inside functions: a lazy import
+is still a dependency); only imports under ``if TYPE_CHECKING:`` are exempt, since they never run.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+# Higher layers may import lower ones, never the reverse; modules of one folder import each other freely.
+FSANET_LAYERS = {
+    "errors": 0,
+    "utils": 1,
+    "models": 2,
+    "data": 2,
+    "runtime": 3,
+    "detect": 4,
+    "pipeline": 5,
+    "training": 5,
+    "cli": 6,
+    "__init__": 7,  # the public API re-exports every layer
+    "__main__": 7,
+}
+PROJECT_LAYERS = {"fsanet": 0, "leaderboard": 1, "space": 2, "app": 3}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return skipped
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of every project module ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    skipped = _type_checking_nodes(tree)
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
+            names.add(base.strip("."))
+    return {name for name in names if name.split(".")[0] in PROJECT_LAYERS}
+
+
+def _fsanet_part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def upward_imports(root: Path) -> list[str]:
+    """``importer -> imported`` for every import that points from a lower layer to a higher one."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] not in PROJECT_LAYERS and relative.name != "app.py":
+            continue
+        module = ".".join(relative.with_suffix("").parts)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        top = module.split(".")[0]
+        for imported in imported_modules(path, package):
+            target = imported.split(".")[0]
+            if PROJECT_LAYERS[target] > PROJECT_LAYERS[top]:
+                problems.append(f"{module} -> {imported}")
+            elif top == target == "fsanet":
+                mine, theirs = _fsanet_part(module), _fsanet_part(imported)
+                if mine != theirs and FSANET_LAYERS[theirs] >= FSANET_LAYERS[mine]:
+                    problems.append(f"{module} -> {imported}")
+    return problems
+
+
+def test_every_fsanet_folder_has_a_layer():
+    folders = {p.name for p in (ROOT / "fsanet").iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in (ROOT / "fsanet").glob("*.py")}
+    assert folders | modules == set(FSANET_LAYERS)
+
+
+def test_every_subpackage_says_its_job_in_one_line():
+    for init in (ROOT / "fsanet").glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and "\n" not in doc.strip(), f"{init} needs a one-line docstring"
+
+
+def test_no_layer_imports_a_higher_one():
+    assert upward_imports(ROOT) == []
+
+
+def test_a_planted_upward_import_is_caught(tmp_path):
+    for folder, source in {
+        "fsanet/models": "from fsanet.pipeline.estimate import estimate\n",
+        "fsanet/pipeline": "from fsanet.models import base\n",
+        "leaderboard": "def f():\n    import space.ui\n",
+    }.items():
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "__init__.py").write_text("")
+        (tmp_path / folder / "planted.py").write_text(source)
+    (tmp_path / "fsanet" / "models" / "typed.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fsanet.cli.main import main\n"
+    )
+    assert upward_imports(tmp_path) == [
+        "fsanet.models.planted -> fsanet.pipeline.estimate",
+        "leaderboard.planted -> space.ui",
+    ]
