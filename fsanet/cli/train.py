@@ -41,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-augment", action="store_true", help="skip the authors' crop/border/zoom augmentation"
     )
     parser.add_argument(
+        "--no-bn-recompute",
+        action="store_true",
+        help="keep the BatchNorm running averages of training instead of re-estimating them over the "
+        "un-augmented training set after the last epoch and before each validation",
+    )
+    parser.add_argument(
         "--max-angle",
         type=float,
         default=PROTOCOL_MAX_ANGLE,
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
+        recompute_bn=not args.no_bn_recompute,
     )
     max_angle = None if args.max_angle < 0 else args.max_angle
     train_data = PoseData.open(args.train, args.split, max_angle)

@@ -69,6 +69,10 @@ class TrainSettings:
     max_steps: int | None = None  # stop (and checkpoint) after this many steps in total
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: at epoch ends only)
     progress: bool = True
+    # Re-estimate BatchNorm statistics over the un-augmented training set after the last epoch and before
+    # each validation: with the authors' momentum (0.99 in Keras) the running averages lag far behind the
+    # weights, so the eval-mode model would not predict what it learned.
+    recompute_bn: bool = True
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * self.lr_gamma ** (epoch // self.lr_step)
@@ -119,6 +123,43 @@ def evaluate(
     model.train(was_training)
     yaw, pitch, roll = (total / len(data)).tolist()
     return {"val_yaw": yaw, "val_pitch": pitch, "val_roll": roll, "val_mae": (yaw + pitch + roll) / 3}
+
+
+@torch.no_grad()
+def recompute_batchnorm(
+    model: PoseModel,
+    data: PoseData,
+    device: torch.device,
+    batch_size: int = 256,
+    channels_last: bool = False,
+    num_workers: int = 0,
+) -> int:
+    """Replace every BatchNorm's running statistics by their average over ``data`` (no augmentation).
+
+    Only the BatchNorm layers run in training mode, with a cumulative average (``momentum=None``), as
+    ``torch.optim.swa_utils.update_bn`` does; weights are untouched. Returns the number of layers updated.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(data) < 2:  # one sample has no batch variance to estimate
+        return 0
+    was_training = model.training
+    momenta = [norm.momentum for norm in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    # Equal-sized batches: the cumulative average weights each batch equally, so a short tail batch would
+    # count as much as a full one; spreading the samples evenly keeps every sample's weight the same.
+    batches = max(1, math.ceil(len(data) / batch_size))
+    per_batch = math.ceil(len(data) / batches)
+    for images, _ in eval_loader(data, per_batch, num_workers):
+        if len(images) > 1:
+            model(to_input(images, device, channels_last))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    model.train(was_training)
+    return len(norms)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -327,6 +368,11 @@ def train(
             "seconds": seconds,
             "images_per_s": images_seen / seconds if seconds else math.nan,
         }
+        last_epoch = epoch + 1 == settings.epochs
+        if settings.recompute_bn and (val_data is not None or last_epoch):
+            recompute_batchnorm(
+                model, train_data, device, settings.val_batch_size, channels_last, settings.num_workers
+            )
         if val_data is not None:
             row |= evaluate(model, val_data, device, settings.val_batch_size, channels_last)
         state["history"].append(row)
