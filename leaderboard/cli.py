@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fsanet.cli.args import CliParser, device_name, output_dir, parse, positive_int
 from fsanet.errors import FSANetError
 
-from .config import BENCHMARKS, get_benchmark
+from .config import BENCHMARKS, get_benchmark, leaderboard_dir, looked_in, remember_dataset
 from .data import DatasetUnavailableError, push_dataset_to_hub
 from .store import ResultsStore, format_table
 
@@ -28,8 +30,12 @@ SUMMARY_KEYS = (
 )
 
 
-def _root(args: argparse.Namespace) -> Path | None:
-    return Path(args.results) if args.results else None
+def _root(args: argparse.Namespace) -> Path:
+    """The board directory of this run: ``--results`` (before or after the verb), else the default."""
+    root = leaderboard_dir(args.results)
+    if root.exists() and not root.is_dir():
+        raise FSANetError(f"--results {root} is a file, not a folder")
+    return root
 
 
 def _prepare(args: argparse.Namespace) -> Any:
@@ -38,7 +44,7 @@ def _prepare(args: argparse.Namespace) -> Any:
     benchmark = args.benchmark or {"aflw2000": "aflw2000", "biwi": "biwi"}.get(args.kind)
     if benchmark is None:
         raise ValueError("prepare npz needs --benchmark (which benchmark the .npz file is)")
-    out = Path(args.out) if args.out else Path(get_benchmark(benchmark).source())
+    out = Path(args.out) if args.out else Path(get_benchmark(benchmark).source(_root(args)))
     if args.kind == "aflw2000":
         path = importers.prepare_aflw2000(Path(args.source), out, args.overwrite)
     elif args.kind == "biwi":
@@ -46,6 +52,7 @@ def _prepare(args: argparse.Namespace) -> Any:
         path = importers.prepare_biwi(Path(args.source), out, benchmark, None, sequences, args.overwrite)
     else:
         path = importers.prepare_npz(Path(args.source), out, benchmark, args.overwrite)
+    remember_dataset(benchmark, path, _root(args))  # evaluate/seed/worker look there from now on
     meta = json.loads((path / "leaderboard_dataset.json").read_text())
     if args.push_to_hub:
         meta["pushed"] = push_dataset_to_hub(path, args.push_to_hub)
@@ -80,11 +87,13 @@ def _evaluate(args: argparse.Namespace) -> Any:
 
 
 def _table(args: argparse.Namespace) -> str:
-    store = ResultsStore(_root(args))
-    _, problems = store.records()
-    for message in problems:
-        print(f"warning: {message}", file=sys.stderr)
-    return format_table(store.table(), args.format)
+    table = ResultsStore(_root(args)).table()  # unusable result files are reported once, as warnings
+    if args.benchmark:
+        known = set(BENCHMARKS) | set(table["benchmark"] if len(table) else [])
+        if args.benchmark not in known:
+            raise FSANetError(f"--benchmark {args.benchmark!r} is unknown; known: {', '.join(sorted(known))}")
+        table = table[table["benchmark"] == args.benchmark].reset_index(drop=True) if len(table) else table
+    return format_table(table, args.format)
 
 
 def _submit(args: argparse.Namespace) -> Any:
@@ -113,16 +122,35 @@ def _worker(args: argparse.Namespace) -> Any:
 
 def _seed(args: argparse.Namespace) -> Any:
     from .seed import seed_rows
+    from .submissions import present_benchmarks
 
-    return seed_rows(ResultsStore(_root(args)), models=args.models or None, force=args.force)
+    root = _root(args)
+    benchmarks = present_benchmarks(root)
+    if not benchmarks:  # before loading a single model
+        raise DatasetUnavailableError(
+            f"no benchmark data found, nothing evaluated; looked in {looked_in(root)} "
+            "(write one with `python -m leaderboard prepare ... --out DIR`, or set LEADERBOARD_DATA_<NAME>)"
+        )
+    return seed_rows(ResultsStore(root), models=args.models or None, benchmarks=benchmarks, force=args.force)
 
 
 def _plot(args: argparse.Namespace) -> Any:
     from . import plots
 
+    if args.ext == "png" and importlib.util.find_spec("kaleido") is None:
+        raise FSANetError(
+            "--ext png needs the kaleido package and a Chrome/Chromium (pip install kaleido); "
+            "--ext html needs nothing more"
+        )
     store = ResultsStore(_root(args))
     records, _ = store.records()
-    out = Path(args.out)
+    if not any(r["config"]["benchmark"] == args.benchmark for r in records):
+        known = sorted({r["config"]["benchmark"] for r in records})
+        raise FSANetError(
+            f"no results for --benchmark {args.benchmark!r} in {store.root}; "
+            f"benchmarks with results: {', '.join(known) or 'none'}"
+        )
+    out = output_dir(args.out)
     figures = {
         "mae_bars": plots.mae_bars(store.table(), args.benchmark),
         "mae_by_yaw": plots.yaw_bin_figure(records, args.benchmark),
@@ -130,18 +158,30 @@ def _plot(args: argparse.Namespace) -> Any:
         "cumulative_geodesic": plots.cumulative_figure(records, args.benchmark, "geodesic"),
         "robustness": plots.robustness_figure(records, args.benchmark),
     }
-    return [
-        str(plots.save_figure(fig, out / f"{args.benchmark}_{name}.{args.ext}"))
-        for name, fig in figures.items()
-    ]
+    try:
+        return [
+            str(plots.save_figure(fig, out / f"{args.benchmark}_{name}.{args.ext}"))
+            for name, fig in figures.items()
+        ]
+    except RuntimeError as error:  # kaleido present but unable to export (no Chrome): its message says why
+        raise FSANetError(str(error).splitlines()[0]) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__)
-    parser.add_argument("--results", help="board directory (default: $LEADERBOARD_DIR or ./leaderboard-data)")
+RESULTS_HELP = "board directory (default: $LEADERBOARD_DIR or ./leaderboard-data); before or after the verb"
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m leaderboard", description=__doc__)
+    parser.add_argument("--results", help=RESULTS_HELP)
+    # Each verb accepts --results too; SUPPRESS keeps a value given before the verb when none follows it.
+    board = CliParser(add_help=False)
+    board.add_argument("--results", default=argparse.SUPPRESS, help=RESULTS_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    prepare = sub.add_parser("prepare", help="import a dataset from its original layout")
+    def verb(name: str, **options: Any) -> CliParser:
+        return sub.add_parser(name, parents=[board], **options)
+
+    prepare = verb("prepare", help="import a dataset from its original layout")
     prepare.add_argument("kind", choices=["aflw2000", "biwi", "npz"])
     prepare.add_argument("--source", required=True, help="AFLW2000 folder, BIWI hpdb folder, or .npz file")
     prepare.add_argument("--out", help="output dataset dir (default: the benchmark's configured location)")
@@ -155,46 +195,49 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--push-to-hub", metavar="REPO", help="also upload it to this Hub dataset repo")
     prepare.set_defaults(func=_prepare)
 
-    ev = sub.add_parser("evaluate", help="score a model on a benchmark and store the result")
-    ev.add_argument("--model", required=True, help="registry name, local dir, or Hub repo id")
+    ev = verb("evaluate", help="score a model on a benchmark and store the result")
+    ev.add_argument(
+        "--model", required=True, help="registry name, local dir (a training run's --out too), or Hub repo id"
+    )
     ev.add_argument("--benchmark", required=True, help="benchmark name or dataset dir / Hub repo id")
     ev.add_argument("--revision", help="Hub revision of the model")
     ev.add_argument("--force", action="store_true", help="re-run even if this exact result is stored")
-    ev.add_argument("--batch-size", type=int, default=256)
-    ev.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    ev.add_argument("--batch-size", type=positive_int, default=256)
+    ev.add_argument("--device", type=device_name, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     ev.add_argument("--no-robustness", action="store_true", help="skip the rotation/flip sweep")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=_evaluate)
 
-    table = sub.add_parser("table", help="print the board")
+    table = verb("table", help="print the board")
     table.add_argument("--format", choices=["csv", "json", "markdown"], default="markdown")
+    table.add_argument("--benchmark", help="only this benchmark's rows")
     table.set_defaults(func=_table)
 
-    submit = sub.add_parser("submit", help="validate and queue new weights")
+    submit = verb("submit", help="validate and queue new weights")
     submit.add_argument("source", help="directory with config.json + model.safetensors, or a Hub repo id")
     submit.add_argument("--name", help="display name (default: config name or source)")
     submit.add_argument("--revision", help="Hub revision to pin")
     submit.set_defaults(func=_submit)
 
-    requests = sub.add_parser("requests", help="show submission requests")
+    requests = verb("requests", help="show submission requests")
     requests.add_argument("--id")
     requests.set_defaults(func=_requests)
 
-    retry = sub.add_parser("retry", help="requeue a failed or stuck request")
+    retry = verb("retry", help="requeue a failed request")
     retry.add_argument("id")
     retry.set_defaults(func=_retry)
 
-    worker = sub.add_parser("worker", help="evaluate pending requests on every present benchmark")
-    worker.add_argument("--limit", type=int, help="at most this many requests")
+    worker = verb("worker", help="evaluate pending requests on every present benchmark")
+    worker.add_argument("--limit", type=positive_int, help="at most this many requests")
     worker.add_argument("--no-progress", action="store_true")
     worker.set_defaults(func=_worker)
 
-    seed = sub.add_parser("seed", help="evaluate the authors' shipped models on every present benchmark")
+    seed = verb("seed", help="evaluate the authors' shipped models on every present benchmark")
     seed.add_argument("--models", nargs="*", help="only these registry names")
     seed.add_argument("--force", action="store_true")
     seed.set_defaults(func=_seed)
 
-    plot = sub.add_parser("plot", help="write the board's figures for one benchmark")
+    plot = verb("plot", help="write the board's figures for one benchmark")
     plot.add_argument("--benchmark", required=True)
     plot.add_argument("--out", required=True)
     plot.add_argument("--ext", choices=["html", "png"], default="html")
@@ -203,19 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), list(argv) if argv is not None else None)
+    if isinstance(args, int):
+        return args
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         output = args.func(args)
-    except (
-        FSANetError,
-        DatasetUnavailableError,
-        ValueError,
-        KeyError,
-        FileExistsError,
-        FileNotFoundError,
-    ) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (FSANetError, DatasetUnavailableError, ValueError, KeyError, OSError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes its text
+        print(f"error: {message}", file=sys.stderr)
         return 2
     print(output if isinstance(output, str) else json.dumps(output, indent=2, default=str))
     return 0

@@ -2,9 +2,10 @@
 
 Environment variables (all optional):
 
-* ``LEADERBOARD_DIR``: local root of the board (default ``./leaderboard-data``). Results live in
-  ``results/``, per-sample predictions in ``predictions/``, submissions in ``requests/`` and
-  ``submissions/``, default benchmark data in ``datasets/<name>``.
+* ``LEADERBOARD_DIR``: local root of the board (default ``./leaderboard-data``; ``--results`` overrides
+  it). Results live in ``results/``, per-sample predictions in ``predictions/``, submissions in
+  ``requests/`` and ``submissions/``, default benchmark data in ``datasets/<name>``, and
+  ``datasets.json`` remembers where ``prepare --out`` put a benchmark elsewhere.
 * ``RESULTS_REPO``: a Hub dataset repo id the results are mirrored to (off when unset).
 * ``LEADERBOARD_DATA_<NAME>`` (``LEADERBOARD_DATA_AFLW2000``, ``LEADERBOARD_DATA_BIWI``,
   ``LEADERBOARD_DATA_BIWI_70_30``): a local dataset directory or a Hub dataset repo id for that benchmark;
@@ -14,9 +15,12 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from fsanet.utils.files import atomic_write_json
 
 # Bump when a change alters any score (protocol, preprocessing, metric): results carry it in their key,
 # so older rows stay distinguishable instead of silently mixing with new ones.
@@ -40,9 +44,9 @@ class Benchmark:
     def env_var(self) -> str:
         return f"LEADERBOARD_DATA_{self.name.upper()}"
 
-    def source(self) -> str:
-        """The configured local dir or Hub repo id (env var, else ``LEADERBOARD_DIR/datasets/<name>``)."""
-        return os.environ.get(self.env_var) or str(leaderboard_dir() / "datasets" / self.name)
+    def source(self, root: str | Path | None = None) -> str:
+        """Where this benchmark's data is read from for the board at ``root`` (:func:`dataset_source`)."""
+        return dataset_source(self.name, root)
 
     def revision(self) -> str | None:
         return os.environ.get(f"{self.env_var}_REVISION") or None
@@ -83,8 +87,52 @@ def get_benchmark(name: str) -> Benchmark:
         raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
 
 
-def leaderboard_dir() -> Path:
-    return Path(os.environ.get("LEADERBOARD_DIR", "leaderboard-data"))
+def leaderboard_dir(results: str | Path | None = None) -> Path:
+    """The board's root: ``--results`` when given, else ``$LEADERBOARD_DIR``, else ``./leaderboard-data``.
+
+    Every verb (``evaluate``, ``seed``, ``worker``, ``table``, ...) and the Space ask here, so results,
+    requests and the datasets ``prepare`` wrote are found in the same place.
+    """
+    return Path(results) if results else Path(os.environ.get("LEADERBOARD_DIR", "leaderboard-data"))
+
+
+def dataset_source(name: str, root: str | Path | None = None) -> str:
+    """A benchmark's local dir or Hub repo id: ``LEADERBOARD_DATA_<NAME>``, else where ``prepare --out``
+    last put it for this board (``<root>/datasets.json``), else ``<root>/datasets/<name>``."""
+    spec = get_benchmark(name)
+    if os.environ.get(spec.env_var):
+        return os.environ[spec.env_var]
+    board = leaderboard_dir(root)
+    prepared = _prepared_locations(board).get(name)
+    return prepared if prepared else str(board / "datasets" / name)
+
+
+def remember_dataset(name: str, path: str | Path, root: str | Path | None = None) -> None:
+    """Record where ``prepare --out`` wrote a benchmark so that ``evaluate``/``seed``/``worker`` find it."""
+    board = leaderboard_dir(root)
+    locations = _prepared_locations(board)
+    default = (board / "datasets" / name).resolve()
+    if Path(path).resolve() == default:
+        locations.pop(name, None)
+    else:
+        locations[name] = str(Path(path).resolve())
+    atomic_write_json(board / PREPARED_FILE, locations)
+
+
+def looked_in(root: str | Path | None = None) -> str:
+    """Where every benchmark's data was looked for, for messages that find none."""
+    return "; ".join(f"{name}: {dataset_source(name, root)}" for name in BENCHMARKS)
+
+
+PREPARED_FILE = "datasets.json"
+
+
+def _prepared_locations(board: Path) -> dict[str, str]:
+    try:
+        locations = json.loads((board / PREPARED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in locations.items() if k in BENCHMARKS and isinstance(v, str)}
 
 
 def results_repo() -> str | None:

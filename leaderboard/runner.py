@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 import fsanet
 
 from .config import BENCHMARKS, CODE_VERSION, get_benchmark
-from .data import BenchmarkData, iter_batches, load_benchmark_data
+from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
 from .metrics import (
     AXES,
     ROBUSTNESS_ANGLES,
@@ -45,11 +45,21 @@ class Evaluation:
     cached: bool  # True when an identical result was already stored and nothing ran
 
 
-def resolve_benchmark(benchmark: str | Path) -> tuple[str, BenchmarkData, bool]:
-    """``(name, data, filter_99)`` for a registered benchmark name or a dataset directory / Hub repo id."""
+def resolve_benchmark(
+    benchmark: str | Path, root: str | Path | None = None
+) -> tuple[str, BenchmarkData, bool]:
+    """``(name, data, filter_99)`` for a registered benchmark name (its data located for the board at
+    ``root``) or a dataset directory / Hub repo id."""
     if str(benchmark) in BENCHMARKS:
         spec = get_benchmark(str(benchmark))
-        return spec.name, load_benchmark_data(spec.source(), spec.revision()), spec.filter_99
+        try:
+            data = load_benchmark_data(spec.source(root), spec.revision())
+        except DatasetUnavailableError as error:
+            raise DatasetUnavailableError(
+                f"no {spec.name} data: {error} (write it with `python -m leaderboard prepare ... --out DIR`, "
+                f"or set {spec.env_var})"
+            ) from None
+        return spec.name, data, spec.filter_99
     data = load_benchmark_data(benchmark)
     name = data.meta.get("benchmark") or Path(str(benchmark)).name
     spec = BENCHMARKS.get(name)
@@ -90,7 +100,7 @@ def evaluate(
 ) -> Evaluation:
     """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored result unless ``force``."""
     store = store or ResultsStore()
-    name, data, filter_99 = resolve_benchmark(benchmark)
+    name, data, filter_99 = resolve_benchmark(benchmark, store.root)
     model_name, module = resolve_model(model, revision)
     key = ResultKey(model_name, fsanet.weights_sha256(module), name, data.revision, CODE_VERSION)
     stored = None if force else store.get(key)

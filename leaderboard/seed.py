@@ -29,7 +29,7 @@ def seed_rows(
     ``skipped`` with the reason and does not stop the others. Stored results are not redone unless ``force``.
     """
     store = store or ResultsStore()
-    benchmarks = list(benchmarks) if benchmarks is not None else present_benchmarks()
+    benchmarks = list(benchmarks) if benchmarks is not None else present_benchmarks(store.root)
     done, skipped = [], []
     for name in models if models is not None else fsanet.pretrained_names():
         try:

@@ -64,6 +64,17 @@ class ResultKey:
         return "__".join(_slug(p) for p in parts)
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(logger: logging.Logger, message: str) -> None:
+    """Log ``message`` as a warning the first time this process meets it: an unusable file is read by
+    several steps of one command (records, table, plots) and would otherwise be reported by each."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "_"
 
@@ -92,7 +103,7 @@ class ResultsStore:
         try:
             return _validated(json.loads(path.read_text()))
         except (ValueError, OSError) as err:  # a corrupt file is as good as none: it will be rewritten
-            log.warning("ignoring unusable result %s: %s", path, err)
+            warn_once(log, f"ignoring unusable result {path}: {err}")
             return None
 
     def write(self, key: ResultKey, record: dict[str, Any], predictions: pd.DataFrame) -> Path:
@@ -121,7 +132,7 @@ class ResultsStore:
             except (ValueError, OSError, UnicodeDecodeError) as err:
                 problems.append(f"skipped {path.name}: {err}")
         for message in problems:
-            log.warning(message)
+            warn_once(log, message)
         return records, problems
 
     def table(self) -> pd.DataFrame:

@@ -30,10 +30,10 @@ from fsanet.errors import FSANetError
 from fsanet.models.hub import CONFIG_NAME, WEIGHTS_NAME, load_config_file, load_directory, load_weights_file
 from fsanet.utils.files import TEMP_PREFIX, atomic_write_json, sha256_file
 
-from .config import BENCHMARKS, leaderboard_dir, max_submission_bytes
+from .config import BENCHMARKS, leaderboard_dir, looked_in, max_submission_bytes
 from .data import DatasetUnavailableError
 from .runner import evaluate
-from .store import ResultsStore, _slug
+from .store import ResultsStore, _slug, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class RequestsStore:
                 if request.get("status") in STATUSES:
                     out.append(request)
             except (ValueError, OSError) as err:
-                log.warning("skipped request file %s: %s", path.name, err)
+                warn_once(log, f"skipped request file {path.name}: {err}")
         out = [r for r in out if status is None or r["status"] == status]
         return sorted(out, key=lambda r: (r.get("created", ""), r["id"]))
 
@@ -252,8 +252,16 @@ def _copy_validated(folder: Path, target: Path) -> None:
 
 
 def retry_request(request_id: str, root: str | Path | None = None) -> dict[str, Any]:
-    """Requeue a failed or stuck request (already stored benchmark results are kept and not redone)."""
-    return RequestsStore(root).set_status(request_id, "pending", reason=None, worker=None)
+    """Requeue a failed request (already stored benchmark results are kept and not redone).
+
+    Only failed ones: a finished request has its results, and a pending or running one is queued already
+    (one left running by a dead worker is requeued by the next worker).
+    """
+    requests = RequestsStore(root)
+    status = requests.get(request_id)["status"]
+    if status != "failed":
+        raise SubmissionError(f"request {request_id} is {status}: only failed requests can be retried")
+    return requests.set_status(request_id, "pending", reason=None, worker=None)
 
 
 def request_status(request_id: str | None = None, root: str | Path | None = None) -> list[dict[str, Any]]:
@@ -262,14 +270,14 @@ def request_status(request_id: str | None = None, root: str | Path | None = None
     return [requests.get(request_id)] if request_id else requests.list()
 
 
-def present_benchmarks() -> list[str]:
-    """The registered benchmarks whose configured data can be loaded now."""
+def present_benchmarks(root: str | Path | None = None) -> list[str]:
+    """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
     from .data import load_benchmark_data
 
     present = []
     for spec in BENCHMARKS.values():
         try:
-            load_benchmark_data(spec.source(), spec.revision())
+            load_benchmark_data(spec.source(root), spec.revision())
         except DatasetUnavailableError:
             continue
         present.append(spec.name)
@@ -287,11 +295,13 @@ def run_worker(
     store = store or ResultsStore(requests.root)
     for request_id in requests.recover_stale():
         log.warning("request %s was running under a dead worker: requeued", request_id)
-    benchmarks = present_benchmarks()
+    benchmarks = present_benchmarks(requests.root)
     processed = []
     for request in requests.list("pending")[:limit]:
         if not benchmarks:
-            log.warning("no benchmark data present: %s stays pending", request["id"])
+            log.warning(
+                "no benchmark data (looked in %s): %s stays pending", looked_in(requests.root), request["id"]
+            )
             break
         worker = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
         requests.set_status(request["id"], "running", worker=worker)

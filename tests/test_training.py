@@ -16,6 +16,7 @@ from fsanet.models.registry import create_model
 from fsanet.training import PoseData, TrainSettings, evaluate, recompute_batchnorm, train
 from fsanet.training.augment import augment_batch, random_crop_border, random_zoom
 from fsanet.training.data import batch_loader, epoch_batches
+from leaderboard.cli import main as leaderboard_main
 from tests.conftest import DATA, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -269,7 +270,7 @@ def _learning_columns(out: Path) -> list[dict]:
 # ------------------------------------------------------------------------------------- command and output
 
 
-def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path):
+def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path, capsys):
     from leaderboard.runner import evaluate as leaderboard_evaluate
     from leaderboard.store import ResultsStore
     from leaderboard.submissions import validate_submission
@@ -314,6 +315,11 @@ def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path)
     scores = evaluation.record["results"]["tiny"]
     ours = evaluate(load_directory(out / "model"), PoseData.open([tiny_set]), torch.device("cpu"))
     assert scores["mae"] == pytest.approx(ours["val_mae"], abs=1e-4)
+    # The command as users type it, given the run's folder: the same stored result.
+    board = ["--results", str(tmp_path / "lb")]
+    capsys.readouterr()
+    assert leaderboard_main(["evaluate", "--model", str(out), "--benchmark", str(tiny_set), *board]) == 0
+    assert json.loads(capsys.readouterr().out)["cached"]
     assert history[-1]["val_mae"] == pytest.approx(ours["val_mae"], abs=1e-4)
 
     # The run is finished: resuming it does nothing more and keeps the same weights.

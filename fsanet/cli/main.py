@@ -2,23 +2,21 @@
 
 Each subcommand lives in its own module, which exposes ``add_parser(subparsers)``; the
 parser it adds sets ``func`` to a callable taking the parsed arguments and returning an
-exit code. Errors a user can fix (:class:`fsanet.errors.FSANetError`) print one line,
-never a stack trace.
+exit code. Bad arguments and errors a user can fix (:class:`fsanet.errors.FSANetError`, file
+errors) print one line and exit with code 2, never a stack trace (:mod:`fsanet.cli.args`).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import sys
 
-from fsanet.errors import FSANetError
+from fsanet.cli.args import CliParser, parse, run_command
 
 SUBCOMMAND_MODULES = ("fsanet.cli.models", "fsanet.cli.predict", "fsanet.cli.train")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fsanet", description="FSA-Net head-pose estimation")
+def build_parser() -> CliParser:
+    parser = CliParser(prog="python -m fsanet", description="FSA-Net head-pose estimation")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
@@ -26,9 +24,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except FSANetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = parse(build_parser(), argv)
+    return args if isinstance(args, int) else run_command(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from fsanet.cli.args import device_name, positive_int
 from fsanet.models.registry import list_models
 
 
@@ -25,9 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench", help="latency (batch 1) and throughput (batch 64) of every variant"
     )
     bench.add_argument("--models", nargs="+", help="model names (default: every variant and the fusion)")
-    bench.add_argument("--batches", nargs="+", type=int, default=[1, 64])
-    bench.add_argument("--repeats", type=int, default=20)
-    bench.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    bench.add_argument("--batches", nargs="+", type=positive_int, default=[1, 64])
+    bench.add_argument("--repeats", type=positive_int, default=20)
+    bench.add_argument("--device", type=device_name, help="cpu or cuda (default: cuda when available)")
     bench.add_argument("--out", default="artifacts/bench.json", help="JSON report path")
     bench.add_argument("--no-official", action="store_true", help="skip the TensorFlow frozen graphs")
     bench.set_defaults(func=run_bench)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from fsanet.cli.args import output_dir, positive_int
 from fsanet.data.imageio import is_video
 from fsanet.detect.detectors import DEFAULT_DETECTOR, list_detectors
 from fsanet.errors import FSANetError
@@ -46,7 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--out", type=Path, help="write annotated images/videos into this folder")
     parser.add_argument(
-        "--max-faces", type=int, default=MAX_FACES, help=f"faces kept per image (default {MAX_FACES})"
+        "--max-faces",
+        type=positive_int,
+        default=MAX_FACES,
+        help=f"faces kept per image (default {MAX_FACES})",
     )
     parser.add_argument("--cube", action="store_true", help="also draw a head-aligned cube")
     parser.add_argument(
@@ -60,13 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_faces < 1:
-        raise FSANetError("--max-faces must be at least 1")
     if args.smooth is not None and not 0 < args.smooth <= 1:
         raise FSANetError("--smooth must be in (0, 1]")
-    estimator = PoseEstimator(args.model, args.detector, max_faces=args.max_faces)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+        output_dir(args.out)  # before loading anything: a bad --out fails at once
+    estimator = PoseEstimator(args.model, args.detector, max_faces=args.max_faces)
     failed = 0
     for name in args.inputs:
         try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from fsanet.cli.args import device_name, non_negative_int, output_dir, positive_float, positive_int
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
 from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
@@ -27,16 +28,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="registry name, e.g. fsanet_caps_1x1 or fsanet_timm_resnet18")
     parser.add_argument("--train", nargs="+", required=True, metavar="DATASET", help="concatenated in order")
     parser.add_argument("--val", metavar="DATASET", help="validation set: MAE logged after every epoch")
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="run folder (created)")
     parser.add_argument("--split", help="dataset split (default: train, else the only one / test)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="16: protocol 1, 8: protocol 2"
+        "--batch-size", type=positive_int, default=defaults.batch_size, help="16: protocol 1, 8: protocol 2"
     )
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--lr-step", type=int, default=defaults.lr_step, help="epochs between lr decays")
-    parser.add_argument("--lr-gamma", type=float, default=defaults.lr_gamma)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr)
+    parser.add_argument(
+        "--lr-step", type=positive_int, default=defaults.lr_step, help="epochs between lr decays"
+    )
+    parser.add_argument("--lr-gamma", type=positive_float, default=defaults.lr_gamma)
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed)
     parser.add_argument(
         "--no-augment", action="store_true", help="skip the authors' crop/border/zoom augmentation"
     )
@@ -52,9 +55,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=PROTOCOL_MAX_ANGLE,
         help="drop samples with any |angle| above this (the authors' ±99°; <0 keeps all)",
     )
-    parser.add_argument("--workers", type=int, default=defaults.num_workers, help="data-loading processes")
     parser.add_argument(
-        "--device", default=defaults.device, help="auto (CUDA when present), cpu, cuda:0, ..."
+        "--workers", type=non_negative_int, default=defaults.num_workers, help="data-loading processes"
+    )
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default=defaults.device,
+        help="auto (CUDA when present), cpu, cuda:0, ...",
     )
     parser.add_argument(
         "--amp",
@@ -65,8 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-channels-last", action="store_true", help="keep NCHW-contiguous tensors on CUDA"
     )
-    parser.add_argument("--max-steps", type=int, help="stop (and checkpoint) after this many steps in total")
-    parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    parser.add_argument(
+        "--max-steps", type=positive_int, help="stop (and checkpoint) after this many steps in total"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=non_negative_int, default=0, help="also checkpoint every N steps"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out/checkpoint")
     parser.add_argument(
         "--aggregation", default="caps", choices=("caps", "netvlad", "metric"), help="fsanet_timm_* only"
@@ -80,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fsanet_timm_*: a local weights file, or 'imagenet' for timm's (needs the Hub)",
     )
     parser.add_argument(
-        "--image-size", type=int, help="fsanet_timm_*: backbone input size (default: its config)"
+        "--image-size", type=positive_int, help="fsanet_timm_*: backbone input size (default: its config)"
     )
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this Hub repo")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,7 +119,10 @@ def create_training_model(args: argparse.Namespace) -> PoseModel:
             raise FSANetError(str(error)) from error
     from fsanet.models.registry import create_model
 
-    return create_model(args.model, pretrained=False)
+    try:
+        return create_model(args.model, pretrained=False)
+    except ValueError as error:  # an unknown name: the message lists the known ones
+        raise FSANetError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,13 +145,14 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         recompute_bn=not args.no_bn_recompute,
     )
+    output_dir(args.out)
     max_angle = None if args.max_angle < 0 else args.max_angle
-    train_data = PoseData.open(args.train, args.split, max_angle)
-    val_data = PoseData.open([args.val], args.split, max_angle) if args.val else None
     model = None
-    if not args.resume:
+    if not args.resume:  # before reading any data: an unknown --model fails at once
         torch.manual_seed(args.seed)  # the initial weights are part of the seeded run
         model = create_training_model(args)
+    train_data = PoseData.open(args.train, args.split, max_angle)
+    val_data = PoseData.open([args.val], args.split, max_angle) if args.val else None
     result = train(
         model,
         train_data,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from fsanet.models.base import PoseModel
 
 CONFIG_NAME = "config.json"
+TRAINING_MODEL_DIR = "model"  # where `python -m fsanet train` saves the latest model of a run
 WEIGHTS_NAME = "model.safetensors"
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024  # far above any FSA variant (a few MB); stops absurd uploads
 
@@ -115,8 +116,13 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_directory(directory: str | os.PathLike, name: str | None = None) -> PoseModel:
-    """Load a ``config.json`` + ``model.safetensors`` directory, validated, in eval mode."""
+    """Load a ``config.json`` + ``model.safetensors`` directory, validated, in eval mode.
+
+    A training run's folder (``python -m fsanet train --out DIR``) stands for its latest model, ``DIR/model``.
+    """
     directory = Path(directory)
+    if not (directory / CONFIG_NAME).exists() and (directory / TRAINING_MODEL_DIR / CONFIG_NAME).is_file():
+        directory = directory / TRAINING_MODEL_DIR
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / filename).is_file():
             raise InvalidWeightsError(f"{directory}: no {filename}")

@@ -31,11 +31,11 @@ from tqdm.auto import tqdm
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
 from fsanet.models.factory import build_model
-from fsanet.models.hub import save_pretrained
+from fsanet.models.hub import TRAINING_MODEL_DIR, save_pretrained
 from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loader
 
 CHECKPOINT_DIR = "checkpoint"
-MODEL_DIR = "model"  # only config.json + model.safetensors: a submission folder must hold nothing else
+MODEL_DIR = TRAINING_MODEL_DIR  # only config.json + model.safetensors: a submission folder holds nothing else
 STATE_FILE = "state.json"
 METRIC_FIELDS = (
     "epoch",

@@ -1,0 +1,268 @@
+"""Both command lines with the careless values of issue 15: one line on stderr, exit code 2, no traceback.
+
+Also the board's locations as every verb sees them: ``--results`` before or after the verb, datasets where
+``prepare --out`` put them, a training run's folder as ``--model``, ``table --benchmark``, ``retry`` of
+failed requests only, and each warning printed once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fsanet.cli.main import main as fsanet_main
+from leaderboard.cli import main as leaderboard_main
+from tests.conftest import DATA, ROOT, require_shared
+
+AFLW = DATA / "aflw2000-sample16"
+MODEL = "ssrnet_md.300w_lp"  # the smallest shipped model: converted once per test session
+
+
+def _run(main, argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _refused(main, argv: list[str], capsys, fragment: str) -> str:
+    code, _, err = _run(main, argv, capsys)
+    assert code == 2, (argv, err)
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert fragment in err, err
+    return err
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    """A plain file where a folder is expected, a broken model folder, an image."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a folder")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    (broken / "model.safetensors").write_bytes(b"")
+    image = sorted(require_shared(AFLW).glob("*.jpg"))[0]
+    return {"file": str(plain), "broken": str(broken), "image": str(image), "tmp": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--batch-size", "0"],
+            ">= 1",
+        ),
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--batch-size", "-5"],
+            ">= 1",
+        ),
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--epochs", "x"],
+            "--epochs",
+        ),
+        (["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--lr", "nan"], "--lr"),
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--device", "banana"],
+            "banana",
+        ),
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{tmp}/r", "--workers", "-1"],
+            ">= 0",
+        ),
+        (["train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "{file}"], "is a file"),
+        (["train", "--model", "no_such_model", "--train", "{tmp}", "--out", "{tmp}/r"], "unknown model"),
+        (
+            ["train", "--model", "fsanet_caps_1x1", "--train", "{tmp}/none", "--out", "{tmp}/r"],
+            "neither a dataset",
+        ),
+        (["predict", "{image}", "--out", "{file}"], "is a file"),
+        (["predict", "{image}", "--out", "/proc/fsanet/out"], "not a writable folder"),
+        (["predict", "{image}", "--model", "{broken}"], "config.json"),
+        (["predict", "{image}", "--max-faces", "0"], ">= 1"),
+        (["predict", "{image}", "--detector", "banana"], "invalid choice"),
+        (["predict", "{tmp}/missing.jpg"], "missing.jpg"),
+        (["bench", "--batches", "0"], ">= 1"),
+        (["bench", "--repeats", "-5"], ">= 1"),
+        (["bench", "--device", "banana"], "banana"),
+        (["convert", "{tmp}/missing.h5", "{tmp}/out"], "missing.h5"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_fsanet_refuses_careless_values_in_one_line(argv, fragment, files, capsys):
+    _refused(fsanet_main, [a.format(**files) for a in argv], capsys, fragment)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--batch-size", "0"], ">= 1"),
+        (["evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--batch-size", "-5"], ">= 1"),
+        (["evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--device", "banana"], "banana"),
+        (["evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--device", "cuda:7"], "cuda:7"),
+        (["evaluate", "--model", MODEL, "--benchmark", "aflw2000"], "no aflw2000 data"),
+        (["evaluate", "--model", MODEL, "--benchmark", "{tmp}/none"], "none"),
+        (["table", "--format", "xml"], "invalid choice"),
+        (["table", "--benchmark", "banana"], "unknown"),
+        (["retry", "no-such-request"], "no request"),
+        (["requests", "--id", "no-such-request"], "no request"),
+        (["worker", "--limit", "0"], ">= 1"),
+        (["seed"], "looked in aflw2000: {tmp}"),
+        (["plot", "--benchmark", "aflw2000", "--out", "{tmp}/plots"], "no results"),
+        (["plot", "--benchmark", "aflw2000", "--out", "{tmp}/plots", "--ext", "gif"], "invalid choice"),
+        (["prepare", "aflw2000", "--source", "{tmp}/none", "--out", "{tmp}/data"], "none"),
+        (["prepare", "npz", "--source", "{file}", "--out", "{tmp}/data"], "--benchmark"),
+        (["submit", "{broken}"], "config.json"),
+    ],
+)
+def test_leaderboard_refuses_careless_values_in_one_line(argv, fragment, files, capsys, monkeypatch):
+    monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000", raising=False)
+    argv = [a.format(**files) for a in argv] + ["--results", files["tmp"]]
+    _refused(leaderboard_main, argv, capsys, fragment.format(**files))
+
+
+def test_results_that_is_a_file_is_refused_before_or_after_the_verb(files, capsys):
+    for argv in (["--results", files["file"], "table"], ["table", "--results", files["file"]]):
+        _refused(leaderboard_main, argv, capsys, "is a file")
+
+
+def test_plot_png_works_or_says_what_to_install(tmp_path, capsys):
+    """``plot --ext png`` writes PNGs when kaleido can export, else one line naming what to install."""
+    from tests.conftest import fill_leaderboard
+
+    fill_leaderboard(tmp_path, (MODEL,))
+    capsys.readouterr()
+    argv = ["plot", "--benchmark", "aflw2000", "--out", str(tmp_path / "plots"), "--ext", "png"]
+    code, out, err = _run(leaderboard_main, [*argv, "--results", str(tmp_path)], capsys)
+    if code == 0:
+        assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in json.loads(out))
+    else:
+        assert code == 2 and err.count("\n") == 1 and "kaleido" in err, err
+
+
+def test_the_commands_as_typed_print_one_line(tmp_path):
+    """The real entry points (a fresh interpreter each): the issue's hanging and crashing values."""
+    for argv in (
+        ["fsanet", "train", "--model", "fsanet_caps_1x1", "--train", "d", "--out", "o", "--batch-size", "0"],
+        ["leaderboard", "evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--device", "banana"],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+# ---------------------------------------------------------------------------------- where things live
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> dict[str, Path]:
+    """The 16 AFLW2000 samples prepared with ``--out`` outside the board, which is named after the verb."""
+    base = tmp_path_factory.mktemp("board")
+    board, data = base / "board", base / "elsewhere" / "aflw2000"
+    argv = ["prepare", "aflw2000", "--source", str(require_shared(AFLW)), "--out", str(data)]
+    assert leaderboard_main([*argv, "--results", str(board)]) == 0
+    return {"board": board, "data": data}
+
+
+def test_every_verb_finds_the_data_where_prepare_put_it(prepared, capsys, monkeypatch):
+    from leaderboard.submissions import present_benchmarks
+
+    monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000", raising=False)
+    board = str(prepared["board"])
+    assert present_benchmarks(board) == ["aflw2000"]  # what `worker --results` evaluates on
+    capsys.readouterr()
+    argv = ["evaluate", "--model", MODEL, "--benchmark", "aflw2000", "--no-robustness", "--no-progress"]
+    assert leaderboard_main(["--results", board, *argv]) == 0  # before the verb
+    first = json.loads(capsys.readouterr().out)
+    assert first["n"] == 16 and not first["cached"]
+    assert leaderboard_main([*argv, "--results", board]) == 0  # after it: the same board, the same result
+    assert json.loads(capsys.readouterr().out)["cached"]
+    assert leaderboard_main(["seed", "--models", MODEL, "--results", board]) == 0
+    seeded = json.loads(capsys.readouterr().out)
+    assert seeded["benchmarks"] == ["aflw2000"] and seeded["evaluated"][0]["model"] == MODEL
+
+
+def test_evaluate_of_a_broken_model_folder_is_one_line(prepared, files, capsys):
+    argv = [
+        "evaluate",
+        "--model",
+        files["broken"],
+        "--benchmark",
+        "aflw2000",
+        "--results",
+        str(prepared["board"]),
+    ]
+    _refused(leaderboard_main, argv, capsys, "config.json")
+
+
+def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
+    from leaderboard.data import write_dataset
+    from leaderboard.importers import aflw2000_rows
+
+    rows = list(aflw2000_rows(AFLW))[:8]
+    other = write_dataset(rows, tmp_path / "mini", {"benchmark": "mini8"})
+    board = str(prepared["board"])
+    argv = ["evaluate", "--model", MODEL, "--benchmark", str(other), "--no-robustness", "--no-progress"]
+    assert leaderboard_main([*argv, "--results", board]) == 0
+    capsys.readouterr()
+    for benchmark in ("aflw2000", "mini8"):
+        assert (
+            leaderboard_main(["table", "--format", "json", "--benchmark", benchmark, "--results", board]) == 0
+        )
+        rows = json.loads(capsys.readouterr().out)
+        assert rows and {row["benchmark"] for row in rows} == {benchmark}
+    assert leaderboard_main(["table", "--format", "json", "--benchmark", "biwi", "--results", board]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # registered, no results yet: an empty table
+
+
+def test_retry_requeues_failed_requests_only(tmp_path, capsys):
+    import fsanet
+    from leaderboard.submissions import RequestsStore, submit
+
+    fsanet.create_model("fsanet_caps_1x1").save_pretrained(tmp_path / "mine")
+    request = submit(tmp_path / "mine", root=tmp_path / "board")
+    requests = RequestsStore(tmp_path / "board")
+    board = ["--results", str(tmp_path / "board")]
+    for status in ("pending", "finished"):
+        requests.set_status(request["id"], status)
+        _refused(leaderboard_main, ["retry", request["id"], *board], capsys, f"is {status}")
+        assert requests.get(request["id"])["status"] == status
+    requests.set_status(request["id"], "failed", reason="out of memory")
+    assert leaderboard_main(["retry", request["id"], *board]) == 0
+    assert requests.get(request["id"])["status"] == "pending"
+
+
+def test_an_unusable_result_file_is_reported_once(prepared, tmp_path):
+    import shutil
+
+    board = tmp_path / "board"
+    shutil.copytree(prepared["board"] / "results", board / "results")
+    (board / "results" / "broken.json").write_text("{ not json")
+    for verb in (["table"], ["plot", "--benchmark", "aflw2000", "--out", str(tmp_path / "plots")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "leaderboard", *verb, "--results", str(board)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("broken.json") == 1, result.stderr
+
+
+def test_a_training_run_folder_stands_for_its_latest_model(tmp_path):
+    """``--model runs/x`` (the folder given to ``train --out``) means ``runs/x/model``; the leaderboard's
+    ``evaluate --model runs/x`` is exercised on a real run in ``tests/test_training.py``."""
+    import fsanet
+
+    model = fsanet.create_model("fsanet_caps_1x1")
+    model.save_pretrained(tmp_path / "run" / "model")
+    assert fsanet.weights_sha256(fsanet.load_model(str(tmp_path / "run"))) == fsanet.weights_sha256(model)
