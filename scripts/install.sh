@@ -23,6 +23,9 @@ fi
 requirements=requirements.txt
 [ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r "$requirements"
+# The project itself, editable: `import fsanet` / `import leaderboard` from any directory with this
+# interpreter, and the `fsanet` and `leaderboard` commands in .venv/bin. Its dependencies are the pins above.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
 if [ "${1:-}" = "--dev" ]; then
   bash scripts/install-system-deps.sh
