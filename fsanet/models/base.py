@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
+from fsanet.errors import InvalidImageError
 from fsanet.models.hub import HubMixin
 
 DEFAULT_IMAGE_SIZE = 64  # FSA-Net's crop; configs of other sizes say so
@@ -16,16 +19,71 @@ class PoseModel(HubMixin, nn.Module):
     """Holds the config, a display name, and the output column names.
 
     Forward contract: ``model(x)`` with ``x`` float32 ``(N, 3, S, S)`` RGB in [0, 255] at the
-    model's :attr:`input_size`; returns ``(N, 3)`` degrees ``[yaw, pitch, roll]``.
+    model's :attr:`input_size`; returns ``(N, 3)`` degrees ``[yaw, pitch, roll]``. What users
+    naturally pass is converted first (:func:`as_model_input`): NumPy arrays, ``uint8``, channels-last
+    ``(N, S, S, 3)``, a single image without the batch axis; anything else fails with the contract.
     """
 
     output_names = ("yaw", "pitch", "roll")
+    resizes_input = False  # True where the model resamples any input size to its own (timm heads)
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.config = copy.deepcopy(config)
         self.name: str = config.get("name", config["architecture"])
+        self.register_forward_pre_hook(_convert_input)
 
     @property
     def input_size(self) -> int:
         return int(self.config.get("image_size", DEFAULT_IMAGE_SIZE))
+
+
+def as_model_input(
+    x: Any, size: int, like: torch.Tensor | None = None, any_size: bool = False
+) -> torch.Tensor:
+    """``x`` as the float ``(N, 3, size, size)`` RGB [0, 255] batch a pose model takes.
+
+    Accepts a tensor or NumPy array, ``uint8`` or float, ``(N, 3, S, S)``, ``(N, S, S, 3)``, or one
+    image without the batch axis (``any_size``: any height and width); lands on ``like``'s device and
+    dtype. Values are not rescaled: floats must already be raw [0, 255], as the models normalise inside.
+    """
+    h, w = ("H", "W") if any_size else (size, size)
+    contract = (
+        f"the model takes RGB images of {h}x{w}, raw [0, 255], as a tensor or NumPy array, uint8 or float: "
+        f"(N, 3, {h}, {w}), (N, {h}, {w}, 3) or one image without N"
+    )
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8 and not np.issubdtype(x.dtype, np.floating):
+            raise InvalidImageError(f"{contract}; got a NumPy array of {x.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise InvalidImageError(f"{contract}; got {type(x).__name__}")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise InvalidImageError(f"{contract}; got a tensor of {x.dtype}")
+    shape = tuple(x.shape)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() == 4 and x.shape[1] != 3 and x.shape[3] == 3:
+        x = x.permute(0, 3, 1, 2)  # channels-last: a view, no copy
+    if x.dim() != 4 or x.shape[1] != 3 or (not any_size and tuple(x.shape[2:]) != (size, size)):
+        raise InvalidImageError(f"{contract}; got shape {shape}")
+    if like is not None and (x.device != like.device or x.dtype != like.dtype):
+        x = x.to(like.device, like.dtype if like.is_floating_point() else torch.float32)
+    return x.float() if not x.is_floating_point() else x
+
+
+def _convert_input(model: PoseModel, inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook: the batch the model takes, from what users pass (floats of the right shape,
+    device and dtype go through untouched, so the hook costs nothing on the usual path)."""
+    x = inputs[0]
+    reference = next(model.parameters(), None)
+    if (
+        isinstance(x, torch.Tensor)
+        and x.dim() == 4
+        and x.shape[1] == 3
+        and (model.resizes_input or tuple(x.shape[2:]) == (model.input_size, model.input_size))
+        and x.is_floating_point()
+        and (reference is None or (x.device == reference.device and x.dtype == reference.dtype))
+    ):
+        return None
+    return (as_model_input(x, model.input_size, reference, model.resizes_input), *inputs[1:])

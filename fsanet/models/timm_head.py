@@ -134,6 +134,8 @@ class TimmFSANet(FSANet):
     ``primary_capsules``/``forward`` are FSANet's; only the parts sized by the backbone differ
     """
 
+    resizes_input = True  # TimmStageMaps resamples any crop to the backbone's size
+
     def __init__(self, config: dict[str, Any], pretrained_backbone: bool | str = False):
         grid = int(config["grid_size"])
         super().__init__(config, TimmStageMaps(config, pretrained_backbone), pixels_per_stage=grid * grid)

@@ -23,6 +23,7 @@ import warnings
 import torch
 from torch import nn
 
+from fsanet.models.base import as_model_input
 from fsanet.models.layers import SeparableConvBlock
 
 
@@ -104,8 +105,12 @@ class InferenceModel(nn.Module):
         self.name = getattr(source, "name", type(source).__name__)
         self.config = getattr(source, "config", {})
         self.input_size = int(getattr(source, "input_size", 64))
+        self.resizes_input = bool(getattr(source, "resizes_input", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # What users pass, converted as for the source model.
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 4 and x.shape[1] == 3):
+            x = as_model_input(x, self.input_size, any_size=self.resizes_input)
         with torch.no_grad():
             if len(x) <= self.chunk:
                 return self.graph(x)
