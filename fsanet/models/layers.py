@@ -269,9 +269,10 @@ class SSRRegression(nn.Module):
         super().__init__()
         self.stage_bins, self.lambda_d, self.scale = tuple(stage_bins), lambda_d, scale
         for k, bins in enumerate(self.stage_bins):
-            self.register_buffer(
-                f"offsets_{k}", torch.arange(bins, dtype=torch.float32) - bins // 2, persistent=False
-            )
+            # From a list, not torch.arange: on the meta device (the weight check's skeleton) arange goes
+            # through torch._refs, whose first import costs ~2 s in every process that loads a model.
+            offsets = [float(i - bins // 2) for i in range(bins)]
+            self.register_buffer(f"offsets_{k}", torch.tensor(offsets), persistent=False)
 
     def forward(self, p: torch.Tensor, delta: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
         """``p`` (N, stages, angles, bins), ``delta``/``eta`` (N, stages, angles) -> (N, angles)."""
