@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fsanet.cli.args import CliParser, device_name, output_dir, parse, positive_int
+from fsanet.cli.args import CliParser, device_name, output_dir, parse, positive_int, program
 from fsanet.errors import FSANetError
 
 from .config import BENCHMARKS, get_benchmark, leaderboard_dir, looked_in, remember_dataset
@@ -171,7 +171,7 @@ RESULTS_HELP = "board directory (default: $LEADERBOARD_DIR or ./leaderboard-data
 
 
 def build_parser() -> CliParser:
-    parser = CliParser(prog="python -m leaderboard", description=__doc__)
+    parser = CliParser(prog=program("leaderboard"), description=__doc__)
     parser.add_argument("--results", help=RESULTS_HELP)
     # Each verb accepts --results too; SUPPRESS keeps a value given before the verb when none follows it.
     board = CliParser(add_help=False)

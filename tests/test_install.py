@@ -70,3 +70,14 @@ def test_editable_install_gives_imports_and_commands_anywhere(tmp_path):
         text=True,
     )
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--batch-size" in refused.stderr
+    assert refused.stderr.startswith("leaderboard evaluate: error:")  # the name the user typed
+    # `fsanet list | head -1`, made deterministic: the reader is gone before the command writes.
+    piped = subprocess.Popen(
+        [str(venv / "bin/fsanet"), "list"],
+        cwd=elsewhere,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    piped.stdout.close()
+    assert piped.wait(timeout=120) == 0 and piped.stderr.read() == b""

@@ -20,6 +20,11 @@ from fsanet.errors import FSANetError
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
+def program(module: str) -> str:
+    """The name users typed: ``fsanet`` for the installed command, ``python -m fsanet`` otherwise."""
+    return module if Path(sys.argv[0]).name == module else f"python -m {module}"
+
+
 class CliParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr and exit code 2 (subparsers inherit it)."""
 
@@ -113,6 +118,9 @@ def run_command(args: argparse.Namespace) -> int:
     """
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `fsanet list | head`: the reader is gone, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FSANetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 
-from fsanet.cli.args import CliParser, parse, run_command
+from fsanet.cli.args import CliParser, parse, program, run_command
 
 SUBCOMMAND_MODULES = ("fsanet.cli.models", "fsanet.cli.predict", "fsanet.cli.train")
 
 
 def build_parser() -> CliParser:
-    parser = CliParser(prog="python -m fsanet", description="FSA-Net head-pose estimation")
+    parser = CliParser(prog=program("fsanet"), description="FSA-Net head-pose estimation")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(subparsers)
