@@ -99,6 +99,8 @@ def evaluate(
     progress: bool = True,
 ) -> Evaluation:
     """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored result unless ``force``."""
+    if batch_size < 1:  # datasets' iter(batch_size=0) never ends
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     store = store or ResultsStore()
     name, data, filter_99 = resolve_benchmark(benchmark, store.root)
     model_name, module = resolve_model(model, revision)

@@ -127,6 +127,14 @@ def test_leaderboard_refuses_careless_values_in_one_line(argv, fragment, files, 
     _refused(leaderboard_main, argv, capsys, fragment.format(**files))
 
 
+def test_the_library_refuses_a_batch_size_that_would_never_end(tmp_path):
+    from leaderboard.runner import evaluate
+
+    for size in (0, -5):
+        with pytest.raises(ValueError, match="batch_size must be at least 1"):
+            evaluate(MODEL, "aflw2000", batch_size=size)
+
+
 def test_results_that_is_a_file_is_refused_before_or_after_the_verb(files, capsys):
     for argv in (["--results", files["file"], "table"], ["table", "--results", files["file"]]):
         _refused(leaderboard_main, argv, capsys, "is a file")
