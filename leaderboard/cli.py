@@ -139,8 +139,8 @@ def _plot(args: argparse.Namespace) -> Any:
 
     if args.ext == "png" and importlib.util.find_spec("kaleido") is None:
         raise FSANetError(
-            "--ext png needs the kaleido package and a Chrome/Chromium (pip install kaleido); "
-            "--ext html needs nothing more"
+            "--ext png needs the kaleido package and a Chrome or Chromium (pip install -c constraints.txt "
+            "-r requirements.txt; apt install chromium); --ext html needs neither"
         )
     store = ResultsStore(_root(args))
     records, _ = store.records()
@@ -164,7 +164,10 @@ def _plot(args: argparse.Namespace) -> Any:
             for name, fig in figures.items()
         ]
     except RuntimeError as error:  # kaleido present but unable to export (no Chrome): its message says why
-        raise FSANetError(str(error).splitlines()[0]) from None
+        raise FSANetError(
+            f"--ext png failed: {str(error).splitlines()[0]} (kaleido drives a Chrome or Chromium: "
+            "apt install chromium, or plotly_get_chrome); --ext html needs neither"
+        ) from None
 
 
 RESULTS_HELP = "board directory (default: $LEADERBOARD_DIR or ./leaderboard-data); before or after the verb"
