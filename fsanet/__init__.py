@@ -56,6 +56,6 @@ __all__ = [
 ]
 
 
-def pretrained_names() -> list[str]:
-    """Every ``name.tag`` with the authors' weights (same as ``list_models(pretrained=True)``)."""
-    return list_models(pretrained=True)
+def pretrained_names(include_unusable: bool = False) -> list[str]:
+    """Every ``name.tag`` with usable authors' weights (same as ``list_models(pretrained=True)``)."""
+    return list_models(pretrained=True, include_unusable=include_unusable)

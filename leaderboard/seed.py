@@ -23,7 +23,7 @@ def seed_rows(
     progress: bool = False,
     robustness: bool = True,
 ) -> dict[str, list]:
-    """Evaluate ``models`` (default ``fsanet.pretrained_names()``) on ``benchmarks`` (default: all present).
+    """Evaluate ``models`` (default: every shipped ``name.tag``, unusable ones included) on ``benchmarks`` (default: all present).
 
     A model that cannot be loaded (e.g. the NaN-weighted 300W-LP ``fsanet_netvlad_var``) is reported in
     ``skipped`` with the reason and does not stop the others. Stored results are not redone unless ``force``.
@@ -31,7 +31,7 @@ def seed_rows(
     store = store or ResultsStore()
     benchmarks = list(benchmarks) if benchmarks is not None else present_benchmarks(store.root)
     done, skipped = [], []
-    for name in models if models is not None else fsanet.pretrained_names():
+    for name in models if models is not None else fsanet.pretrained_names(include_unusable=True):
         try:
             model = fsanet.load_model(name)
         except FSANetError as err:

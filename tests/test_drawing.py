@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fsanet.data.geometry import rotation_matrix
-from fsanet.pipeline.drawing import draw_axis, draw_cube, draw_poses
+from fsanet.pipeline.drawing import draw_axis, draw_cube, draw_poses, face_labels
 from fsanet.pipeline.estimate import FacePose, PoseResult
 
 CENTER = (100, 100)
@@ -80,3 +80,36 @@ def test_cube_and_label_stay_inside_small_images():
     assert draw_poses(image, PoseResult([face], (40, 40), 1), cube=True).shape == (40, 40, 3)
     draw_cube(image, 0, 0, 0, (20, 20), 20)
     assert image.any()
+
+
+def _face(x1: float, y1: float, x2: float, y2: float) -> FacePose:
+    return FacePose((x1, y1, x2, y2), 0.9, 0.0, 0.0, 0.0, rotation_matrix(0, 0, 0), "m")
+
+
+def test_group_labels_are_numbered_left_to_right_sized_to_faces_inside_and_apart():
+    # Three touching faces in a row, the middle one the detector's best, plus one at the top edge.
+    faces = [_face(160, 60, 240, 150), _face(80, 60, 160, 150), _face(240, 62, 320, 152), _face(0, 0, 40, 44)]
+    result = PoseResult(faces, (400, 300), 4).left_to_right()
+    assert [f.box[0] for f in result.faces] == [0, 80, 160, 240]
+    labels = face_labels(result, (300, 400, 3))
+    assert [text for text, _, _ in labels] == ["1", "2", "3", "4"]
+    rects = [rect for _, rect, _ in labels]
+    for i, a in enumerate(rects):
+        assert 0 <= a[0] < a[2] <= 400 and 0 <= a[1] < a[3] <= 300, a
+        for b in rects[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    assert labels[0][2] < labels[1][2], "a smaller face gets a smaller label"
+    assert rects[1][2] - rects[1][0] < 80, "a compact label, narrower than its face"
+    # Rendered: each label is a dark band with light text where the layout put it.
+    drawn = draw_poses(np.full((300, 400, 3), 128, np.uint8), result)
+    for x1, y1, x2, y2 in rects:
+        patch = drawn[y1:y2, x1:x2]
+        assert (patch == 0).all(axis=2).mean() > 0.4 and (patch > 200).all(axis=2).any()
+
+
+def test_many_overlapping_faces_still_get_separate_labels():
+    faces = [_face(10 + 12 * i, 100, 70 + 12 * i, 160) for i in range(8)]
+    rects = [rect for _, rect, _ in face_labels(PoseResult(faces, (200, 300), 8), (300, 200, 3))]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -79,6 +80,9 @@ def test_video_is_annotated_frame_by_frame_with_smoothing(tmp_path, capsys):
     capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_pose.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     capture.release()
+    with av.open(str(tmp_path / "out" / "clip_pose.mp4")) as written:  # what browsers play
+        stream = written.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
 
 
 def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):

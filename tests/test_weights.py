@@ -54,7 +54,11 @@ def test_registry_names_and_tags():
     assert "fsanet_caps_1x1.300w_lp" in tagged and "fsanet_fusion.biwi" in tagged
     assert "fsanet_netvlad_uniform.biwi" in tagged
     assert "fsanet_netvlad_uniform.300w_lp" not in tagged  # the authors shipped no such file
-    assert len(tagged) == len(OFFICIAL_SHA256) + 2  # every shipped file, plus the two fusions
+    # every shipped file, plus the two fusions, less the NaN-weighted one (listed only on request)
+    assert "fsanet_netvlad_var.300w_lp" not in tagged
+    assert len(tagged) == len(OFFICIAL_SHA256) + 2 - 1
+    shipped = fsanet.list_models(pretrained=True, include_unusable=True)
+    assert set(shipped) == {*tagged, "fsanet_netvlad_var.300w_lp"}
     with pytest.raises(ValueError, match="no pretrained tag"):
         fsanet.create_model("fsanet_netvlad_uniform.300w_lp")
     with pytest.raises(ValueError, match="unknown model"):

@@ -2,7 +2,8 @@
 
 Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.pipeline.estimate.to_json`
 schema), else a short table. Videos (``.mp4``, ``.avi``, ...): one JSON line per frame (with a
-``"frame"`` index) and, with ``--out``, an annotated ``.mp4``. A bad input prints one line on
+``"frame"`` index), a progress bar on a terminal's stderr and, with ``--out``, an annotated H.264
+``.mp4`` that browsers play. A bad input prints one line on
 stderr and the run goes on with the next; the exit code is 2 when any input failed.
 """
 
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import cv2
+from tqdm import tqdm
 
 from fsanet.cli.args import output_dir, positive_int
 from fsanet.data.imageio import is_video
@@ -27,8 +29,8 @@ from fsanet.pipeline.estimate import (
     PoseResult,
     iter_video,
     to_json,
-    video_fps,
 )
+from fsanet.pipeline.video import H264Writer, probe_video
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -109,22 +111,20 @@ def _predict_image(name: str, estimator: PoseEstimator, args: argparse.Namespace
 
 
 def _predict_video(name: str, estimator: PoseEstimator, args: argparse.Namespace) -> None:
-    writer = None
+    info = probe_video(name)
+    writer = H264Writer(args.out / f"{Path(name).stem}_pose.mp4", info.fps) if args.out else None
+    progress = tqdm(total=info.frames or None, desc=Path(name).name, unit="frame", disable=None)
     frames = 0
     try:
         for index, (frame, result) in enumerate(iter_video(name, estimator, args.smooth)):
             frames += 1
+            progress.update()
             _report(name, result, args, frame=index)
-            if args.out:
-                if writer is None:
-                    target = args.out / f"{Path(name).stem}_pose.mp4"
-                    size = (frame.shape[1], frame.shape[0])
-                    writer = cv2.VideoWriter(
-                        str(target), cv2.VideoWriter_fourcc(*"mp4v"), video_fps(name), size
-                    )
-                writer.write(cv2.cvtColor(draw_poses(frame, result, cube=args.cube), cv2.COLOR_RGB2BGR))
+            if writer is not None:
+                writer.write(draw_poses(frame, result, cube=args.cube))
     finally:
+        progress.close()
         if writer is not None:
-            writer.release()
+            writer.close()
     if frames == 0:
         raise FSANetError("the video has no readable frame")

@@ -9,10 +9,12 @@ truncated file, zero size, too many pixels, absurd aspect ratio) raises
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -54,47 +56,81 @@ def check_size(
 
 
 def load_image(
-    source: ImageSource, max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT
+    source: ImageSource,
+    max_pixels: int = MAX_PIXELS,
+    max_aspect: float = MAX_ASPECT,
+    name: str | None = None,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Decode, validate, orient and convert ``source`` to an RGB ``uint8`` ``(H, W, 3)`` array.
 
     NumPy arrays are taken as RGB (or gray/RGBA) already, in the usual ``(H, W[, C])`` layout.
+    ``name`` replaces the path in messages (a server must not show its own paths); files larger
+    than ``max_bytes`` are refused before they are read.
     """
     if isinstance(source, np.ndarray):
         return array_to_rgb(source, max_pixels, max_aspect)
     if isinstance(source, Image.Image):
-        return pil_to_rgb(source, max_pixels, max_aspect, name="image")
-    name, stream = _open_stream(source)
+        return pil_to_rgb(source, max_pixels, max_aspect, name=name or "image")
+    with _open_header(source, name, max_bytes) as (label, image):
+        return pil_to_rgb(image, max_pixels, max_aspect, name=label)
+
+
+def read_size(
+    source: str | os.PathLike | bytes,
+    max_pixels: int = MAX_PIXELS,
+    max_aspect: float = MAX_ASPECT,
+    name: str | None = None,
+    max_bytes: int | None = None,
+) -> tuple[int, int]:
+    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded."""
+    with _open_header(source, name, max_bytes) as (label, image):
+        check_size(image.width, image.height, max_pixels, max_aspect, label)
+        return image.width, image.height
+
+
+@contextlib.contextmanager
+def _open_header(source: Any, name: str | None, max_bytes: int | None) -> Iterator[tuple[str, Image.Image]]:
+    label, stream = _open_stream(source, name, max_bytes)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice it; our explicit cap decides.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream)
     except UnidentifiedImageError:
-        raise InvalidImageError(f"{name} is not an image in a format Pillow can read") from None
+        raise InvalidImageError(f"{label} is not an image in a format Pillow can read") from None
     except Image.DecompressionBombError as error:
-        raise InvalidImageError(f"{name} is refused as a decompression bomb: {error}") from None
+        raise InvalidImageError(f"{label} is refused as a decompression bomb: {error}") from None
     except OSError as error:
-        raise InvalidImageError(f"{name} could not be read: {error}") from None
+        raise InvalidImageError(f"{label} could not be read: {error}") from None
     with image:
-        return pil_to_rgb(image, max_pixels, max_aspect, name=name)
+        yield label, image
 
 
-def _open_stream(source: Any) -> tuple[str, IO[bytes]]:
+def _open_stream(source: Any, name: str | None = None, max_bytes: int | None = None) -> tuple[str, IO[bytes]]:
     if isinstance(source, bytes | bytearray | memoryview):
-        if len(source) == 0:
-            raise InvalidImageError("the image data is empty (0 bytes)")
-        return "image data", io.BytesIO(bytes(source))
+        label = name or "image data"
+        _check_bytes(len(source), max_bytes, label)
+        return label, io.BytesIO(bytes(source))
     if isinstance(source, str | os.PathLike):
         path = Path(source)
+        label = name or str(path)
         if not path.is_file():
-            raise InvalidImageError(f"{path} does not exist or is not a file")
-        if path.stat().st_size == 0:
-            raise InvalidImageError(f"{path} is empty (0 bytes)")
-        return str(path), io.BytesIO(path.read_bytes())
+            raise InvalidImageError(f"{label} does not exist or is not a file")
+        _check_bytes(path.stat().st_size, max_bytes, label)
+        return label, io.BytesIO(path.read_bytes())
     if hasattr(source, "read"):
-        return getattr(source, "name", "image stream"), source
+        return name or getattr(source, "name", "image stream"), source
     raise InvalidImageError(f"cannot read an image from a {type(source).__name__}")
+
+
+def _check_bytes(size: int, max_bytes: int | None, name: str) -> None:
+    if size == 0:
+        raise InvalidImageError(f"{name} is empty (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise InvalidImageError(
+            f"{name} is {size / 2**20:.1f} MB, more than the cap of {max_bytes / 2**20:g} MB for images"
+        )
 
 
 def pil_to_rgb(

@@ -245,6 +245,15 @@ def list_detectors() -> list[str]:
     return sorted(DETECTORS, key=lambda name: (name != DEFAULT_DETECTOR, name))
 
 
+def available_detectors() -> list[str]:
+    """The detectors that work here without a download: ``ssd`` only when its files are configured."""
+    try:
+        ssd_model_dir(download=False)
+    except WeightsUnavailableError:
+        return [name for name in list_detectors() if name != SSDDetector.name]
+    return list_detectors()
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
     """A detector by name (``mtcnn``, ``ssd``, ``haar``); options go to its constructor."""
     try:

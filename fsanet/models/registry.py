@@ -150,6 +150,8 @@ def _base_config(name: str) -> dict:
 
 
 MODEL_NAMES = (*OFFICIAL_NAMES, "fsanet_fusion")
+# Tagged weights the authors shipped that cannot be used: not listed, refused on load with the reason.
+UNUSABLE_WEIGHTS = {"fsanet_netvlad_var.300w_lp": "the authors' file holds NaN weights"}
 
 
 def _pretrained_sources(name: str) -> dict[str, PretrainedSource]:
@@ -167,11 +169,15 @@ def _tags(name: str) -> list[str]:
     return list(_pretrained_sources(name))
 
 
-def list_models(pretrained: bool = False) -> list[str]:
-    """Architecture names, or with ``pretrained=True`` every ``name.tag`` that has weights."""
+def list_models(pretrained: bool = False, include_unusable: bool = False) -> list[str]:
+    """Architecture names, or with ``pretrained=True`` every ``name.tag`` that has usable weights.
+
+    ``include_unusable`` adds the shipped but unusable ones (:data:`UNUSABLE_WEIGHTS`).
+    """
     if not pretrained:
         return list(MODEL_NAMES)
-    return [f"{name}.{tag}" for name in MODEL_NAMES for tag in _tags(name)]
+    tagged = (f"{name}.{tag}" for name in MODEL_NAMES for tag in _tags(name))
+    return [name for name in tagged if include_unusable or name not in UNUSABLE_WEIGHTS]
 
 
 TIMM_PREFIX = "fsanet_timm_"  # fsanet_timm_<any timm model>: an FSA head on that backbone, untrained

@@ -1,4 +1,4 @@
-"""Draw poses on RGB images: axes (x red, y green, z blue), an optional cube, the box and a label.
+"""Draw poses on RGB images: axes (x red, y green, z blue), an optional cube, the box and a numbered label.
 
 Axes are the columns of :func:`fsanet.data.geometry.rotation_matrix` projected orthographically, the
 FSA-Net/Hopenet ``draw_axis``: the red x axis points to the image right at rest, green y
@@ -49,29 +49,59 @@ def draw_cube(
     return image
 
 
-def draw_label(image: np.ndarray, text: str, anchor: tuple[float, float]) -> np.ndarray:
-    """White text on a dark band above ``anchor`` (x, y), kept inside the image (in place)."""
-    scale = max(0.4, max(image.shape[:2]) / 1400)
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def label_scale(face_height: float) -> float:
+    """Font scale of a face's label: about a fifth of the face high, readable on small faces."""
+    return float(np.clip(face_height / 110.0, 0.45, 3.0))
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(boxes: list[tuple[float, ...]], sizes: list[tuple[int, int]], image_shape) -> list[Rect]:
+    """A rectangle per label (``sizes`` are (w, h)), inside the image, no two overlapping.
+
+    Each label tries, in order: above its box, inside its top-left corner, below it; the first
+    place free of the labels already placed wins, else it slides down until it is free.
+    """
+    height, width = image_shape[:2]
+    placed: list[Rect] = []
+    for (x1, y1, _, y2), (w, h) in zip(boxes, sizes, strict=True):
+        x = int(np.clip(x1, 0, max(width - w, 0)))
+
+        def rect(top: float, x: int = x, w: int = w, h: int = h) -> Rect:
+            top = int(np.clip(top, 0, max(height - h, 0)))
+            return x, top, x + w, top + h
+
+        candidates = [rect(y1 - h - 1), rect(y1 + 1), rect(y2 + 1)]
+        candidates += [rect(top) for top in range(0, height - h + 1, max(1, h // 2))]
+        chosen = next((c for c in candidates if not any(_overlaps(c, p) for p in placed)), candidates[0])
+        placed.append(chosen)
+    return placed
+
+
+def draw_text_box(image: np.ndarray, text: str, rect: Rect, scale: float) -> np.ndarray:
+    """White ``text`` on a dark rectangle ``rect`` (in place)."""
     thickness = max(1, round(scale * 1.5))
-    (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    x = int(np.clip(anchor[0], 0, max(image.shape[1] - w, 0)))
-    y = int(np.clip(anchor[1], h + baseline, image.shape[0]))
-    cv2.rectangle(image, (x, y - h - baseline), (x + w, y), (0, 0, 0), -1)
-    cv2.putText(
-        image,
-        text,
-        (x, y - baseline),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        thickness,
-        cv2.LINE_AA,
-    )
+    (_, h), baseline = cv2.getTextSize(text, FONT, scale, thickness)
+    cv2.rectangle(image, rect[:2], (rect[2] - 1, rect[3] - 1), (0, 0, 0), -1)
+    origin = (rect[0] + 2, rect[1] + 2 + h)
+    cv2.putText(image, text, origin, FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return image
 
 
-def draw_face(image: np.ndarray, face: FacePose, cube: bool = False, label: bool = True) -> np.ndarray:
-    """Box, axes (or cube) and a "yaw pitch roll" label of one face (in place)."""
+def label_size(text: str, scale: float) -> tuple[int, int]:
+    """(width, height) of :func:`draw_text_box`'s rectangle for ``text``."""
+    (w, h), baseline = cv2.getTextSize(text, FONT, scale, max(1, round(scale * 1.5)))
+    return w + 4, h + baseline + 4
+
+
+def draw_face(image: np.ndarray, face: FacePose, cube: bool = False) -> np.ndarray:
+    """Box and axes (or cube) of one face (in place)."""
     x1, y1, x2, y2 = face.box
     cv2.rectangle(image, _point((x1, y1)), _point((x2, y2)), BOX_COLOR, _thickness(image))
     center = ((x1 + x2) / 2, (y1 + y2) / 2)
@@ -79,16 +109,30 @@ def draw_face(image: np.ndarray, face: FacePose, cube: bool = False, label: bool
     if cube:
         draw_cube(image, face.yaw, face.pitch, face.roll, center, size)
     draw_axis(image, face.yaw, face.pitch, face.roll, center, size)
-    if label:
-        draw_label(image, f"yaw {face.yaw:.0f} pitch {face.pitch:.0f} roll {face.roll:.0f}", (x1, y1 - 2))
     return image
 
 
+def face_labels(result: PoseResult, image_shape) -> list[tuple[str, Rect, float]]:
+    """``(number, rectangle, font scale)`` of each face's label: face ``i`` of ``result`` is ``i + 1``."""
+    texts = [str(i + 1) for i in range(len(result.faces))]
+    scales = [label_scale(f.box[3] - f.box[1]) for f in result.faces]
+    sizes = [label_size(t, s) for t, s in zip(texts, scales, strict=True)]
+    rects = place_labels([f.box for f in result.faces], sizes, image_shape)
+    return list(zip(texts, rects, scales, strict=True))
+
+
 def draw_poses(image: np.ndarray, result: PoseResult, cube: bool = False, label: bool = True) -> np.ndarray:
-    """A copy of the RGB ``image`` with every face of ``result`` drawn on it."""
+    """A copy of the RGB ``image`` with every face of ``result`` drawn and numbered in its order.
+
+    Labels carry only the number (the angles are in the table or JSON, same order), sized to the
+    face, inside the image and never on top of each other.
+    """
     canvas = np.ascontiguousarray(image).copy()
     for face in result.faces:
-        draw_face(canvas, face, cube, label)
+        draw_face(canvas, face, cube)
+    if label:
+        for text, rect, scale in face_labels(result, canvas.shape):
+            draw_text_box(canvas, text, rect, scale)
     return canvas
 
 

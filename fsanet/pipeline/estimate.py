@@ -72,6 +72,11 @@ class PoseResult:
     def truncated(self) -> bool:
         return self.num_detected > len(self.faces)
 
+    def left_to_right(self) -> PoseResult:
+        """The same faces ordered by the centre of their box, left to right (to number them on screen)."""
+        faces = sorted(self.faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
+        return PoseResult(faces, self.image_size, self.num_detected, self.message)
+
 
 def to_json(result: PoseResult, image: str) -> dict[str, Any]:
     """The shared JSON object of one image."""
@@ -256,11 +261,3 @@ def iter_video(
             yield rgb, smoother(result) if smoother else result
     finally:
         capture.release()
-
-
-def video_fps(path: str) -> float:
-    """Frames per second of a video, 25 when the container does not say."""
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return fps if fps and fps > 0 else 25.0
