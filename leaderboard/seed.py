@@ -23,7 +23,8 @@ def seed_rows(
     progress: bool = False,
     robustness: bool = True,
 ) -> dict[str, list]:
-    """Evaluate ``models`` (default: every shipped ``name.tag``, unusable ones included) on ``benchmarks`` (default: all present).
+    """Evaluate ``models`` (default: every shipped ``name.tag``, unusable ones included) on ``benchmarks``
+    (default: all present).
 
     A model that cannot be loaded (e.g. the NaN-weighted 300W-LP ``fsanet_netvlad_var``) is reported in
     ``skipped`` with the reason and does not stop the others. Stored results are not redone unless ``force``.
