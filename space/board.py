@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -23,6 +21,7 @@ from leaderboard import (
     yaw_bin_figure,
 )
 from leaderboard.config import leaderboard_dir
+from space.outputs import save_bytes
 
 ALL = "all"
 EMPTY_BOARD = (
@@ -72,9 +71,8 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     """Every stored result as a downloadable CSV or JSON file (path)."""
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
-    path = Path(tempfile.mkdtemp(prefix="fsanet-results-")) / f"leaderboard.{fmt}"
-    path.write_text(format_table(ResultsStore().table(), fmt))
-    return str(path)
+    # One pruned folder, files named by content: calls leave no folder behind.
+    return save_bytes(format_table(ResultsStore().table(), fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
 def requests_table() -> pd.DataFrame:
@@ -84,7 +82,7 @@ def requests_table() -> pd.DataFrame:
 
 
 def submit_variant(
-    files: list[str] | None, name: str = "", repo_id: str = "", revision: str = ""
+    files: list[str] | None = None, name: str = "", repo_id: str = "", revision: str = ""
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision."""
     try:
@@ -106,7 +104,9 @@ def submit_variant(
 def leaderboard_tab(demo: gr.Blocks) -> None:
     gr.Markdown(board_status, elem_id="board-status")
     with gr.Row():
-        search = gr.Textbox(label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search")
+        search = gr.Textbox(
+            value="", label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search"
+        )
         benchmark = gr.Dropdown([ALL, *BENCHMARKS], value=ALL, label="Benchmark")
     table = gr.Dataframe(
         board_table, label="Mean absolute error (degrees)", interactive=False, elem_id="board-table"
@@ -141,10 +141,10 @@ def submit_tab() -> None:
             files = gr.File(
                 label="config.json + model.safetensors", file_count="multiple", elem_id="submit-files"
             )
-            name = gr.Textbox(label="Variant name", placeholder="e.g. fsanet_caps_1x1.my_run")
+            name = gr.Textbox(value="", label="Variant name", placeholder="e.g. fsanet_caps_1x1.my_run")
         with gr.Column():
-            repo_id = gr.Textbox(label="or Hub repo id", placeholder="user/fsanet-variant")
-            revision = gr.Textbox(label="Revision (commit, tag or branch)", placeholder="main")
+            repo_id = gr.Textbox(value="", label="or Hub repo id", placeholder="user/fsanet-variant")
+            revision = gr.Textbox(value="", label="Revision (commit, tag or branch)", placeholder="main")
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
     request = gr.JSON(label="Your submission")
     refresh = gr.Button("Refresh queue")

@@ -1,56 +1,114 @@
-"""Photo and webcam wiring: uploaded file or frame -> shared estimator -> annotated image + faces JSON.
+"""Photo, webcam and video wiring: uploaded file or frame -> checks -> shared estimator -> results.
 
-Failures a user can fix (:class:`fsanet.FSANetError`: unreadable image, missing weights, unknown
-detector) reach the browser and gradio_client as a :class:`gradio.Error` with the library's message.
+Every file is checked by :mod:`fsanet.data.imageio` (header first, then decoded) under the caps of
+:mod:`space.uploads`, and runs inside :data:`space.fairness.admission`. Failures a user can fix
+(:class:`fsanet.FSANetError`: unreadable image, missing weights, unknown detector) reach the
+browser and gradio_client as a :class:`gradio.Error` with the library's message, which names the
+uploaded file, never a server path. Faces are numbered left to right, on the image and in the JSON.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
 from fsanet import FSANetError
+from fsanet.data.imageio import check_size, load_image, read_size
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.drawing import draw_poses
-from fsanet.pipeline.estimate import DEFAULT_MODEL, DETECT_MAX_SIDE, PoseResult, to_json
-from space import runtime
-from space.outputs import save_jpeg
+from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, iter_video, to_json
+from fsanet.pipeline.video import H264Writer, probe_video
+from space import outputs, runtime
+from space.fairness import VIDEO, Busy, admission
+from space.uploads import (
+    MAX_FRAME_PIXELS,
+    MAX_VIDEO_FRAME_PIXELS,
+    check_video_file,
+    display_name,
+    max_photo_bytes,
+    max_video_seconds,
+)
 
 # The webcam path detects on a frame shrunk to this side: faces near a camera are large, and
 # MTCNN's time grows with the pixel count (640x480 at full size is about 4x slower).
 WEBCAM_DETECT_SIDE = 320
 FACE_COLUMNS = ["face", "yaw", "pitch", "roll", "score", "box"]
+NO_IMAGE = "No image: upload, paste or pick an example photo first."
 
 
-def _estimate(
-    image: str | np.ndarray, model: str, detector: str, detect_side: int = DETECT_MAX_SIDE
-) -> tuple[np.ndarray, PoseResult]:
-    try:
-        estimator = runtime.estimator(model, detector, detect_side)
-        rgb = estimator.load(image)
-        return rgb, estimator.estimate_rgb(rgb)
-    except FSANetError as error:
-        raise gr.Error(str(error), title="Cannot estimate head poses") from None
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def estimate_upload(
+    source: str | bytes,
+    model: str,
+    detector: str,
+    request: gr.Request | None,
+    detect_side: int | None = None,
+    max_pixels: int | None = None,
+    mirrored: bool = False,
+) -> tuple[str, np.ndarray, PoseResult]:
+    """(display name, RGB image, faces left to right) of an upload; raises FSANetError or Busy.
+
+    The header is read (and checked) before the request takes a worker slot; the pixels are
+    decoded only inside the slot.
+    """
+    name = display_name(source)
+    caps: dict[str, int] = {"max_bytes": max_photo_bytes()}
+    if max_pixels:
+        caps["max_pixels"] = max_pixels
+    width, height = read_size(source, name=name, **caps)
+    with admission.admit(_session(request), width * height):
+        options = {"detect_max_side": detect_side} if detect_side else {}
+        estimator = runtime.estimator(model, detector, **options)
+        rgb = load_image(source, name=name, **caps)
+        if mirrored:  # the browser mirrors webcam frames like a mirror; the model needs the camera's view
+            rgb = np.ascontiguousarray(rgb[:, ::-1])
+        return name, rgb, estimator.estimate_rgb(rgb).left_to_right()
 
 
 @runtime.gpu
 def predict(
-    image: str | None, model: str = DEFAULT_MODEL, detector: str = DEFAULT_DETECTOR
+    image: str | None,
+    model: str = DEFAULT_MODEL,
+    detector: str = DEFAULT_DETECTOR,
+    request: gr.Request | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Photo -> (annotated JPEG path, faces JSON in the ``python -m fsanet predict --json`` schema)."""
+    """Photo -> (annotated JPEG path, faces JSON in the ``python -m fsanet predict --json`` schema).
+
+    Faces are numbered left to right: face ``i`` on the image is ``faces[i - 1]`` in the JSON.
+    """
     if not image:
-        raise gr.Error("No image: upload, paste or pick an example photo first.")
-    rgb, result = _estimate(image, model, detector)
-    return save_jpeg(draw_poses(rgb, result)), to_json(result, Path(image).name)
+        raise gr.Error(NO_IMAGE, title="Cannot estimate head poses")
+    try:
+        name, rgb, result = estimate_upload(image, model, detector, request)
+    except (FSANetError, Busy) as error:
+        raise gr.Error(str(error), title="Cannot estimate head poses") from None
+    return outputs.save_jpeg(draw_poses(rgb, result)), to_json(result, name)
 
 
 def faces_rows(payload: dict[str, Any] | None) -> list[list[Any]]:
-    """The faces of a /predict JSON as table rows (``FACE_COLUMNS``)."""
+    """The faces of a /predict JSON as table rows (``FACE_COLUMNS``), numbered as on the image."""
     faces = (payload or {}).get("faces", [])
     return [[i + 1, f["yaw"], f["pitch"], f["roll"], f["score"], f["box"]] for i, f in enumerate(faces)]
+
+
+def faces_status(payload: dict[str, Any] | None) -> str:
+    """A visible line over the table: how many faces, or that none was found."""
+    if not payload:
+        return ""
+    faces = payload.get("faces", [])
+    if not faces:
+        return (
+            "### ⚠️ No face found\nTry a larger or sharper photo, a face turned less than about 90°, "
+            "or another face detector."
+        )
+    note = f" ({payload['message']})" if payload.get("message") else ""
+    return f"**{len(faces)} face(s)**, numbered left to right on the image and in the table{note}."
 
 
 def describe(result: PoseResult, frame: int) -> str:
@@ -66,14 +124,72 @@ def describe(result: PoseResult, frame: int) -> str:
 
 
 @runtime.gpu
-def webcam_frame(frame: np.ndarray | None, model: str, frames: int) -> tuple[np.ndarray | None, str, int]:
-    """One webcam frame -> (annotated frame, angles per face, processed-frame count).
+def webcam_frame(
+    frame: str | bytes | None,
+    model: str = DEFAULT_MODEL,
+    detector: str = DEFAULT_DETECTOR,
+    frames: int = 0,
+    request: gr.Request | None = None,
+) -> tuple[Any, str, int]:
+    """One mirrored webcam frame -> (annotated camera-view frame, angles per face, processed-frame count).
 
-    The browser captures a new frame only when the previous one has come back, so a slow server
-    gets fewer frames instead of a growing backlog.
+    The estimate runs on the un-mirrored frame, so the angles are the Photo tab's for the same head.
+    A failure (a model whose weights are missing, say) is reported in the angles box and the stream
+    goes on: one message, no flood of pop-ups, and it recovers as soon as the choice is changed.
     """
     if frame is None:
-        return None, "waiting for the camera", frames
-    rgb, result = _estimate(frame, model, DEFAULT_DETECTOR, WEBCAM_DETECT_SIDE)
+        return gr.skip(), "waiting for the camera", frames
+    try:
+        _, rgb, result = estimate_upload(
+            frame, model, detector, request, WEBCAM_DETECT_SIDE, MAX_FRAME_PIXELS, mirrored=True
+        )
+    except (FSANetError, Busy) as error:
+        return gr.skip(), f"⚠️ {error}", frames
     frames += 1
     return draw_poses(rgb, result), describe(result, frames), frames
+
+
+@runtime.gpu
+def predict_video(
+    video: str | None,
+    model: str = DEFAULT_MODEL,
+    detector: str = DEFAULT_DETECTOR,
+    request: gr.Request | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
+) -> tuple[str, dict[str, Any]]:
+    """Video -> (annotated H.264 MP4 path, ``{"video": name, "frames": [faces JSON + "frame"]}``)."""
+    if not video:
+        raise gr.Error("No video: upload a short clip first.", title="Cannot process the video")
+    try:
+        return _predict_video(video, model, detector, request, progress)
+    except (FSANetError, Busy) as error:
+        raise gr.Error(str(error), title="Cannot process the video") from None
+
+
+def _predict_video(
+    video: str, model: str, detector: str, request: gr.Request | None, progress: gr.Progress
+) -> tuple[str, dict[str, Any]]:
+    name = display_name(video)
+    check_video_file(video)
+    info = probe_video(video, name=name)
+    if info.duration_s > max_video_seconds():
+        limit = max_video_seconds()
+        raise FSANetError(f"{name} lasts {info.duration_s:.1f} s, more than the cap of {limit:g} s")
+    check_size(info.width, info.height, MAX_VIDEO_FRAME_PIXELS, name=name)
+    max_frames = math.ceil(max_video_seconds() * info.fps) + 1  # in case the container under-reports
+    records = []
+    with admission.admit(_session(request), VIDEO):
+        estimator = runtime.estimator(model, detector)
+        path = outputs.new_path(".mp4")
+        with H264Writer(path, info.fps) as writer:
+            for index, (frame, result) in enumerate(iter_video(video, estimator)):
+                if index >= max_frames:
+                    break
+                check_size(frame.shape[1], frame.shape[0], MAX_VIDEO_FRAME_PIXELS, name=name)
+                result = result.left_to_right()
+                writer.write(draw_poses(frame, result))
+                records.append({"frame": index, **to_json(result, name)})
+                progress((index + 1, max(info.frames, index + 1)), desc="frames", unit="frames")
+    if not records:
+        raise FSANetError(f"{name} has no readable frame")
+    return str(path), {"video": name, "fps": info.fps, "frames": records}

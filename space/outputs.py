@@ -1,4 +1,4 @@
-"""Annotated images as JPEG files written atomically, named by their content.
+"""Files the Space returns (annotated images, videos, result downloads), in one folder pruned by age.
 
 Gradio saves a returned array to a cache path named by its content and rewrites that file in place,
 so two requests that produce the same image (the same photo uploaded twice at once) can truncate
@@ -35,17 +35,30 @@ def save_jpeg(rgb: np.ndarray) -> str:
     """Write ``rgb`` as a JPEG named by its sha256 (rename into place) and return the path."""
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    data = buffer.getvalue()
+    return save_bytes(buffer.getvalue(), ".jpg")
+
+
+def save_bytes(data: bytes, suffix: str, stem: str = "") -> str:
+    """Write ``data`` to ``{stem}-{sha256}{suffix}`` in the pruned folder (rename into place); its path."""
     directory = output_dir()
-    path = directory / f"{hashlib.sha256(data).hexdigest()[:32]}.jpg"
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    path = directory / (f"{stem}-{digest}{suffix}" if stem else f"{digest}{suffix}")
     if path.exists():
-        path.touch()  # the same image again: keep the file young so pruning cannot delete it under Gradio
+        path.touch()  # the same content again: keep the file young so pruning cannot delete it under Gradio
     else:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=".jpg", delete=False) as handle:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".", suffix=suffix, delete=False) as handle:
             handle.write(data)
         os.replace(handle.name, path)
     _prune(directory)
     return str(path)
+
+
+def new_path(suffix: str) -> Path:
+    """A fresh, unique file path in the pruned folder, for outputs written piece by piece (videos)."""
+    directory = output_dir()
+    _prune(directory)
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=suffix, delete=False) as handle:
+        return Path(handle.name)
 
 
 def _prune(directory: Path) -> None:

@@ -1,38 +1,45 @@
-"""The Gradio Blocks of the Space: Photo, Webcam, Leaderboard and Submit tabs, each action a named endpoint.
+"""The Gradio Blocks of the Space: Photo, Webcam, Video, Leaderboard and Submit tabs.
 
 Only wiring lives here: the work is done by :mod:`space.inference` (on top of ``fsanet``) and
-:mod:`space.board` (on top of ``leaderboard``).
+:mod:`space.board` (on top of ``leaderboard``). Only the endpoints in :data:`PUBLIC_ENDPOINTS` (the
+README's table) are offered to API clients; every other event is private to the page.
 
-Environment variables: ``FSANET_DEVICE`` (see :mod:`space.runtime`), ``SPACE_MAX_UPLOAD_MB``
-(largest accepted upload, default 20), ``SPACE_CONCURRENCY`` (photo requests run at once,
-default 2), plus Gradio's ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``.
+Environment variables: ``FSANET_DEVICE`` (see :mod:`space.runtime`), the upload caps of
+:mod:`space.uploads`, the fairness settings of :mod:`space.fairness`, plus Gradio's
+``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
-from fsanet import list_models
-from fsanet.detect.detectors import DEFAULT_DETECTOR, list_detectors
+from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
-from space import board, inference, runtime
+from space import board, inference, runtime, uploads
+from space.choices import detector_choices, model_choices
 from space.examples import example_images
+from space.fairness import concurrency
 
 TITLE = "FSA-Net head pose"
 INTRO = (
-    "Yaw, pitch and roll of every face in a photo or a webcam stream, with "
+    "Yaw, pitch and roll of every face in a photo, a webcam stream or a video, with "
     "[FSA-Net](https://github.com/shamangary/FSA-Net) (CVPR 2019) in PyTorch with the authors' weights."
 )
-
-
-def max_upload_mb() -> float:
-    return float(os.environ.get("SPACE_MAX_UPLOAD_MB", "20"))
-
-
-def concurrency() -> int:
-    return int(os.environ.get("SPACE_CONCURRENCY", "2"))
+# The README's endpoint table; tests/test_space_api.py checks Client.view_api() against both.
+PUBLIC_ENDPOINTS = ("/predict", "/video", "/leaderboard", "/plots", "/results", "/submit", "/requests")
+ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
+ANGLES_TEXT = (
+    "Angles in degrees, in the authors' convention: **yaw** > 0 when the head turns to the image's "
+    "left (the person's right), **pitch** > 0 when it tilts up, **roll** > 0 when it tilts "
+    "clockwise on the image. Axes: red x, green y, blue z (out of the face)."
+)
+# Event workers: requests wait in space.fairness's lanes, not in Gradio's queue, so a long queue
+# of big uploads cannot delay a small one (the lanes, not this number, bound the CPU work).
+WORKERS = 32
 
 
 def _weights_banner() -> str:
@@ -44,82 +51,141 @@ def _weights_banner() -> str:
     return f"⚠️ **The default model's weights are not available.** {problem}"
 
 
-def _model_choices() -> list[str]:
-    models = list_models(pretrained=True)
-    return [DEFAULT_MODEL] + [m for m in models if m != DEFAULT_MODEL]
+def _pickers() -> tuple[gr.Dropdown, gr.Dropdown]:
+    with gr.Row():
+        model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model")
+        detector = gr.Dropdown(detector_choices(), value=DEFAULT_DETECTOR, label="Face detector")
+    return model, detector
 
 
-def _photo_tab() -> None:
-    gr.Markdown(_weights_banner, elem_id="weights-banner")
+def _photo_tab(demo: gr.Blocks) -> None:
+    banner = gr.Markdown(elem_id="weights-banner")
+    demo.load(_weights_banner, None, banner, api_visibility="private", queue=False)
     with gr.Row():
         with gr.Column():
-            image = gr.Image(
+            image = uploads.uploaded_image(
                 label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo-input"
             )
-            with gr.Row():
-                model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Model")
-                detector = gr.Dropdown(list_detectors(), value=DEFAULT_DETECTOR, label="Face detector")
+            model, detector = _pickers()
             run = gr.Button("Estimate head pose", variant="primary", elem_id="photo-run")
-            gr.Examples(example_images(), inputs=image, label="Examples")
         with gr.Column():
             annotated = gr.Image(label="Head poses", type="filepath", elem_id="photo-output")
+            status = gr.Markdown(elem_id="photo-status")
             table = gr.Dataframe(
                 headers=inference.FACE_COLUMNS,
-                label="Faces (degrees)",
+                label="Faces, left to right (degrees)",
                 interactive=False,
                 elem_id="photo-faces",
             )
-            faces = gr.JSON(label="Faces JSON (same schema as python -m fsanet predict --json)")
+            faces = gr.JSON(label="Faces JSON (the python -m fsanet predict --json schema, left to right)")
+    gr.Examples(
+        example_images(),
+        inputs=image,
+        outputs=[annotated, faces],
+        fn=inference.predict,
+        cache_examples=True,
+        cache_mode="lazy",
+        label="Examples (a group, a turned head, a frontal face)",
+        api_visibility="private",
+    )
+    with gr.Accordion("How to read the angles", open=False):
+        gr.Markdown(ANGLES_TEXT)
+        gr.Image(str(ANGLES_FIGURE), label="Sign of each angle", interactive=False, show_label=False)
     run.click(
         inference.predict,
         [image, model, detector],
         [annotated, faces],
         api_name="predict",
-        concurrency_limit=concurrency(),
+        concurrency_limit=WORKERS,
         concurrency_id="inference",
-    ).success(inference.faces_rows, faces, table, api_visibility="private", queue=False)
+    )
+    # Also after an example: the table and the status follow the JSON, whoever filled it.
+    faces.change(inference.faces_rows, faces, table, api_visibility="private", queue=False)
+    faces.change(inference.faces_status, faces, status, api_visibility="private", queue=False)
 
 
 def _webcam_tab() -> None:
     gr.Markdown(
-        "Allow the camera: frames are processed as fast as the server can, and frames captured while "
-        "one is being processed are skipped (no backlog)."
+        "Allow the camera. The preview is mirrored, as in a mirror; the result shows the camera's own "
+        "view, and the angles are the Photo tab's for the same head. Frames are processed as fast as the "
+        "server can; frames captured while one is being processed are skipped (no backlog). Browser "
+        "only: `/webcam` is not offered to API clients (send frames to `/predict` instead)."
     )
     with gr.Row():
         with gr.Column():
-            camera = gr.Image(
-                label="Camera", sources=["webcam"], streaming=True, type="numpy", elem_id="webcam-input"
+            camera = uploads.uploaded_image(
+                label="Camera",
+                sources=["webcam"],
+                streaming=True,
+                type="filepath",
+                webcam_options=gr.WebcamOptions(mirror=True),
+                elem_id="webcam-input",
             )
-            model = gr.Dropdown(_model_choices(), value=DEFAULT_MODEL, label="Model")
+            model, detector = _pickers()
         with gr.Column():
             annotated = gr.Image(label="Head poses", streaming=True, elem_id="webcam-output")
             angles = gr.Textbox(label="Angles per face", lines=4, elem_id="webcam-angles")
     frames = gr.State(0)
     camera.stream(
         inference.webcam_frame,
-        [camera, model, frames],
+        [camera, model, detector, frames],
         [annotated, angles, frames],
         api_name="webcam",
+        api_visibility="private",
         stream_every=0.1,
         time_limit=600,
-        concurrency_limit=concurrency(),
+        concurrency_limit=WORKERS,
         concurrency_id="inference",
     )
 
 
+def _video_tab() -> None:
+    gr.Markdown(
+        f"Upload a short video (at most {uploads.max_video_seconds():g} s, "
+        f"{uploads.max_video_bytes() / 2**20:g} MB and Full HD frames): every frame is annotated, faces "
+        "numbered left to right, and the per-frame angles come as JSON."
+    )
+    with gr.Row():
+        with gr.Column():
+            video = gr.Video(label="Video", sources=["upload"], format=None, elem_id="video-input")
+            model, detector = _pickers()
+            run = gr.Button("Estimate head poses", variant="primary", elem_id="video-run")
+        with gr.Column():
+            annotated = gr.Video(label="Annotated video (H.264)", format=None, elem_id="video-output")
+            frames = gr.JSON(label="Faces per frame (JSON)")
+    run.click(
+        inference.predict_video,
+        [video, model, detector],
+        [annotated, frames],
+        api_name="video",
+        concurrency_limit=WORKERS,
+        concurrency_id="inference",
+    )
+
+
+def _only_documented_endpoints_public(demo: gr.Blocks) -> None:
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public" and f"/{fn.api_name}" not in PUBLIC_ENDPOINTS:
+            fn.api_visibility = "private"
+
+
 def build_demo() -> gr.Blocks:
     """The whole Space; call once per process."""
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(tempfile.gettempdir()) / "fsanet-space-cache"))
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs():
             with gr.Tab("Photo", id="photo"):
-                _photo_tab()
+                _photo_tab(demo)
             with gr.Tab("Webcam", id="webcam"):
                 _webcam_tab()
+            with gr.Tab("Video", id="video"):
+                _video_tab()
             with gr.Tab("Leaderboard", id="leaderboard"):
                 board.leaderboard_tab(demo)
             with gr.Tab("Submit", id="submit"):
                 board.submit_tab()
+    _only_documented_endpoints_public(demo)
     demo.queue(max_size=256, default_concurrency_limit=concurrency())
     return demo
 
@@ -128,4 +194,4 @@ def launch(demo: gr.Blocks, **options) -> None:
     """Serve ``demo`` with the Space's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
     runtime.configure_threads(concurrency())
     runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
-    demo.launch(max_file_size=f"{max_upload_mb():g}mb", ssr_mode=False, show_error=True, **options)
+    demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=True, **options)

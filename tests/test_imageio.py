@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -150,3 +152,58 @@ def test_bad_array_shapes_and_values_are_refused():
 
 def test_video_suffixes():
     assert is_video("clip.MP4") and is_video("a/b.avi") and not is_video("photo.jpg")
+
+
+def test_png_with_fewer_rows_than_declared_is_refused_as_truncated():
+    from tests.hostile_images import png_declaring_more_rows
+
+    data = png_declaring_more_rows(7999, 7999, 4)
+    assert len(data) < 400  # a tiny file claiming 64 MP, which Pillow alone decodes as a black image
+    with pytest.raises(InvalidImageError, match="truncated"):
+        load_image(data)
+    complete = png_declaring_more_rows(30, 7, 7)
+    assert load_image(complete).shape == (7, 30, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16", "P", "1"])
+@pytest.mark.parametrize("interlace", [False, True])
+def test_complete_pngs_of_every_mode_and_interlacing_load(mode, interlace):
+    image = _halves().convert(mode if mode != "I;16" else "L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image, np.uint16) * 257)
+    data = _png(image, optimize=False) if not interlace else _interlaced_png(image)
+    assert load_image(data).shape == (20, 40, 3)
+    with pytest.raises(InvalidImageError, match="(?i)truncated"):
+        load_image(data[: len(data) * 2 // 3])
+
+
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _interlaced_png(image: Image.Image) -> bytes:
+    """An Adam7-interlaced RGB PNG (Pillow writes none), written pass by pass with filter 0."""
+    from tests.hostile_images import _chunk
+
+    pixels = np.asarray(image.convert("RGB"))
+    rows = [b"\x00" + row.tobytes() for x0, y0, dx, dy in ADAM7 for row in pixels[y0::dy, x0::dx] if row.size]
+    header = struct.pack(">IIBBBBB", image.width, image.height, 8, 2, 0, 0, 1)
+    idat = zlib.compress(b"".join(rows))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def test_read_size_reads_the_header_only_and_messages_name_the_upload_not_the_path(tmp_path):
+    from fsanet.data.imageio import read_size
+    from tests.hostile_images import png_header_only
+
+    assert read_size(png_header_only(6000, 4000, 2)) == (6000, 4000)  # no pixel data at all
+    with pytest.raises(InvalidImageError, match="holiday.png has 13000x13000") as caught:
+        read_size(png_header_only(13000, 13000, 0), name="holiday.png")
+    path = tmp_path / "secret-server-folder" / "photo.png"
+    path.parent.mkdir()
+    path.write_bytes(b"not a png")
+    with pytest.raises(InvalidImageError) as caught:
+        load_image(path, name="photo.png")
+    assert "secret-server-folder" not in str(caught.value) and "photo.png" in str(caught.value)
+    path.write_bytes(_png(_halves()))
+    with pytest.raises(InvalidImageError, match="more than the cap of"):
+        load_image(path, name="photo.png", max_bytes=10)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -73,7 +75,48 @@ def load_image(
     if isinstance(source, Image.Image):
         return pil_to_rgb(source, max_pixels, max_aspect, name=name or "image")
     with _open_header(source, name, max_bytes) as (label, image):
+        check_size(image.width, image.height, max_pixels, max_aspect, label)
+        if (
+            image.format == "PNG"
+            and isinstance(image.fp, io.BytesIO)
+            and _png_data_short(image.fp.getvalue())
+        ):
+            # Pillow fills the missing rows with black instead of failing: a tiny file could claim 64 MP.
+            raise InvalidImageError(f"{label} is truncated: its pixel data ends before the last row")
         return pil_to_rgb(image, max_pixels, max_aspect, name=label)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_data_short(data: bytes) -> bool:
+    """Whether a PNG's compressed data inflates to fewer bytes than its header's size requires.
+
+    Inflates in 1 MiB steps and stops as soon as enough bytes came out, so a bomb costs no memory.
+    """
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    bits = _PNG_CHANNELS.get(color, 4) * depth
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    needed = 0
+    for x0, y0, dx, dy in passes:
+        columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if columns > 0 and rows > 0:
+            needed += rows * (1 + -(-columns * bits // 8))
+    inflater = zlib.decompressobj()
+    produced, offset = 0, 8
+    while offset + 8 <= len(data) and produced < needed:
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if kind == b"IDAT":
+            pending = data[offset + 8 : offset + 8 + length]
+            while pending and produced < needed:
+                try:
+                    produced += len(inflater.decompress(pending, 2**20))
+                except zlib.error:
+                    return True
+                pending = inflater.unconsumed_tail
+        offset += 12 + length
+    return produced < needed
 
 
 def read_size(
