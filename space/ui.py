@@ -51,10 +51,12 @@ def _weights_banner() -> str:
     return f"⚠️ **The default model's weights are not available.** {problem}"
 
 
-def _pickers() -> tuple[gr.Dropdown, gr.Dropdown]:
+def _pickers(tab: str) -> tuple[gr.Dropdown, gr.Dropdown]:
     with gr.Row():
-        model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model")
-        detector = gr.Dropdown(detector_choices(), value=DEFAULT_DETECTOR, label="Face detector")
+        model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model", elem_id=f"{tab}-model")
+        detector = gr.Dropdown(
+            detector_choices(), value=DEFAULT_DETECTOR, label="Face detector", elem_id=f"{tab}-detector"
+        )
     return model, detector
 
 
@@ -66,7 +68,7 @@ def _photo_tab(demo: gr.Blocks) -> None:
             image = uploads.uploaded_image(
                 label="Photo", type="filepath", sources=["upload", "clipboard"], elem_id="photo-input"
             )
-            model, detector = _pickers()
+            model, detector = _pickers("photo")
             run = gr.Button("Estimate head pose", variant="primary", elem_id="photo-run")
         with gr.Column():
             annotated = gr.Image(label="Head poses", type="filepath", elem_id="photo-output")
@@ -121,7 +123,7 @@ def _webcam_tab() -> None:
                 webcam_options=gr.WebcamOptions(mirror=True),
                 elem_id="webcam-input",
             )
-            model, detector = _pickers()
+            model, detector = _pickers("webcam")
         with gr.Column():
             annotated = gr.Image(label="Head poses", streaming=True, elem_id="webcam-output")
             angles = gr.Textbox(label="Angles per face", lines=4, elem_id="webcam-angles")
@@ -148,7 +150,7 @@ def _video_tab() -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(label="Video", sources=["upload"], format=None, elem_id="video-input")
-            model, detector = _pickers()
+            model, detector = _pickers("video")
             run = gr.Button("Estimate head poses", variant="primary", elem_id="video-run")
         with gr.Column():
             annotated = gr.Video(label="Annotated video (H.264)", format=None, elem_id="video-output")

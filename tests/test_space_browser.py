@@ -7,9 +7,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from PIL import Image
 
-from tests.conftest import BOARD_MODELS, ROOT, require_shared
+from tests.conftest import BOARD_MODELS, OFFICIAL, ROOT, require_shared
 from tests.test_space_api import SAMPLES, serve_app
 
 pytestmark = pytest.mark.browser
@@ -115,3 +118,115 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
     assert text.splitlines()[0].startswith("model,benchmark")
     assert all(model in text for model in expected["model"])
     assert page.locator(".js-plotly-plot").count() == 3
+
+
+# The issue's example: AFLW2000 image02616, labelled yaw +38.0, pitch -13.5, roll -13.1 (degrees).
+WEBCAM_SAMPLE = "image02616.jpg"
+
+
+def write_y4m(rgb: np.ndarray, path: Path, frames: int = 10) -> Path:
+    """A still ``.y4m`` clip of ``rgb`` (I420), the format Chromium's fake camera plays from a file."""
+    height, width = rgb.shape[:2]
+    planes = cv2.cvtColor(
+        np.ascontiguousarray(rgb[: height // 2 * 2, : width // 2 * 2]), cv2.COLOR_RGB2YUV_I420
+    )
+    header = f"YUV4MPEG2 W{width // 2 * 2} H{height // 2 * 2} F10:1 Ip A1:1 C420jpeg\n".encode()
+    path.write_bytes(header + (b"FRAME\n" + planes.tobytes()) * frames)
+    return path
+
+
+def _label(photo: Path) -> tuple[float, float, float]:
+    from scipy.io import loadmat
+
+    pitch, yaw, roll = np.degrees(loadmat(str(photo.with_suffix(".mat")))["Pose_Para"][0][:3])
+    return yaw, pitch, roll
+
+
+@pytest.fixture(scope="module")
+def camera_page(board_dir, tmp_path_factory):
+    """A page in a chromium whose fake camera films a labelled AFLW2000 photo.
+
+    Its server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
+    cache): every ``.biwi`` model is offered but fails to load, the "broken choice" of the issue.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: run scripts/install-system-deps.sh (scripts/test.sh does)")
+    from playwright.sync_api import sync_playwright
+
+    work = tmp_path_factory.mktemp("camera")
+    mirror = work / "mirror" / "pre-trained"
+    mirror.mkdir(parents=True)
+    (mirror / "300W_LP_models").symlink_to(require_shared(OFFICIAL) / "pre-trained" / "300W_LP_models")
+    env = {"FSANET_OFFICIAL_MIRROR": str(mirror.parent), "FSANET_CACHE": str(work / "cache")}
+    photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
+    clip = write_y4m(np.asarray(Image.open(photo).convert("RGB")), work / "face.y4m")
+    with serve_app(board_dir, work / "app.log", **env) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
+        )
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.grant_permissions(["camera"], origin=url.rstrip("/"))
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
+        yield page, photo
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "webcam_fake_camera.png", full_page=True)
+        browser.close()
+
+
+def _pick(page, elem_id: str, name: str) -> None:
+    """Choose the option whose label starts with ``name``'s description in a gr.Dropdown."""
+    from space.choices import model_label
+
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=model_label(name), exact=True).click()
+
+
+def _webcam_angles(page) -> str:
+    return page.locator("#webcam-angles textarea").input_value()
+
+
+def _wait_for_frames(page, at_least: int, text: str = "1 face") -> None:
+    page.wait_for_function(
+        """([n, text]) => {
+            const m = /frame (\\d+): (.*)/.exec(document.querySelector('#webcam-angles textarea').value);
+            return m && Number(m[1]) >= n && m[2].startsWith(text);
+        }""",
+        arg=[at_least, text],
+        timeout=TIMEOUT_MS,
+    )
+
+
+def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, tmp_path):
+    page, photo = camera_page
+    upload = tmp_path / photo.name
+    shutil.copyfile(photo, upload)
+    page.locator("#photo-input input[type=file]").set_input_files(str(upload))
+    page.locator("#photo-run").click()
+    row = page.locator("#photo-faces [role=row]:has([role=gridcell])").first
+    row.wait_for()
+    photo_yaw, _, photo_roll = (float(c) for c in row.locator("[role=gridcell]").all_inner_texts()[1:4])
+
+    page.get_by_role("tab", name="Webcam").click()
+    webcam = page.locator("#webcam-input")
+    webcam.get_by_text("Click to Access Webcam").click()
+    webcam.locator("button[aria-label='capture photo']").click()  # "Record": starts streaming
+    _wait_for_frames(page, 3)
+    found = re.search(r"face 1: yaw ([-+\d.]+)°\s+pitch ([-+\d.]+)°\s+roll ([-+\d.]+)°", _webcam_angles(page))
+    assert found, _webcam_angles(page)
+    yaw, _, roll = (float(v) for v in found.groups())
+    label_yaw, _, label_roll = _label(photo)
+    assert np.sign(yaw) == np.sign(label_yaw) and np.sign(roll) == np.sign(label_roll), (yaw, roll)
+    assert yaw == pytest.approx(photo_yaw, abs=2.0) and roll == pytest.approx(photo_roll, abs=2.0)
+
+    # A choice that cannot work here (no BIWI weights) -> one message in the box, no pop-up flood...
+    frames_before = int(re.search(r"frame (\d+)", _webcam_angles(page)).group(1))
+    _pick(page, "webcam-model", "fsanet_fusion.biwi")
+    page.wait_for_function("() => document.querySelector('#webcam-angles textarea').value.startsWith('⚠️')")
+    assert "fsanet_capsule_3_16_2_21_5 (biwi)" in _webcam_angles(page)
+    page.wait_for_timeout(1500)  # a dozen more frames are refused meanwhile
+    assert page.locator(".toast-body").count() == 0, "the message is in the box, not one pop-up per frame"
+    # ...and the stream recovers as soon as a working model is picked again.
+    _pick(page, "webcam-model", "fsanet_fusion.300w_lp")
+    _wait_for_frames(page, frames_before + 2)
