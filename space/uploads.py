@@ -11,7 +11,8 @@ Environment variables (sizes in MB of 2**20 bytes):
 
 * ``SPACE_MAX_PHOTO_MB``: largest photo or webcam frame (default 20);
 * ``SPACE_MAX_VIDEO_MB``, ``SPACE_MAX_VIDEO_S``: largest video and its longest duration (default 50, 20);
-* ``SPACE_MAX_UPLOAD_MB``: largest file Gradio accepts at all, the submissions' cap (default 200).
+* ``SPACE_MAX_UPLOAD_MB``: largest file Gradio accepts at all (default: the largest of the caps above
+  and ``LEADERBOARD_MAX_SUBMISSION_MB``, 200), so a 45 MB submission passes while photos stop at 20 MB.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import gradio as gr
 
 from fsanet import InvalidImageError
+from leaderboard.config import max_submission_bytes
 
 # Webcam frames: a 1280x720 frame is ~1 MP; a bigger "frame" is an API caller's photo in disguise.
 MAX_FRAME_PIXELS = 4_000_000
@@ -49,8 +51,10 @@ def max_video_seconds() -> float:
 
 
 def max_upload_bytes() -> int:
-    """Gradio's cap on any upload: the largest of the submissions' cap and the media caps."""
-    return max(_megabytes("SPACE_MAX_UPLOAD_MB", 200), max_photo_bytes(), max_video_bytes())
+    """Gradio's cap on any upload: ``SPACE_MAX_UPLOAD_MB``, else the largest submission or media cap."""
+    if os.environ.get("SPACE_MAX_UPLOAD_MB"):
+        return _megabytes("SPACE_MAX_UPLOAD_MB", 0)
+    return max(max_submission_bytes(), max_photo_bytes(), max_video_bytes())
 
 
 def uploaded_image(**options: Any) -> gr.Image:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +25,8 @@ from PIL import Image
 from tests.conftest import BOARD_MODELS, DATA, ROOT, require_shared
 
 SAMPLES = DATA / "aflw2000-sample16"
-MAX_UPLOAD_MB = 4
+MAX_UPLOAD_MB = 4  # Gradio's cap on any upload (submissions)
+MAX_PHOTO_MB = 2  # the Space's cap on photos
 READY_TIMEOUT_S = 120
 
 
@@ -32,9 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServedApp(str):
+    """The URL of a served app, with the server's process id."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[str]:
-    """``python app.py`` as users start it, on a free port; yields its URL once it answers."""
+def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[ServedApp]:
+    """``python app.py`` as users start it, on a free port; yields its URL (and ``.pid``) once it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -45,11 +55,13 @@ def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[st
         "no_proxy": "127.0.0.1,localhost",
         "LEADERBOARD_DIR": str(leaderboard_dir),
         "SPACE_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+        "SPACE_MAX_PHOTO_MB": str(MAX_PHOTO_MB),
         **extra_env,
     }
-    url = f"http://127.0.0.1:{port}/"
+    url = ServedApp(f"http://127.0.0.1:{port}/")
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -129,13 +141,15 @@ def _png_bytes(width: int, height: int) -> bytes:
 def test_bad_uploads_get_clear_errors_and_server_keeps_serving(client, tmp_path):
     photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
     cases = {
-        "a.jpg": (b"this is a text file, not a photo\n" * 10, "cannot identify image file"),
+        "a.jpg": (b"this is a text file, not a photo\n" * 10, "not an image"),
         "b.jpg": (photo.read_bytes()[: photo.stat().st_size // 3], "truncated"),
         "c.png": (_png_bytes(9000, 8000), "72,000,000 pixels"),
         "d.jpg": (
             os.urandom((MAX_UPLOAD_MB + 1) * 1024 * 1024),
             f"exceeds the maximum file size of {MAX_UPLOAD_MB * 1024 * 1024}",
         ),
+        # Under Gradio's cap (a submission this size passes) but over the photos' own cap.
+        "e.jpg": (os.urandom((MAX_PHOTO_MB + 1) * 1024 * 1024), f"more than the cap of {MAX_PHOTO_MB} mb"),
     }
     for name, (data, words) in cases.items():
         path = tmp_path / name
@@ -237,3 +251,170 @@ def test_offline_without_weights_starts_and_says_how_to_provide_them(tmp_path):
             config = response.read().decode()
         assert all(tab in config for tab in ("Photo", "Webcam", "Leaderboard", "Submit"))
         assert "No benchmark results yet" in config and "python -m leaderboard seed" in config
+
+
+def _readme_endpoints() -> list[str]:
+    """The endpoints of the README's table (its rows start with | `/name` |)."""
+    return re.findall(r"^\| `(/\w+)` \|", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
+
+
+def test_view_api_offers_exactly_the_readme_endpoints_with_named_outputs(client):
+    from space.ui import PUBLIC_ENDPOINTS
+
+    api = client.view_api(print_info=False, return_format="dict")
+    assert sorted(api["named_endpoints"]) == sorted(_readme_endpoints()) == sorted(PUBLIC_ENDPOINTS)
+    assert not api["unnamed_endpoints"]
+    for name, endpoint in api["named_endpoints"].items():
+        for value in endpoint["returns"] + endpoint["parameters"]:
+            assert value["label"] and not re.fullmatch(r"(value|parameter)_\d+", value["label"]), (
+                name,
+                value,
+            )
+    with pytest.raises(Exception, match="webcam"):  # browser-only: refused at once, no hang
+        client.predict(None, api_name="/webcam")
+
+
+def _clip(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    from fsanet.pipeline.video import H264Writer
+
+    with H264Writer(path, fps) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def test_every_endpoint_works_with_only_its_required_arguments(client, tmp_path):
+    from gradio_client import handle_file
+
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    _, faces = client.predict(handle_file(str(photo)), api_name="/predict")
+    assert len(faces["faces"]) == 1
+    frame = np.asarray(Image.open(photo).convert("RGB").resize((224, 224)))
+    video = _clip(tmp_path / "clip.mp4", [frame] * 3)
+    annotated, frames = client.predict(handle_file(str(video)), api_name="/video")
+    assert [f["frame"] for f in frames["frames"]] == [0, 1, 2]
+    assert all(len(f["faces"]) == 1 for f in frames["frames"])
+    import av
+
+    with av.open(annotated["video"] if isinstance(annotated, dict) else annotated) as written:
+        stream = written.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.frames == 3  # what browsers play
+    assert client.predict(api_name="/leaderboard")["headers"]
+    assert len(client.predict(api_name="/plots")) == 3
+    assert Path(client.predict(api_name="/results")).read_text().startswith("model,")
+    with pytest.raises(Exception, match="upload config.json and model.safetensors, or give a Hub repo id"):
+        client.predict(api_name="/submit")  # nothing to submit: the project's message
+    assert "data" in client.predict(api_name="/requests")
+
+
+def test_hostile_images_get_the_same_outcome_from_the_cli_and_the_space(
+    client, app_url, tmp_path, monkeypatch, capsys
+):
+
+    from fsanet.cli.main import main
+    from tests.hostile_images import FACES, hostile_set
+
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    expected = hostile_set(photo, tmp_path)
+    predict(client, photo)  # warm: the baseline below includes the model and one normal photo
+    baseline_kb = _peak_rss_kb(app_url.pid)
+    monkeypatch.chdir(tmp_path)  # the CLI names files as given: relative, like the Space's upload names
+    for name, outcome in expected.items():
+        assert main(["predict", name, "--json"]) == (0 if outcome == FACES else 2)
+        out, err = capsys.readouterr()
+        try:
+            _, payload = predict(client, tmp_path / name)
+        except Exception as error:  # noqa: BLE001 (gradio_client raises AppError)
+            space = str(error)
+            assert outcome != FACES, (name, space)
+            assert outcome in space and str(tmp_path) not in space and "/tmp/" not in space, (name, space)
+            assert err.strip() == f"error: {name}: {space}", name  # the CLI's message, word for word
+            continue
+        assert outcome == FACES, (name, payload)
+        cli = json.loads(out)
+        assert len(payload["faces"]) == len(cli["faces"]) >= 1, name
+        for got, want in zip(payload["faces"], cli["faces"], strict=True):
+            assert [got[k] for k in ("yaw", "pitch", "roll")] == pytest.approx(
+                [want[k] for k in ("yaw", "pitch", "roll")], abs=0.01
+            ), name
+    _, payload = predict(client, photo)
+    assert len(payload["faces"]) == 1, "the server keeps serving"
+    # Decoding either bomb (or the 7999² PNG as RGB) would cost 190 MB to 2.7 GB more than a 450² photo.
+    assert _peak_rss_kb(app_url.pid) - baseline_kb < 100_000
+
+
+def _peak_rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+def test_group_photo_faces_are_numbered_left_to_right_in_image_and_json(client):
+    from fsanet.pipeline.drawing import face_labels
+    from fsanet.pipeline.estimate import FacePose, PoseResult
+    from space.examples import example_images
+
+    group = next(p for p in example_images() if Path(p).name == "group.jpg")
+    annotated, payload = predict(client, group)
+    lefts = [face["box"][0] for face in payload["faces"]]
+    assert len(lefts) == 3 and lefts == sorted(lefts)
+    yaws = [face["yaw"] for face in payload["faces"]]
+    assert yaws[0] < -20 and yaws[2] > 20, "the cameraman, then his mirror image: opposite yaws"
+    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, None, "m") for f in payload["faces"]]
+    drawn = np.asarray(Image.open(annotated).convert("RGB"))
+    for number, (text, (x1, y1, x2, y2), _) in enumerate(
+        face_labels(PoseResult(faces, (1536, 512), 3), drawn.shape), 1
+    ):
+        assert text == str(number)
+        patch = drawn[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].astype(int)
+        assert (patch.max(axis=2) < 40).mean() > 0.4 and (patch.min(axis=2) > 180).any(), number
+
+
+def test_results_downloads_leave_no_folder_behind(client):
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    paths = {client.predict("csv", api_name="/results") for _ in range(3)}
+    created = set(Path(tempfile.gettempdir()).iterdir()) - before
+    assert not [p for p in created if p.name.startswith("fsanet-results-")], created
+    assert len({Path(p).read_text() for p in paths}) == 1
+
+
+def _heavy_png(path: Path) -> Path:
+    """A cheap 64 MP upload (8000x8000 gray, ~70 kB) that costs a full decode."""
+    Image.new("L", (8000, 8000), 128).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_one_session_cannot_hold_more_than_its_share(app_url, tmp_path):
+    from gradio_client import Client, handle_file
+
+    heavy = _heavy_png(tmp_path / "heavy.png")
+    client = Client(app_url, verbose=False)
+    jobs = [client.submit(handle_file(str(heavy)), api_name="/predict") for _ in range(5)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result()
+            outcomes.append("done")
+        except Exception as error:  # noqa: BLE001
+            outcomes.append(str(error))
+    refused = [o for o in outcomes if "requests running" in o]
+    assert refused and outcomes.count("done") >= 2, outcomes
+    assert len(predict(client, sorted(require_shared(SAMPLES).glob("*.jpg"))[0])[1]["faces"]) == 1
+
+
+@pytest.mark.slow
+def test_sixteen_huge_uploads_do_not_starve_a_normal_photo(app_url, tmp_path):
+    """16 clients send 64 MP uploads; a normal photo sent after them is answered before most of them."""
+    from gradio_client import Client, handle_file
+
+    heavy = _heavy_png(tmp_path / "heavy.png")
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    clients = [Client(app_url, verbose=False) for _ in range(17)]
+    jobs = [c.submit(handle_file(str(heavy)), api_name="/predict") for c in clients[:16]]
+    time.sleep(0.5)  # the huge ones are uploaded and waiting
+    _, payload = predict(clients[16], photo)
+    finished = sum(job.done() for job in jobs)
+    assert len(payload["faces"]) == 1
+    assert finished <= 8, f"{finished} of 16 huge uploads were served before the normal photo"
+    for job in jobs:
+        job.result()
