@@ -13,7 +13,10 @@ from tests.conftest import OFFICIAL, ROOT, require_shared
 
 def test_list(capsys):
     assert main(["list", "--pretrained"]) == 0
-    assert capsys.readouterr().out.split() == fsanet.list_models(pretrained=True)
+    listed = capsys.readouterr().out.split()
+    assert listed == fsanet.list_models(pretrained=True)
+    assert "fsanet_netvlad_var.300w_lp" not in listed  # shipped with NaN weights: refused on load
+    assert "fsanet_netvlad_var.biwi" in listed and "fsanet_fusion.300w_lp" in listed
 
 
 def test_convert_writes_a_loadable_directory(tmp_path, capsys):

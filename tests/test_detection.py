@@ -24,6 +24,17 @@ def _detector(name: str):
 
 def test_registry_lists_the_default_first():
     assert list_detectors()[0] == "mtcnn" and set(list_detectors()) == {"mtcnn", "ssd", "haar"}
+
+
+def test_ssd_is_available_only_when_its_files_are_configured(monkeypatch, tmp_path):
+    from fsanet.detect.detectors import available_detectors
+
+    monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
+    monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "empty-cache"))
+    assert available_detectors() == ["mtcnn", "haar"]
+    monkeypatch.setenv("FSANET_SSD_DIR", str(require_shared(SSD_DIR)))
+    assert available_detectors() == list_detectors()
+    create_detector("ssd")  # what is offered works
     with pytest.raises(FSANetError, match="unknown detector 'nope'"):
         create_detector("nope")
 

@@ -230,3 +230,25 @@ def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, 
     # ...and the stream recovers as soon as a working model is picked again.
     _pick(page, "webcam-model", "fsanet_fusion.300w_lp")
     _wait_for_frames(page, frames_before + 2)
+
+
+def test_group_example_runs_on_click_numbered_left_to_right_and_no_face_is_visible(page, tmp_path):
+    page.locator(".gallery-item").first.click()  # the group scene, cached on first use
+    rows = page.locator("#photo-faces [role=row]:has([role=gridcell])")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#photo-faces [role=row]:has([role=gridcell])').length === 3"
+    )
+    table = [row.locator("[role=gridcell]").all_inner_texts() for row in rows.all()]
+    assert [cells[0] for cells in table] == ["1", "2", "3"]
+    lefts = [float(re.findall(r"[-\d.]+", cells[5])[0]) for cells in table]
+    assert lefts == sorted(lefts), "rows are the faces left to right"
+    assert "3 face(s)" in page.locator("#photo-status").inner_text()
+    page.locator("#photo-output img").wait_for()
+
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (200, 190, 180)).save(blank)
+    page.reload()  # a fresh page: upload into an empty Photo input
+    page.locator("#photo-input input[type=file]").set_input_files(str(blank))
+    page.locator("#photo-run").click()
+    page.get_by_text("No face found").wait_for()
+    assert rows.count() == 0

@@ -1,0 +1,22 @@
+"""The Space's pickers offer only what works, each choice saying what it is for."""
+
+from __future__ import annotations
+
+import fsanet
+from space.choices import detector_choices, model_choices
+
+
+def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_training_data():
+    choices = dict((value, label) for label, value in model_choices())
+    assert list(choices)[0] == "fsanet_fusion.300w_lp"
+    assert set(choices) == set(fsanet.list_models(pretrained=True))
+    assert "fsanet_netvlad_var.300w_lp" not in choices
+    for name, label in choices.items():
+        trained_on = "300W-LP" if name.endswith(".300w_lp") else "BIWI"
+        assert trained_on in label and ("ordinary photos" in label), (name, label)
+
+
+def test_detectors_offered_are_the_available_ones(monkeypatch, tmp_path):
+    monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
+    monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "empty-cache"))
+    assert [value for _, value in detector_choices()] == ["mtcnn", "haar"]
