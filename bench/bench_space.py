@@ -1,9 +1,13 @@
-"""Speed of the Space on this machine: start-up, /predict round trip, 8x25 load, webcam frames/s.
+"""Speed of the Space on this machine: start-up, /predict round trip, 8x25 load, starvation, webcam frames/s.
 
     .venv/bin/python bench/bench_space.py [--calls 30]
 
 Uses the environment as the app would (FSANET_CACHE, FSANET_OFFICIAL_MIRROR...): run once before so the
 weights are cached. The photo is scikit-image's astronaut resized to 640x480 (one face).
+
+Starvation: 16 clients each send a cheap 64 MP upload (8000x8000 gray PNG, ~70 kB, a full decode
+each) and, half a second later, a 17th client sends the normal photo; its latency is reported with
+how many of the 16 were answered before it.
 
 Clients are timed twice: as built for a local ``http://`` URL (``ssl_verify=False``), and with
 gradio_client's defaults. With the defaults, httpx builds a TLS context (loading the CA bundle,
@@ -14,6 +18,7 @@ uses none; under the 8-client load that client-side work competes with the serve
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import sys
@@ -74,16 +79,32 @@ def main() -> None:
             figures[f"load_8x25_p50_ms{label}"] = 1000 * percentile(latencies, 50)
             figures[f"load_8x25_p95_ms{label}"] = 1000 * percentile(latencies, 95)
 
+        heavy = work / "gray_8000x8000.png"
+        Image.new("L", (8000, 8000), 128).save(heavy)
+        clients = [Client(url, verbose=False, ssl_verify=False) for _ in range(17)]
+        jobs = [c.submit(handle_file(str(heavy)), api_name="/predict") for c in clients[:16]]
+        time.sleep(0.5)
+        t = time.perf_counter()
+        clients[16].predict(handle_file(str(photo)), api_name="/predict")
+        figures["starvation_normal_photo_s"] = time.perf_counter() - t
+        figures["starvation_huge_answered_before"] = sum(job.done() for job in jobs)
+        t = time.perf_counter()
+        for job in jobs:
+            job.result()
+        figures["starvation_16_huge_rest_s"] = time.perf_counter() - t
+
     from space import runtime
+    from space.fairness import concurrency
     from space.inference import webcam_frame
-    from space.ui import concurrency
 
     runtime.configure_threads(concurrency())  # as app.py does
-    webcam_frame(frame, "fsanet_fusion.300w_lp", 0)
+    jpeg = io.BytesIO()
+    Image.fromarray(frame).save(jpeg, format="JPEG", quality=90)  # what the browser sends
+    webcam_frame(jpeg.getvalue(), "fsanet_fusion.300w_lp", "mtcnn", 0)
     n = 50
     t = time.perf_counter()
     for i in range(n):
-        webcam_frame(frame, "fsanet_fusion.300w_lp", i)
+        webcam_frame(jpeg.getvalue(), "fsanet_fusion.300w_lp", "mtcnn", i)
     figures["webcam_fps_640x480"] = n / (time.perf_counter() - t)
     print(json.dumps({k: round(v, 2) for k, v in figures.items()}, indent=2))
 
