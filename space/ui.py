@@ -60,6 +60,19 @@ def _pickers(tab: str) -> tuple[gr.Dropdown, gr.Dropdown]:
     return model, detector
 
 
+def _inference(event, fn, inputs: list, outputs: list, api_name: str, **options) -> None:
+    """Wire an inference event: all share the worker pool, :mod:`space.fairness` does the scheduling."""
+    event(
+        fn,
+        inputs,
+        outputs,
+        api_name=api_name,
+        concurrency_limit=WORKERS,
+        concurrency_id="inference",
+        **options,
+    )
+
+
 def _photo_tab(demo: gr.Blocks) -> None:
     banner = gr.Markdown(elem_id="weights-banner")
     demo.load(_weights_banner, None, banner, api_visibility="private", queue=False)
@@ -93,14 +106,7 @@ def _photo_tab(demo: gr.Blocks) -> None:
     with gr.Accordion("How to read the angles", open=False):
         gr.Markdown(ANGLES_TEXT)
         gr.Image(str(ANGLES_FIGURE), label="Sign of each angle", interactive=False, show_label=False)
-    run.click(
-        inference.predict,
-        [image, model, detector],
-        [annotated, faces],
-        api_name="predict",
-        concurrency_limit=WORKERS,
-        concurrency_id="inference",
-    )
+    _inference(run.click, inference.predict, [image, model, detector], [annotated, faces], "predict")
     # Also after an example: the table and the status follow the JSON, whoever filled it.
     faces.change(inference.faces_rows, faces, table, api_visibility="private", queue=False)
     faces.change(inference.faces_status, faces, status, api_visibility="private", queue=False)
@@ -128,16 +134,15 @@ def _webcam_tab() -> None:
             annotated = gr.Image(label="Head poses", streaming=True, elem_id="webcam-output")
             angles = gr.Textbox(label="Angles per face", lines=4, elem_id="webcam-angles")
     frames = gr.State(0)
-    camera.stream(
+    _inference(
+        camera.stream,
         inference.webcam_frame,
         [camera, model, detector, frames],
         [annotated, angles, frames],
-        api_name="webcam",
+        "webcam",
         api_visibility="private",
         stream_every=0.1,
         time_limit=600,
-        concurrency_limit=WORKERS,
-        concurrency_id="inference",
     )
 
 
@@ -155,14 +160,7 @@ def _video_tab() -> None:
         with gr.Column():
             annotated = gr.Video(label="Annotated video (H.264)", format=None, elem_id="video-output")
             frames = gr.JSON(label="Faces per frame (JSON)")
-    run.click(
-        inference.predict_video,
-        [video, model, detector],
-        [annotated, frames],
-        api_name="video",
-        concurrency_limit=WORKERS,
-        concurrency_id="inference",
-    )
+    _inference(run.click, inference.predict_video, [video, model, detector], [annotated, frames], "video")
 
 
 def _only_documented_endpoints_public(demo: gr.Blocks) -> None:
