@@ -40,15 +40,20 @@ def app_url(board_dir, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing: run scripts/install-system-deps.sh (scripts/test.sh does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -117,6 +122,7 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
     text = Path(download.value.path()).read_text()
     assert text.splitlines()[0].startswith("model,benchmark")
     assert all(model in text for model in expected["model"])
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3")  # drawn on load
     assert page.locator(".js-plotly-plot").count() == 3
 
 
@@ -143,16 +149,12 @@ def _label(photo: Path) -> tuple[float, float, float]:
 
 
 @pytest.fixture(scope="module")
-def camera_page(board_dir, tmp_path_factory):
+def camera_page(playwright, board_dir, tmp_path_factory):
     """A page in a chromium whose fake camera films a labelled AFLW2000 photo.
 
     Its server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
     cache): every ``.biwi`` model is offered but fails to load, the "broken choice" of the issue.
     """
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing: run scripts/install-system-deps.sh (scripts/test.sh does)")
-    from playwright.sync_api import sync_playwright
-
     work = tmp_path_factory.mktemp("camera")
     mirror = work / "mirror" / "pre-trained"
     mirror.mkdir(parents=True)
@@ -160,7 +162,7 @@ def camera_page(board_dir, tmp_path_factory):
     env = {"FSANET_OFFICIAL_MIRROR": str(mirror.parent), "FSANET_CACHE": str(work / "cache")}
     photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
     clip = write_y4m(np.asarray(Image.open(photo).convert("RGB")), work / "face.y4m")
-    with serve_app(board_dir, work / "app.log", **env) as url, sync_playwright() as playwright:
+    with serve_app(board_dir, work / "app.log", **env) as url:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
@@ -250,5 +252,5 @@ def test_group_example_runs_on_click_numbered_left_to_right_and_no_face_is_visib
     page.reload()  # a fresh page: upload into an empty Photo input
     page.locator("#photo-input input[type=file]").set_input_files(str(blank))
     page.locator("#photo-run").click()
-    page.get_by_text("No face found").wait_for()
+    page.locator("#photo-status").get_by_text("No face found").wait_for()
     assert rows.count() == 0
