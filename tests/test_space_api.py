@@ -418,3 +418,19 @@ def test_sixteen_huge_uploads_do_not_starve_a_normal_photo(app_url, tmp_path):
     assert finished <= 8, f"{finished} of 16 huge uploads were served before the normal photo"
     for job in jobs:
         job.result()
+
+
+def test_video_over_the_duration_cap_is_refused_before_any_frame_is_processed(client, tmp_path):
+    from gradio_client import handle_file
+
+    from space.uploads import max_video_seconds
+
+    frames = [np.full((64, 64, 3), i, np.uint8) for i in range(int(2 * (max_video_seconds() + 1)))]
+    video = _clip(tmp_path / "long.mp4", frames, fps=2.0)  # tiny file, too long
+    with pytest.raises(Exception, match=rf"long.mp4 lasts .* more than the cap of {max_video_seconds():g} s"):
+        client.predict(handle_file(str(video)), api_name="/video")
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(Exception, match="notes.mp4 is not a video FFmpeg can read") as caught:
+        client.predict(handle_file(str(not_a_video)), api_name="/video")
+    assert str(tmp_path) not in str(caught.value)
