@@ -11,7 +11,11 @@ Environment variables: ``FSANET_DEVICE`` (see :mod:`space.runtime`), the upload 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -171,7 +175,12 @@ def _only_documented_endpoints_public(demo: gr.Blocks) -> None:
 
 def build_demo() -> gr.Blocks:
     """The whole Space; call once per process."""
-    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(Path(tempfile.gettempdir()) / "fsanet-space-cache"))
+    if "GRADIO_EXAMPLES_CACHE" not in os.environ:
+        # A folder of this process's own: a shared one would serve results cached by an older version
+        # (Gradio keys them by component id only), or by another checkout running on the same machine.
+        cache = tempfile.mkdtemp(prefix="fsanet-space-examples-")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["GRADIO_EXAMPLES_CACHE"] = cache
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs():
@@ -194,4 +203,5 @@ def launch(demo: gr.Blocks, **options) -> None:
     """Serve ``demo`` with the Space's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
     runtime.configure_threads(concurrency())
     runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
     demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=True, **options)
