@@ -10,10 +10,13 @@ Functions the Space calls (all importable from ``leaderboard``):
   ``.predictions(key) -> DataFrame``; ``format_table(frame, "csv" | "json" | "markdown") -> str``.
 * Evaluate: ``evaluate(model, benchmark, store=None, force=False, ...) -> Evaluation`` (``.record``,
   ``.path``, ``.cached``); ``seed_rows(store=None) -> {"evaluated", "skipped", "benchmarks"}``.
-* Submissions: ``submit(source_dir_or_repo_id, name=None, revision=None) -> request``;
-  ``submit_files([config.json, model.safetensors], name) -> request``;
-  ``request_status(id=None) -> [request]``;
-  ``retry_request(id)``; ``run_worker(limit=None) -> [request]``; raise ``SubmissionError`` with the reason.
+* Submissions (``requests``, ``validation``): ``submit_files([config.json, model.safetensors], name)``,
+  ``submit_repo(repo_id, revision=None, name=None)``, ``submit(dir_or_repo_id)`` -> request;
+  ``RequestQueue().list() -> (requests, problems)``, ``.get(id)``; ``retry_request(id)``; rejections raise
+  ``SubmissionError`` with a one-line reason. The store is ``REQUESTS_REPO`` or ``LEADERBOARD_DIR``
+  (``backends``).
+* Worker (``worker``, ``isolation``): ``run_worker(watch=False, limit=None) -> [request]``;
+  ``start_background_worker() -> (thread, stop event)``.
 * Plots (plotly figures): ``mae_bars(table, benchmark)``, ``yaw_bin_figure(records, benchmark)``,
   ``cumulative_figure(records, benchmark, "mae" | "geodesic")``, ``scatter_figure(predictions)``,
   ``robustness_figure(records, benchmark)``, ``save_figure(fig, "x.html" | "x.png")``.
@@ -27,19 +30,12 @@ from .config import BENCHMARKS, CODE_VERSION, get_benchmark
 from .data import DatasetUnavailableError, load_benchmark_data
 from .importers import prepare_aflw2000, prepare_biwi, prepare_npz
 from .plots import cumulative_figure, mae_bars, robustness_figure, save_figure, scatter_figure, yaw_bin_figure
+from .requests import RequestQueue, retry_request, submit, submit_files, submit_repo
 from .runner import Evaluation, evaluate
 from .seed import seed_rows
 from .store import ResultKey, ResultsStore, format_table
-from .submissions import (
-    SubmissionError,
-    present_benchmarks,
-    request_status,
-    retry_request,
-    run_worker,
-    submit,
-    submit_files,
-    validate_submission,
-)
+from .validation import SubmissionError, validate_submission
+from .worker import present_benchmarks, run_worker, start_background_worker
 
 __all__ = [
     "BENCHMARKS",
@@ -47,6 +43,7 @@ __all__ = [
     "DatasetUnavailableError",
     "Evaluation",
     "ResultKey",
+    "RequestQueue",
     "ResultsStore",
     "SubmissionError",
     "cumulative_figure",
@@ -59,15 +56,16 @@ __all__ = [
     "prepare_biwi",
     "prepare_npz",
     "present_benchmarks",
-    "request_status",
     "retry_request",
     "robustness_figure",
     "run_worker",
     "save_figure",
     "scatter_figure",
     "seed_rows",
+    "start_background_worker",
     "submit",
     "submit_files",
+    "submit_repo",
     "validate_submission",
     "yaw_bin_figure",
 ]

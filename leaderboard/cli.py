@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fsanet.cli.args import CliParser, device_name, output_dir, parse, positive_int, program
+from fsanet.cli.args import (
+    CliParser,
+    device_name,
+    output_dir,
+    parse,
+    positive_float,
+    positive_int,
+    program,
+)
 from fsanet.errors import FSANetError
 
 from .config import BENCHMARKS, get_benchmark, leaderboard_dir, looked_in, remember_dataset
@@ -96,33 +104,45 @@ def _table(args: argparse.Namespace) -> str:
     return format_table(table, args.format)
 
 
-def _submit(args: argparse.Namespace) -> Any:
-    from .submissions import submit
+def _queue(args: argparse.Namespace) -> Any:
+    from .backends import open_backend
+    from .requests import RequestQueue
 
-    return submit(args.source, name=args.name, revision=args.revision, root=_root(args))
+    return RequestQueue(open_backend(_root(args)))
+
+
+def _submit(args: argparse.Namespace) -> Any:
+    from .requests import submit
+
+    return submit(args.source, name=args.name, revision=args.revision, queue=_queue(args))
 
 
 def _requests(args: argparse.Namespace) -> Any:
-    from .submissions import request_status
-
-    return request_status(args.id, _root(args))
+    queue = _queue(args)
+    if args.id:
+        return queue.get(args.id)
+    requests, problems = queue.list()
+    for message in problems:
+        print(f"warning: {message}", file=sys.stderr)
+    return requests
 
 
 def _retry(args: argparse.Namespace) -> Any:
-    from .submissions import retry_request
+    from .requests import retry_request
 
-    return retry_request(args.id, _root(args))
+    return retry_request(args.id, _queue(args))
 
 
 def _worker(args: argparse.Namespace) -> Any:
-    from .submissions import run_worker
+    from .worker import Worker
 
-    return run_worker(_root(args), limit=args.limit, progress=not args.no_progress)
+    worker = Worker(_queue(args), ResultsStore(_root(args)))  # datasets located for that board too
+    return worker.run(watch=args.watch, limit=args.limit, poll_s=args.poll)
 
 
 def _seed(args: argparse.Namespace) -> Any:
     from .seed import seed_rows
-    from .submissions import present_benchmarks
+    from .worker import present_benchmarks
 
     root = _root(args)
     benchmarks = present_benchmarks(root)
@@ -231,8 +251,13 @@ def build_parser() -> CliParser:
     retry.set_defaults(func=_retry)
 
     worker = verb("worker", help="evaluate pending requests on every present benchmark")
+    mode = worker.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="drain the queue, then exit (the default)")
+    mode.add_argument("--watch", action="store_true", help="keep polling the store for new requests")
     worker.add_argument("--limit", type=positive_int, help="at most this many requests")
-    worker.add_argument("--no-progress", action="store_true")
+    worker.add_argument(
+        "--poll", type=positive_float, help="seconds between polls ($LEADERBOARD_POLL_S or 10)"
+    )
     worker.set_defaults(func=_worker)
 
     seed = verb("seed", help="evaluate the authors' shipped models on every present benchmark")

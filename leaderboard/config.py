@@ -11,6 +11,15 @@ Environment variables (all optional):
   ``LEADERBOARD_DATA_BIWI_70_30``): a local dataset directory or a Hub dataset repo id for that benchmark;
   ``LEADERBOARD_DATA_<NAME>_REVISION`` pins the Hub revision.
 * ``LEADERBOARD_MAX_SUBMISSION_MB``: size cap of one submission (default 200).
+* ``LEADERBOARD_MAX_PARAMS``: parameter cap of a submitted model (default 50 million).
+* ``REQUESTS_REPO``: a Hub dataset repo id holding the requests and submitted files; with ``RESULTS_REPO``
+  it makes the Hub the store (any number of workers on any machines share it). Unset: ``LEADERBOARD_DIR``.
+* ``LEADERBOARD_WORKER``: ``0`` stops the Space from running its background worker (default on).
+* ``LEADERBOARD_POLL_S``: how often a watching worker (and the Space's board) looks for news (default 10).
+* ``LEADERBOARD_LEASE_S``: a claim's lease, renewed by its worker; expired, the request is requeued (60).
+* ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process (2048; 0: none).
+* ``LEADERBOARD_EVAL_TIMEOUT_S``: wall-clock limit of one evaluation (1800).
+* ``LEADERBOARD_MAX_ATTEMPTS``: failed attempts after which a request is ``failed`` for good (2).
 """
 
 from __future__ import annotations
@@ -139,5 +148,45 @@ def results_repo() -> str | None:
     return os.environ.get("RESULTS_REPO") or None
 
 
+def requests_repo() -> str | None:
+    return os.environ.get("REQUESTS_REPO") or None
+
+
+def _number(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
 def max_submission_bytes() -> int:
-    return int(float(os.environ.get("LEADERBOARD_MAX_SUBMISSION_MB", "200")) * 1024 * 1024)
+    return int(_number("LEADERBOARD_MAX_SUBMISSION_MB", 200) * 1024 * 1024)
+
+
+def max_params() -> int:
+    return int(_number("LEADERBOARD_MAX_PARAMS", 50e6))
+
+
+def worker_enabled() -> bool:
+    return os.environ.get("LEADERBOARD_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def poll_seconds() -> float:
+    return _number("LEADERBOARD_POLL_S", 10)
+
+
+def lease_seconds() -> float:
+    return _number("LEADERBOARD_LEASE_S", 60)
+
+
+def eval_memory_bytes() -> int:
+    return int(_number("LEADERBOARD_EVAL_MEMORY_MB", 2048) * 1024 * 1024)
+
+
+def eval_timeout_seconds() -> float:
+    return _number("LEADERBOARD_EVAL_TIMEOUT_S", 1800)
+
+
+def max_attempts() -> int:
+    return max(1, int(_number("LEADERBOARD_MAX_ATTEMPTS", 2)))

@@ -13,11 +13,14 @@ from plotly.subplots import make_subplots
 from .metrics import AXES
 
 
-def _scores(records: Sequence[dict[str, Any]], benchmark: str) -> list[tuple[str, dict[str, Any]]]:
+def _scores(
+    records: Sequence[dict[str, Any]], benchmark: str, needs: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(model, scores)`` of the records on ``benchmark`` that hold ``needs`` (optional keys may lack)."""
     return [
         (r["config"]["model_name"], r["results"][benchmark])
         for r in records
-        if r["config"]["benchmark"] == benchmark
+        if r["config"]["benchmark"] == benchmark and isinstance(r["results"][benchmark].get(needs), list)
     ]
 
 
@@ -34,7 +37,7 @@ def mae_bars(table: pd.DataFrame, benchmark: str) -> go.Figure:
 def yaw_bin_figure(records: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
     """Mean MAE against |true yaw| bin, one line per model."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark):
+    for model, scores in _scores(records, benchmark, "mae_by_yaw_bin"):
         bins = scores["mae_by_yaw_bin"]
         fig.add_trace(go.Scatter(name=model, x=[b["bin"] for b in bins], y=[b["mae"] for b in bins]))
     return fig.update_layout(
@@ -45,7 +48,7 @@ def yaw_bin_figure(records: Sequence[dict[str, Any]], benchmark: str) -> go.Figu
 def cumulative_figure(records: Sequence[dict[str, Any]], benchmark: str, kind: str = "mae") -> go.Figure:
     """Fraction of samples with error <= threshold (``kind`` = ``mae`` or ``geodesic``)."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark):
+    for model, scores in _scores(records, benchmark, f"cumulative_{kind}_curve"):
         curve = scores[f"cumulative_{kind}_curve"]
         fig.add_trace(go.Scatter(name=model, x=[c[0] for c in curve], y=[c[1] for c in curve]))
     return fig.update_layout(
@@ -78,8 +81,8 @@ def scatter_figure(predictions: pd.DataFrame, title: str = "") -> go.Figure:
 def robustness_figure(records: Sequence[dict[str, Any]], benchmark: str, metric: str = "mae") -> go.Figure:
     """Error against in-plane rotation angle, with and without a horizontal flip, one line per model."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark):
-        sweep = scores.get("robustness") or []
+    for model, scores in _scores(records, benchmark, "robustness"):
+        sweep = scores["robustness"]
         for flip in (False, True):
             points = [s for s in sweep if s["flip"] == flip]
             name = f"{model} (flipped)" if flip else model

@@ -10,7 +10,7 @@ from fsanet.errors import FSANetError
 
 from .runner import evaluate
 from .store import ResultsStore
-from .submissions import present_benchmarks
+from .worker import present_benchmarks
 
 log = logging.getLogger(__name__)
 

@@ -102,7 +102,7 @@ class ResultsStore:
             return None
         try:
             return _validated(json.loads(path.read_text()))
-        except (ValueError, OSError) as err:  # a corrupt file is as good as none: it will be rewritten
+        except (ValueError, OSError, RecursionError) as err:  # corrupt is as good as none: it is rewritten
             warn_once(log, f"ignoring unusable result {path}: {err}")
             return None
 
@@ -112,9 +112,13 @@ class ResultsStore:
         json_path, parquet_path = self.paths(key)
         atomic_write(parquet_path, predictions.to_parquet(index=False))
         atomic_write_json(json_path, record)
-        if self.repo:
-            self._upload(json_path, parquet_path)
+        self.publish(json_path)
         return json_path
+
+    def publish(self, json_path: Path) -> None:
+        """Mirror one stored result (its JSON and predictions) to ``RESULTS_REPO`` when one is set."""
+        if self.repo:
+            self._upload(json_path, self.root / "predictions" / f"{json_path.stem}.parquet")
 
     def predictions(self, key: ResultKey) -> pd.DataFrame:
         return pd.read_parquet(self.paths(key)[1])
@@ -129,7 +133,7 @@ class ResultsStore:
                 continue
             try:
                 records.append(_validated(json.loads(path.read_text())))
-            except (ValueError, OSError, UnicodeDecodeError) as err:
+            except (ValueError, OSError, UnicodeDecodeError, RecursionError) as err:
                 problems.append(f"skipped {path.name}: {err}")
         for message in problems:
             warn_once(log, message)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import gradio as gr
@@ -10,17 +13,17 @@ import plotly.graph_objects as go
 
 from leaderboard import (
     BENCHMARKS,
+    RequestQueue,
     ResultsStore,
     SubmissionError,
     cumulative_figure,
     format_table,
     mae_bars,
-    request_status,
-    submit,
     submit_files,
+    submit_repo,
     yaw_bin_figure,
 )
-from leaderboard.config import leaderboard_dir
+from leaderboard.config import leaderboard_dir, poll_seconds, results_repo, worker_enabled
 from space.outputs import save_bytes
 
 ALL = "all"
@@ -32,7 +35,25 @@ EMPTY_BOARD = (
     "or set `LEADERBOARD_DIR` to a directory that already holds `results/*.json` "
     "(or `RESULTS_REPO` to a Hub dataset of results), then reload this page."
 )
-REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "source", "revision", "created", "reason"]
+REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "source", "revision", "created", "result"]
+QUEUE_REFRESH_S = 3.0
+_reload = {"at": 0.0, "lock": threading.Lock()}
+
+
+def reload_store() -> str:
+    """Pull new results from ``RESULTS_REPO`` (at most once per poll interval); returns when it last did.
+
+    With a local store there is nothing to pull: every read sees the directory as it is now.
+    """
+    with _reload["lock"]:
+        if results_repo() and time.monotonic() - _reload["at"] >= poll_seconds():
+            try:
+                ResultsStore().pull()
+            except Exception:  # noqa: BLE001  (the Hub being away must not break the board; shown as stale)
+                return _reload.get("stamp", "never")
+            _reload["at"] = time.monotonic()
+            _reload["stamp"] = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        return _reload.get("stamp") or datetime.now(UTC).strftime("%H:%M:%S UTC")
 
 
 def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
@@ -46,11 +67,17 @@ def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
 
 
 def board_status() -> str:
-    """The empty-state instructions when no result is stored, else a count of rows."""
-    table = ResultsStore().table()
+    """The empty-state instructions when no result is stored, else a count of rows; when it was last
+    reloaded, and the store's files that were skipped (listed once each)."""
+    updated = reload_store()
+    store = ResultsStore()
+    table = store.table()
+    problems = store.records()[1] + RequestQueue().list()[1]
+    skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
     if table.empty:
-        return EMPTY_BOARD.format(root=leaderboard_dir())
-    return f"{len(table)} result(s) for {table['model'].nunique()} model(s)."
+        return EMPTY_BOARD.format(root=leaderboard_dir()) + skipped
+    rows = f"{len(table)} result(s) for {table['model'].nunique()} model(s)."
+    return f"{rows} Last updated {updated}.{skipped}"
 
 
 def board_plots(benchmark: str = ALL) -> tuple[go.Figure, go.Figure, go.Figure]:
@@ -75,16 +102,50 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     return save_bytes(format_table(ResultsStore().table(), fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
+def _status(request: dict[str, Any]) -> str:
+    """``pending``, ``running (progress)``, ``finished`` or ``failed: reason``."""
+    if request["status"] == "running" and request.get("progress"):
+        return f"running ({request['progress']})"
+    if request["status"] == "failed":
+        return f"failed: {request.get('reason')}"
+    return request["status"]
+
+
+def _result(request: dict[str, Any]) -> str:
+    scores = [r for r in request.get("results") or [] if isinstance(r, dict)]
+    return ", ".join(f"{r.get('benchmark')} MAE {r.get('mae', float('nan')):.2f}" for r in scores)
+
+
 def requests_table() -> pd.DataFrame:
-    """Every submission request, newest first, with its status and the reason of a failure."""
-    rows = [{column: request.get(column) for column in REQUEST_COLUMNS} for request in request_status()]
+    """Every submission request, newest first: live status (progress, reason of a failure) and its scores."""
+    requests, _ = RequestQueue().list()
+    rows = [
+        {**{column: request.get(column) for column in REQUEST_COLUMNS}, "status": _status(request)}
+        | {"result": _result(request)}
+        for request in requests
+    ]
     return pd.DataFrame(rows, columns=REQUEST_COLUMNS).iloc[::-1].reset_index(drop=True)
+
+
+def _accepted_message(request: dict[str, Any]) -> str:
+    when = (
+        "It is evaluated automatically on every benchmark present"
+        if worker_enabled()
+        else "A worker (`python -m leaderboard worker --watch`) evaluates it on every benchmark present"
+    )
+    return (
+        f"✅ **Accepted**: request `{request['id']}`. {when}; follow it in the queue below. When it is "
+        f"finished, its row is on the **Leaderboard** tab: search for `{request['model_name']}`."
+    )
 
 
 def submit_variant(
     files: list[str] | None = None, name: str = "", repo_id: str = "", revision: str = ""
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision."""
+) -> tuple[dict[str, Any], pd.DataFrame, str]:
+    """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision.
+
+    The repo id is only ever a Hub id (``owner/name``): it is never looked up on this server's disk.
+    """
     try:
         if files and repo_id.strip():
             raise SubmissionError("give either files or a Hub repo id, not both")
@@ -93,16 +154,16 @@ def submit_variant(
                 raise SubmissionError("give the variant a name")
             request = submit_files(files, name.strip())
         elif repo_id.strip():
-            request = submit(repo_id.strip(), name=name.strip() or None, revision=revision.strip() or None)
+            request = submit_repo(repo_id, revision=revision.strip() or None, name=name.strip() or None)
         else:
             raise SubmissionError("upload config.json and model.safetensors, or give a Hub repo id")
     except SubmissionError as error:
         raise gr.Error(str(error), title="Submission rejected") from None
-    return request, requests_table()
+    return request, requests_table(), _accepted_message(request)
 
 
 def leaderboard_tab(demo: gr.Blocks) -> None:
-    gr.Markdown(board_status, elem_id="board-status")
+    status = gr.Markdown(board_status, elem_id="board-status")
     with gr.Row():
         search = gr.Textbox(
             value="", label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search"
@@ -120,6 +181,17 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
             gr.Plot(label=label) for label in ("MAE per axis", "By |yaw|", "Cumulative")
         )
     gr.on([search.change, benchmark.change], board_table, [search, benchmark], table, api_name="leaderboard")
+    # New results appear without a restart: the store is re-read on page load and on a timer.
+    timer = gr.Timer(poll_seconds())
+    gr.on([demo.load, timer.tick], board_status, None, status, api_visibility="private", queue=False)
+    gr.on(
+        [demo.load, timer.tick],
+        board_table,
+        [search, benchmark],
+        table,
+        api_visibility="private",
+        show_progress="hidden",
+    )
     gr.on(
         [demo.load, benchmark.change],
         board_plots,
@@ -146,8 +218,11 @@ def submit_tab() -> None:
             repo_id = gr.Textbox(value="", label="or Hub repo id", placeholder="user/fsanet-variant")
             revision = gr.Textbox(value="", label="Revision (commit, tag or branch)", placeholder="main")
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
+    message = gr.Markdown(elem_id="submit-message")
     request = gr.JSON(label="Your submission")
     refresh = gr.Button("Refresh queue")
     queue = gr.Dataframe(requests_table, label="Queue and status", interactive=False, elem_id="submit-queue")
-    send.click(submit_variant, [files, name, repo_id, revision], [request, queue], api_name="submit")
+    send.click(submit_variant, [files, name, repo_id, revision], [request, queue, message], api_name="submit")
     refresh.click(requests_table, None, queue, api_name="requests")
+    live = gr.Timer(QUEUE_REFRESH_S)  # the queue's live status: pending -> running (progress) -> finished
+    live.tick(requests_table, None, queue, api_visibility="private", show_progress="hidden")

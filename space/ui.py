@@ -5,8 +5,9 @@ Only wiring lives here: the work is done by :mod:`space.inference` (on top of ``
 README's table) are offered to API clients; every other event is private to the page.
 
 Environment variables: ``FSANET_DEVICE`` (see :mod:`space.runtime`), the upload caps of
-:mod:`space.uploads`, the fairness settings of :mod:`space.fairness`, plus Gradio's
-``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``.
+:mod:`space.uploads`, the fairness settings of :mod:`space.fairness`, ``LEADERBOARD_WORKER`` (``0``: no
+background worker, see :mod:`leaderboard.config`), plus Gradio's ``GRADIO_SERVER_NAME`` /
+``GRADIO_SERVER_PORT``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import gradio as gr
 
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
+from leaderboard import start_background_worker
+from leaderboard.config import worker_enabled
 from space import board, inference, runtime, uploads
 from space.choices import detector_choices, model_choices
 from space.examples import example_images
@@ -204,4 +207,6 @@ def launch(demo: gr.Blocks, **options) -> None:
     runtime.configure_threads(concurrency())
     runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
+    if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
+        start_background_worker()
     demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=True, **options)

@@ -273,7 +273,7 @@ def _learning_columns(out: Path) -> list[dict]:
 def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path, capsys):
     from leaderboard.runner import evaluate as leaderboard_evaluate
     from leaderboard.store import ResultsStore
-    from leaderboard.submissions import validate_submission
+    from leaderboard.validation import validate_submission
 
     out = tmp_path / "run"
     args = [

@@ -1,0 +1,262 @@
+"""The worker: claims pending requests, evaluates each in an isolated child, records the outcome.
+
+Any number of workers, on any machines sharing a store, agree through claims and leases:
+
+* a worker claims a request with one atomic update of its record (:meth:`Backend.update`: a lock on disk,
+  a ``parent_commit`` on the Hub) that only succeeds on a ``pending`` request or on a ``running`` one whose
+  lease has expired; the claim writes the worker's id, the lease's end and a new entry in ``attempts``;
+* while the child evaluates, the worker renews the lease (the same atomic update, refused when the record no
+  longer names this worker and attempt: the child is then killed and its work dropped);
+* a worker killed with ``kill -9`` stops renewing, its lease expires, and the next worker to look takes the
+  request over (that lost attempt is logged);
+* an attempt that fails (crash, out of memory, timeout) sends the request back to ``pending``; after
+  ``LEADERBOARD_MAX_ATTEMPTS`` failures it is ``failed`` with the last reason, and the queue moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    BENCHMARKS,
+    eval_memory_bytes,
+    eval_timeout_seconds,
+    lease_seconds,
+    max_attempts,
+    poll_seconds,
+)
+from .data import DatasetUnavailableError
+from .isolation import evaluate_isolated
+from .requests import RequestQueue, now
+from .store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+
+def present_benchmarks() -> list[str]:
+    """The registered benchmarks whose configured data can be loaded now."""
+    from .data import load_benchmark_data
+
+    present = []
+    for spec in BENCHMARKS.values():
+        try:
+            load_benchmark_data(spec.source(), spec.revision())
+        except DatasetUnavailableError:
+            continue
+        present.append(spec.name)
+    return present
+
+
+def _expired(record: dict[str, Any], at: datetime) -> bool:
+    lease = record.get("lease")
+    try:
+        return datetime.fromisoformat(lease["until"]) < at
+    except (TypeError, KeyError, ValueError):
+        return True  # a running request without a readable lease belongs to nobody
+
+
+def _live_attempts(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in record["attempts"] if isinstance(a, dict) and not a.get("retired")]
+
+
+@dataclass
+class Worker:
+    """One worker: its id (host, pid, random part) and the stores it reads and writes."""
+
+    queue: RequestQueue = field(default_factory=RequestQueue)
+    results: ResultsStore = field(default_factory=ResultsStore)
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    lease_s: float = field(default_factory=lease_seconds)
+    seen_problems: set[str] = field(default_factory=set)
+
+    # ------------------------------------------------------------------------------------ claiming
+    def _claimable(self, record: dict[str, Any], at: datetime) -> bool:
+        return record["status"] == "pending" or (record["status"] == "running" and _expired(record, at))
+
+    def _claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        at = datetime.now(UTC)
+        if not self._claimable(record, at):
+            return None
+        attempts = record["attempts"]
+        if record["status"] == "running":  # its worker stopped renewing: died, or lost the store
+            for attempt in _live_attempts(record):
+                if attempt.get("outcome") is None:
+                    attempt.update(outcome="lost", ended=now(), reason="worker stopped renewing its lease")
+        failed = [a for a in _live_attempts(record) if a.get("outcome") in ("failed", "lost")]
+        if len(failed) >= max_attempts():
+            return {**record, "status": "failed", "lease": None, "reason": failed[-1].get("reason")}
+        attempts.append({"worker": self.worker_id, "started": now(), "outcome": None})
+        until = (at + timedelta(seconds=self.lease_s)).isoformat()
+        return {
+            **record,
+            "status": "running",
+            "lease": {"worker": self.worker_id, "until": until},
+            "reason": None,
+        }
+
+    def _mine(self, record: dict[str, Any]) -> bool:
+        attempts = record["attempts"]
+        return (
+            record["status"] == "running"
+            and (record.get("lease") or {}).get("worker") == self.worker_id
+            and bool(attempts)
+            and attempts[-1].get("worker") == self.worker_id
+        )
+
+    def claim_next(self) -> dict[str, Any] | None:
+        """Claim the oldest claimable request; None when there is none."""
+        requests, problems = self.queue.list()
+        for message in problems:
+            if message not in self.seen_problems:  # listed once, not at every poll
+                self.seen_problems.add(message)
+                log.warning(message)
+        at = datetime.now(UTC)
+        for record in requests:
+            if self._claimable(record, at):
+                claimed = self.queue.update(record["id"], self._claim)
+                if claimed is not None and self._mine(claimed):
+                    return claimed
+        return None
+
+    def renew(self, request_id: str, progress: str | None = None) -> bool:
+        """Extend this worker's lease; False when the request is no longer ours."""
+
+        def extend(record: dict[str, Any]) -> dict[str, Any] | None:
+            if not self._mine(record):
+                return None
+            until = (datetime.now(UTC) + timedelta(seconds=self.lease_s)).isoformat()
+            return {**record, "lease": {"worker": self.worker_id, "until": until}, "progress": progress}
+
+        return self.queue.update(request_id, extend) is not None
+
+    def _close(
+        self, request_id: str, outcome: str, reason: str | None, results: list[dict[str, Any]]
+    ) -> bool:
+        def close(record: dict[str, Any]) -> dict[str, Any] | None:
+            if not self._mine(record):
+                return None
+            record["attempts"][-1].update(outcome=outcome, ended=now(), reason=reason)
+            failures = [a for a in _live_attempts(record) if a.get("outcome") in ("failed", "lost")]
+            if outcome == "finished":
+                status = "finished"
+            else:
+                status = "failed" if len(failures) >= max_attempts() else "pending"
+            return {
+                **record,
+                "status": status,
+                "lease": None,
+                "reason": reason,
+                "progress": None,
+                "results": results,
+            }
+
+        return self.queue.update(request_id, close) is not None
+
+    # ---------------------------------------------------------------------------------- evaluating
+    def process(self, record: dict[str, Any], benchmarks: list[str]) -> dict[str, Any]:
+        """Evaluate a claimed request on ``benchmarks`` (each in a child); returns its final record."""
+        request_id = record["id"]
+        renew_every = self.lease_s / 3
+        last_renewal = time.monotonic()
+
+        def tick(progress: str) -> bool:
+            nonlocal last_renewal
+            if time.monotonic() - last_renewal < renew_every:
+                return True
+            last_renewal = time.monotonic()
+            return self.renew(request_id, progress)
+
+        results, reason = [], None
+        with tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp:
+            folder = self.queue.fetch_submission(request_id, Path(tmp))
+            for index, benchmark in enumerate(benchmarks, 1):
+                progress = f"{benchmark} ({index}/{len(benchmarks)})"
+                if not self.renew(request_id, progress):
+                    reason = "lost the claim"
+                    break
+                last_renewal = time.monotonic()
+                outcome = evaluate_isolated(
+                    folder,
+                    record["model_name"],
+                    benchmark,
+                    self.results.root,
+                    eval_memory_bytes(),
+                    eval_timeout_seconds(),
+                    tick=lambda progress=progress: tick(progress),
+                )
+                if not outcome.ok:
+                    reason = f"{benchmark}: {outcome.reason}"
+                    break
+                results.append(outcome.summary)
+        if reason is None and not self.renew(request_id, "publishing"):
+            reason = "lost the claim"
+        if reason is None:
+            for summary in results:  # only the claim's holder publishes: one result per request
+                self.results.publish(self.results.results_dir / summary["result"])
+        closed = self._close(request_id, "finished" if reason is None else "failed", reason, results)
+        if not closed:
+            log.warning("request %s was taken over by another worker; dropped this attempt", request_id)
+        return self.queue.get(request_id)
+
+    def run(
+        self,
+        watch: bool = False,
+        limit: int | None = None,
+        poll_s: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[dict[str, Any]]:
+        """Drain the queue (``watch``: then poll until ``stop`` is set); returns the processed requests."""
+        poll_s = poll_seconds() if poll_s is None else poll_s
+        stop = stop or threading.Event()
+        processed: list[dict[str, Any]] = []
+        while not stop.is_set() and (limit is None or len(processed) < limit):
+            benchmarks = present_benchmarks()
+            claimed = self.claim_next() if benchmarks else None
+            if claimed is not None:
+                processed.append(self.process(claimed, benchmarks))
+                continue
+            if not benchmarks:
+                log.warning("no benchmark data present: requests stay pending")
+            if not watch:
+                break
+            stop.wait(poll_s)
+        return processed
+
+
+def run_worker(
+    watch: bool = False,
+    limit: int | None = None,
+    poll_s: float | None = None,
+    stop: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """A worker on the configured store (``REQUESTS_REPO`` + ``RESULTS_REPO``, else ``LEADERBOARD_DIR``)."""
+    return Worker().run(watch=watch, limit=limit, poll_s=poll_s, stop=stop)
+
+
+def start_background_worker(poll_s: float | None = None) -> tuple[threading.Thread, threading.Event]:
+    """The Space's worker: a daemon thread watching the store (evaluations still run in child processes)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                run_worker(watch=True, poll_s=poll_s, stop=stop)
+            except Exception:  # noqa: BLE001  (a store hiccup must not end the Space's worker)
+                log.exception("background worker: store error; retrying")
+                stop.wait(poll_s or poll_seconds())
+
+    thread = threading.Thread(target=loop, name="leaderboard-worker", daemon=True)
+    thread.start()
+    return thread, stop
