@@ -28,6 +28,7 @@ _BOOTSTRAP = (
     "runpy.run_module('leaderboard.isolation', run_name='__main__', alter_sys=True)\n"
 )
 TICK_SECONDS = 1.0
+OUT_OF_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "failed to map segment")
 
 
 @dataclass
@@ -88,7 +89,7 @@ def evaluate_isolated(
 def _reason(returncode: int, stderr: str, memory_bytes: int) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    if "MemoryError" in stderr or "std::bad_alloc" in stderr or "Cannot allocate memory" in stderr:
+    if any(sign in stderr for sign in OUT_OF_MEMORY_SIGNS):
         return f"out of memory (over the {memory_bytes // 2**20} MB evaluation cap)"
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)

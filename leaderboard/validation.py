@@ -70,11 +70,17 @@ class SubmissionError(FSANetError):
 # ------------------------------------------------------------------------------------------- schema
 Small = Annotated[int, Field(ge=1, le=64)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+Name = Annotated[str, Field(max_length=80)]
+# Where converted weights came from (``fsanet.models.convert``): a few short strings, never code.
+Source = Annotated[
+    dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=300)]], Field(max_length=8)
+]
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: Annotated[str, Field(max_length=80)] | None = None
+    name: Name | None = None
+    source: Source | None = None
     input_channel_order: Literal["rgb"] = "rgb"
     stage_num: Annotated[list[Annotated[int, Field(ge=1, le=32)]], Field(min_length=3, max_length=3)]
     lambda_d: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
@@ -129,7 +135,8 @@ class SSRNetMDConfig(_Config):
 class EnsembleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     architecture: Literal["ensemble"]
-    name: Annotated[str, Field(max_length=80)] | None = None
+    name: Name | None = None
+    source: Source | None = None
     members: Annotated[
         list[Annotated[FSANetConfig | SSRNetMDConfig, Field(discriminator="architecture")]],
         Field(min_length=1, max_length=4),

@@ -39,6 +39,7 @@ from .data import DatasetUnavailableError
 from .isolation import evaluate_isolated
 from .requests import RequestQueue, now
 from .store import ResultsStore
+from .validation import SubmissionError, validate_submission
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ class Worker:
     def _close(
         self, request_id: str, outcome: str, reason: str | None, results: list[dict[str, Any]]
     ) -> bool:
+        """Record the attempt: ``finished``, ``failed`` (retried up to the cap) or ``rejected`` (final)."""
+
         def close(record: dict[str, Any]) -> dict[str, Any] | None:
             if not self._mine(record):
                 return None
@@ -152,7 +155,8 @@ class Worker:
             if outcome == "finished":
                 status = "finished"
             else:
-                status = "failed" if len(failures) >= max_attempts() else "pending"
+                retry = outcome == "failed" and len(failures) < max_attempts()
+                status = "pending" if retry else "failed"
             return {
                 **record,
                 "status": status,
@@ -181,6 +185,11 @@ class Worker:
         results, reason = [], None
         with tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp:
             folder = self.queue.fetch_submission(request_id, Path(tmp))
+            try:  # the stored files again, as the submit step did: a bad file in the store fails at once
+                validate_submission(folder)
+            except SubmissionError as error:
+                self._close(request_id, "rejected", f"rejected: {error}", [])
+                return self.queue.get(request_id)
             for index, benchmark in enumerate(benchmarks, 1):
                 progress = f"{benchmark} ({index}/{len(benchmarks)})"
                 if not self.renew(request_id, progress):

@@ -2,8 +2,10 @@
 from_pretrained (model repos), and the leaderboard's RESULTS_REPO mirror (a dataset repo).
 
 The fake Hub implements only the routes ``huggingface_hub`` (2.4) calls, with Xet disabled, for
-``HfApi.create_repo`` + ``HfApi.upload_folder`` / ``upload_file`` of small files and for
-``snapshot_download(repo_id, allow_patterns=[...])``. Its preupload answer puts every file in the
+``HfApi.create_repo`` + ``HfApi.upload_folder`` / ``upload_file`` / ``create_commit`` of small files (a
+stale ``parent_commit`` gets the Hub's 412), ``model_info`` / ``dataset_info`` (with siblings),
+``list_repo_tree`` (of a folder) and ``hf_hub_download`` / ``snapshot_download`` at ``main`` or any past
+commit. Its preupload answer puts every file in the
 "regular" upload mode, so file contents travel base64-encoded inside the NDJSON commit and no LFS
 or Xet transfer is involved. Uploaded files are kept in memory, one dict per repo.
 """
@@ -42,19 +44,28 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+INITIAL_COMMIT = hashlib.sha1(b"initial commit").hexdigest()  # 40 hex digits, like a git commit id
+
+
 @dataclass
 class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
-    commit: str = hashlib.sha1(b"initial commit").hexdigest()  # 40 hex digits, like a git commit id
+    commit: str = INITIAL_COMMIT
+    # Every commit's tree, as on the Hub: a file can be read at any past commit, not only at the head.
+    history: dict[str, dict[str, bytes]] = field(default_factory=lambda: {INITIAL_COMMIT: {}})
 
     def commit_files(self, files: dict[str, bytes]) -> str:
         """Add or replace ``files`` in one new commit; returns its id."""
-        self.files.update(files)
+        self.files = {**self.files, **files}
         digest = hashlib.sha1(self.commit.encode())  # parent commit, then the changes
         for name, data in sorted(files.items()):
             digest.update(name.encode() + b"\0" + data)
         self.commit = digest.hexdigest()
+        self.history[self.commit] = self.files
         return self.commit
+
+    def tree(self, revision: str) -> dict[str, bytes]:
+        return self.files if revision == "main" else self.history[revision]
 
 
 class FakeHub(http.server.ThreadingHTTPServer):
@@ -65,6 +76,7 @@ class FakeHub(http.server.ThreadingHTTPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str, str | None]] = []
+        self.refused_commits = 0  # commits refused because their parent_commit was stale
         self.lock = threading.Lock()
 
     def add_repo(self, repo_id: str, files: dict[str, bytes]) -> None:
@@ -110,7 +122,7 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
         revision = match["revision"]
         if repo is None:
             self._error(404, "RepoNotFound")
-        elif revision not in ("main", repo.commit):
+        elif revision != "main" and revision not in repo.history:
             self._error(404, "RevisionNotFound")
             repo = None
         return repo
@@ -146,7 +158,18 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
             if lines[0]["key"] != "header" or any(line["key"] != "file" for line in lines[1:]):
                 return self._error(422)  # only inline base64 files are expected here (no LFS, no deletions)
             files = {line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines[1:]}
+            parent = lines[0]["value"].get("parentCommit")
             with self.server.lock:
+                if parent is not None and parent != repo.commit:
+                    # The Hub's answer to a commit whose parent is no longer the branch's head.
+                    self.server.refused_commits += 1
+                    return self._send(
+                        412,
+                        json.dumps(
+                            {"error": "A commit has happened since. Please refresh and try again."}
+                        ).encode(),
+                        {"Content-Type": "application/json"},
+                    )
                 commit = repo.commit_files(files)
             return self._json(
                 {"commitUrl": f"{self.server.url}/{match['repo']}/commit/{commit}", "commitOid": commit}
@@ -158,26 +181,32 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
         if match := self._route(rf"{API}/revision/(?P<revision>[^/]+)"):
             # HfApi.model_info / dataset_info (repo_info in snapshot_download): the revision's commit.
             if repo := self._repo_at(match):
-                self._json({"id": match["repo"], "sha": repo.commit, "private": False})
+                tree = repo.tree(match["revision"])
+                siblings = [{"rfilename": path, "size": len(data)} for path, data in sorted(tree.items())]
+                sha = repo.commit if match["revision"] == "main" else match["revision"]
+                self._json({"id": match["repo"], "sha": sha, "private": False, "siblings": siblings})
             return
         if match := self._route(rf"{API}/tree/(?P<revision>[^/]+)(?:/(?P<folder>.+))?"):
             # HfApi.list_repo_tree (snapshot_download): one page, so no "Link: next" header.
             if repo := self._repo_at(match):
+                prefix = f"{match['folder']}/" if match["folder"] else ""
                 self._json(
                     [
                         {"type": "file", "path": path, "size": len(data), "oid": git_blob_sha1(data)}
-                        for path, data in sorted(repo.files.items())
+                        for path, data in sorted(repo.tree(match["revision"]).items())
+                        if path.startswith(prefix)
                     ]
                 )
             return
         if match := self._route(RESOLVE):
             # hf_hub_download: HEAD (get_hf_file_metadata) then GET (http_get) of the same URL.
             if repo := self._repo_at(match):
-                data = repo.files.get(match["filename"])
+                data = repo.tree(match["revision"]).get(match["filename"])
                 if data is None:
                     return self._error(404, "EntryNotFound")
                 # X-Repo-Commit and ETag are required; Content-Length is the size checked after the GET.
-                headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{git_blob_sha1(data)}"'}
+                commit = repo.commit if match["revision"] == "main" else match["revision"]
+                headers = {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"'}
                 self._send(200, data, {**headers, "Content-Type": "application/octet-stream"})
             return
         self._error(404)

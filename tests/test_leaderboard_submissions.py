@@ -1,14 +1,17 @@
-"""Submissions, the worker (including being killed mid-run), seed rows and the CLI."""
+"""Submissions against a local store: validation that bounds cost, the worker (claims, leases, isolation,
+attempts, ``kill -9``), foreign files in the store, reserved names, seed rows and the CLI."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,92 +19,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import fsanet
+from leaderboard import plots
 from leaderboard.cli import main
 from leaderboard.data import write_dataset
 from leaderboard.importers import prepare_aflw2000
+from leaderboard.requests import RequestQueue, submit_directory, submit_files, submit_repo
 from leaderboard.seed import seed_rows
 from leaderboard.store import ResultsStore
-from leaderboard.submissions import RequestsStore, SubmissionError, run_worker, submit, submit_files
+from leaderboard.validation import SubmissionError, validate_submission
+from leaderboard.worker import Worker, run_worker
 from tests.conftest import DATA, OFFICIAL, ROOT, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
-
-
-@pytest.fixture
-def board(tmp_path, monkeypatch):
-    """An empty board whose only present benchmark is the prepared AFLW2000 sample."""
-    require_shared(AFLW)
-    monkeypatch.setenv("LEADERBOARD_DIR", str(tmp_path / "board"))
-    monkeypatch.delenv("RESULTS_REPO", raising=False)
-    for name in ("BIWI", "BIWI_70_30"):
-        monkeypatch.delenv(f"LEADERBOARD_DATA_{name}", raising=False)
-    data = prepare_aflw2000(AFLW, tmp_path / "aflw2000")
-    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(data))
-    return tmp_path / "board"
-
-
-@pytest.fixture
-def good_submission(tmp_path):
-    torch.manual_seed(0)
-    return fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp_path / "good")
-
-
-def _variant(good, tmp_path, name):
-    target = tmp_path / name
-    target.mkdir()
-    for file in good.iterdir():
-        (target / file.name).write_bytes(file.read_bytes())
-    return target
-
-
-def test_bad_submissions_are_rejected_with_their_reason(board, good_submission, tmp_path, monkeypatch):
-    pickled = _variant(good_submission, tmp_path, "pickled")
-    torch.save({"w": torch.zeros(1)}, pickled / "pytorch_model.bin")
-
-    shapes = _variant(good_submission, tmp_path, "shapes")
-    tensors = load_file(shapes / "model.safetensors")
-    key = next(k for k, v in tensors.items() if v.ndim == 4)
-    tensors[key] = torch.zeros(1, *tensors[key].shape[1:])
-    save_file(tensors, shapes / "model.safetensors")
-
-    unknown = _variant(good_submission, tmp_path, "unknown")
-    config = json.loads((unknown / "config.json").read_text())
-    (unknown / "config.json").write_text(json.dumps({**config, "architecture": "resnet_magic"}))
-
-    truncated = _variant(good_submission, tmp_path, "truncated")
-    data = (truncated / "model.safetensors").read_bytes()
-    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
-
-    missing = _variant(good_submission, tmp_path, "missing")
-    (missing / "model.safetensors").unlink()
-
-    cases = {
-        pickled: "pickle",
-        shapes: f"{key}: shape",
-        unknown: "unknown architecture",
-        truncated: "truncated",
-        missing: "missing model.safetensors",
-    }
-    for folder, reason in cases.items():
-        with pytest.raises(SubmissionError, match=reason):
-            submit(folder, name=folder.name)
-    monkeypatch.setenv("LEADERBOARD_MAX_SUBMISSION_MB", "0.01")
-    with pytest.raises(SubmissionError, match="cap"):
-        submit(good_submission, name="big")
-    assert RequestsStore().list() == []
-
-
-def test_submission_is_queued_evaluated_and_listed(board, good_submission):
-    request = submit_files(
-        [good_submission / "config.json", good_submission / "model.safetensors"], "alice/caps"
-    )
-    assert request["status"] == "pending" and request["architecture"] == "fsanet"
-    assert submit(good_submission, name="alice/caps")["id"] == request["id"]  # same weights: same request
-    (done,) = run_worker()
-    assert done["status"] == "finished" and [r["benchmark"] for r in done["results"]] == ["aflw2000"]
-    table = ResultsStore().table()
-    assert list(table["model"]) == ["alice/caps"]
-    assert table["weights_sha256"][0] == request["weights_sha256"]
 
 
 def synthetic_rows(n: int) -> Iterator[dict]:
@@ -119,47 +48,404 @@ def synthetic_rows(n: int) -> Iterator[dict]:
         }
 
 
-def _synthetic_benchmark(path, n):
+def synthetic_benchmark(path: Path, n: int) -> Path:
     return write_dataset(synthetic_rows(n), path, {"benchmark": "aflw2000"})
+
+
+@pytest.fixture
+def board(tmp_path, monkeypatch):
+    """An empty local board whose only present benchmark is a small synthetic AFLW2000 stand-in."""
+    monkeypatch.setenv("LEADERBOARD_DIR", str(tmp_path / "board"))
+    for name in ("RESULTS_REPO", "REQUESTS_REPO", "LEADERBOARD_DATA_BIWI", "LEADERBOARD_DATA_BIWI_70_30"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "aflw2000", 32)))
+    return tmp_path / "board"
+
+
+@pytest.fixture
+def good_submission(tmp_path):
+    torch.manual_seed(0)
+    return fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp_path / "good")
+
+
+def _variant(good: Path, tmp_path: Path, name: str, **config_changes) -> Path:
+    target = tmp_path / name
+    target.mkdir()
+    for file in good.iterdir():
+        (target / file.name).write_bytes(file.read_bytes())
+    if config_changes:
+        config = json.loads((target / "config.json").read_text())
+        (target / "config.json").write_text(json.dumps({**config, **config_changes}))
+    return target
+
+
+def _rejected(folder: Path, match: str) -> str:
+    with pytest.raises(SubmissionError, match=match) as caught:
+        submit_directory(folder, name=folder.name)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+# ------------------------------------------------------------------------------------------ validation
+def test_bad_submissions_are_rejected_with_their_reason(board, good_submission, tmp_path, monkeypatch):
+    pickled = _variant(good_submission, tmp_path, "pickled")
+    torch.save({"w": torch.zeros(1)}, pickled / "pytorch_model.bin")
+
+    shapes = _variant(good_submission, tmp_path, "shapes")
+    tensors = load_file(shapes / "model.safetensors")
+    key = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[key] = torch.zeros(1, *tensors[key].shape[1:])
+    save_file(tensors, shapes / "model.safetensors")
+
+    unknown = _variant(good_submission, tmp_path, "unknown", architecture="resnet_magic")
+
+    truncated = _variant(good_submission, tmp_path, "truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+    missing = _variant(good_submission, tmp_path, "missing")
+    (missing / "model.safetensors").unlink()
+
+    float8 = _variant(good_submission, tmp_path, "float8")
+    tensors = load_file(float8 / "model.safetensors")
+    tensors[key] = tensors[key].to(torch.float8_e4m3fn)
+    save_file(tensors, float8 / "model.safetensors")
+
+    nested = _variant(good_submission, tmp_path, "nested")
+    (nested / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+
+    cases = {
+        pickled: "pickle",
+        shapes: f"{key}: shape",
+        unknown: "architecture 'resnet_magic' is not accepted",
+        truncated: "truncated",
+        missing: "missing model.safetensors",
+        float8: "dtype F8_E4M3 is not accepted",
+        nested: "config.json",
+    }
+    for folder, reason in cases.items():
+        _rejected(folder, reason)
+    monkeypatch.setenv("LEADERBOARD_MAX_SUBMISSION_MB", "0.01")
+    _rejected(good_submission, "cap")
+    monkeypatch.setenv("LEADERBOARD_MAX_SUBMISSION_MB", "200")
+    monkeypatch.setenv("LEADERBOARD_MAX_PARAMS", "1000")
+    _rejected(good_submission, "parameters, over the 1000 cap")
+    assert RequestQueue().list() == ([], [])
+
+
+# The configs that used to pass validation and crash the worker (the issue's probe), each on real weights.
+POISON_CONFIGS = {
+    "routings-0": {"routings": 0},
+    "routings-1e7": {"routings": 1e7},
+    "routings-10M": {"routings": 10_000_000},
+    "odd-image-size": {"image_size": 63},
+    "100000-stages": {"stage_num": [3] * 100_000},
+    "empty-ensemble": None,  # the whole config: {"architecture": "ensemble", "members": []}
+    "lambda-nan": {"lambda_d": float("nan")},
+    "stage-num-1e9": {"stage_num": [1e9] * 3},
+}
+
+
+def _poison(good: Path, tmp_path: Path, name: str) -> Path:
+    change = POISON_CONFIGS[name]
+    folder = _variant(good, tmp_path, name, **(change or {}))
+    if change is None:
+        (folder / "config.json").write_text(json.dumps({"architecture": "ensemble", "members": []}))
+    return folder
+
+
+def test_poison_configs_are_rejected_at_submission(board, good_submission, tmp_path):
+    for name in POISON_CONFIGS:
+        _rejected(_poison(good_submission, tmp_path, name), "config.json")
+    assert RequestQueue().list() == ([], [])
+
+
+def test_poison_requests_in_the_store_fail_with_their_reason_and_the_good_one_is_scored(
+    board, good_submission, tmp_path
+):
+    """Requests written into the store behind validation's back (older code, a hand edit) cannot block it."""
+    queue = RequestQueue()
+    good = submit_directory(good_submission, name="good/caps")
+    for index, name in enumerate(POISON_CONFIGS):
+        folder = _poison(good_submission, tmp_path, name)
+        record = {
+            **good,
+            "id": name,
+            "model_name": name,
+            "identity": name,
+            "created": f"2000-01-0{index + 1}",
+        }
+        queue.add(record, folder)  # queued before the good one (older "created")
+    processed = run_worker()
+    final = {r["id"]: r for r in RequestQueue().list()[0]}
+    assert final[good["id"]]["status"] == "finished"
+    for name in POISON_CONFIGS:
+        assert final[name]["status"] == "failed" and final[name]["reason"].startswith("rejected: config.json")
+    assert len(processed) == len(POISON_CONFIGS) + 1  # each looked at once: a rejection is final
+    assert list(ResultsStore().table()["model"]) == ["good/caps"]
+
+
+def test_huge_stage_num_with_real_weights_is_rejected_fast_without_allocating(good_submission, tmp_path):
+    """``stage_num: [1e9]*3`` (and its integer twin, and a header announcing a huge tensor) with real weights:
+    measured in a fresh process, so the peak RSS growth is this check's alone."""
+    folders = [
+        _variant(good_submission, tmp_path, "float-1e9", stage_num=[1e9] * 3),
+        _variant(good_submission, tmp_path, "int-1e9", stage_num=[10**9] * 3),
+    ]
+    header = json.dumps({"w": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}})
+    huge = _variant(good_submission, tmp_path, "huge-header")
+    (huge / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header.encode() + b"\0" * 64)
+    script = (
+        "import json, resource, sys, time\n"
+        "from leaderboard.validation import SubmissionError, validate_submission\n"
+        "out = []\n"
+        "for folder in sys.argv[1:]:\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    start = time.perf_counter()\n"
+        "    try:\n"
+        "        validate_submission(folder)\n"
+        "        message = None\n"
+        "    except SubmissionError as error:\n"
+        "        message = str(error)\n"
+        "    growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
+        "    out.append([message, time.perf_counter() - start, growth])\n"
+        "print(json.dumps(out))\n"
+    )
+    # Warm the imports once (first build on the meta device), then measure.
+    args = [str(folders[0]), *map(str, folders), str(huge)]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)[1:]
+    for message, seconds, growth_mb in measured:
+        assert message is not None
+        assert seconds < 1.0, (message, seconds)
+        assert growth_mb < 50, (message, growth_mb)
+    assert "stage_num" in measured[0][0] and "stage_num" in measured[1][0]
+    assert "w" in measured[2][0] or "truncated" in measured[2][0]
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["/etc", "../../etc", ".", "/proc/self", "/root", "a/../../b", "x" * 5000]
+)
+def test_repo_ids_are_hub_ids_never_paths(board, repo_id, monkeypatch):
+    def no_filesystem(*args, **kwargs):
+        raise AssertionError(f"the file system was touched for repo id {repo_id!r}")
+
+    for name in ("stat", "lstat", "scandir", "listdir", "open"):
+        monkeypatch.setattr(os, name, no_filesystem)
+    with pytest.raises(SubmissionError, match="is not a Hub repo id") as caught:
+        submit_repo(repo_id)
+    monkeypatch.undo()
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_official_names_are_reserved(board, good_submission):
+    for name in ("fsanet_caps_1x1.300w_lp", "FSANET_CAPS_1X1.300W_LP", "ssrnet_md", "fsanet_fusion.biwi"):
+        with pytest.raises(SubmissionError, match="official model name"):
+            submit_directory(good_submission, name=name)
+    for name in (" ", "x" * 200, "../evil", "a\nb"):
+        with pytest.raises(SubmissionError, match="a name is"):
+            submit_directory(good_submission, name=name)
+
+
+def test_same_weights_tell_which_request_and_a_changed_config_is_new(board, good_submission, tmp_path):
+    first = submit_files(
+        [good_submission / "config.json", good_submission / "model.safetensors"], "alice/caps"
+    )
+    assert first["status"] == "pending" and first["architecture"] == "fsanet"
+    with pytest.raises(SubmissionError, match=f"already submitted as request {first['id']}"):
+        submit_directory(good_submission, name="bob/caps")
+    changed = _variant(good_submission, tmp_path, "changed", lambda_d=0.5)
+    second = submit_directory(changed, name="alice/caps-lambda")
+    assert second["id"] != first["id"] and second["weights_sha256"] == first["weights_sha256"]
+    assert [r["id"] for r in RequestQueue().list()[0]] == [first["id"], second["id"]]
+
+
+def test_weights_already_on_the_board_are_named(board, tmp_path):
+    require_shared(OFFICIAL)
+    from leaderboard.runner import evaluate
+
+    official = fsanet.load_model("ssrnet_md.300w_lp")
+    evaluate(official, "aflw2000", robustness=False, progress=False)
+    copy = fsanet.save_pretrained(official, tmp_path / "copy")
+    with pytest.raises(SubmissionError, match="already on the board as the row 'ssrnet_md.300w_lp'"):
+        submit_directory(copy, name="my_ssrnet")
+
+
+# ------------------------------------------------------------------------------------------ the worker
+def test_submission_is_queued_evaluated_and_listed(board, good_submission):
+    request = submit_files(
+        [good_submission / "config.json", good_submission / "model.safetensors"], "alice/caps"
+    )
+    (done,) = run_worker()
+    assert done["status"] == "finished" and [r["benchmark"] for r in done["results"]] == ["aflw2000"]
+    assert [a["outcome"] for a in done["attempts"]] == ["finished"]
+    assert 0 < done["results"][0]["peak_rss_mb"] < 2048
+    table = ResultsStore().table()
+    assert list(table["model"]) == ["alice/caps"]
+    assert table["weights_sha256"][0] == request["weights_sha256"]
+    assert run_worker() == []  # nothing left: a finished request is never evaluated again
+
+
+def test_claims_and_leases_between_two_workers(board, good_submission):
+    request = submit_directory(good_submission, name="alice/caps")
+    first, second = Worker(lease_s=0.5), Worker(lease_s=0.5)
+    claimed = first.claim_next()
+    assert claimed["id"] == request["id"] and claimed["lease"]["worker"] == first.worker_id
+    assert second.claim_next() is None  # held
+    assert first.renew(request["id"], "aflw2000 (1/1)")
+    time.sleep(0.7)  # the first worker stops renewing, as if killed
+    taken = second.claim_next()
+    assert taken["lease"]["worker"] == second.worker_id
+    assert [a["outcome"] for a in taken["attempts"]] == ["lost", None]
+    assert not first.renew(request["id"])  # its claim is gone: it must drop its work
+
+
+def test_crash_oom_and_timeout_fail_the_attempt_with_a_reason(board, good_submission, monkeypatch):
+    """Each evaluation runs in a child: an address-space cap too small to start, then a wall-clock limit too
+    short to finish; after LEADERBOARD_MAX_ATTEMPTS failures the request is failed for good."""
+    request = submit_directory(good_submission, name="alice/caps")
+    monkeypatch.setenv("LEADERBOARD_EVAL_MEMORY_MB", "300")
+    (first,) = run_worker(limit=1)
+    assert first["status"] == "pending"  # one failure of two allowed
+    assert "aflw2000:" in first["reason"] and ("memory" in first["reason"] or "Error" in first["reason"])
+    monkeypatch.setenv("LEADERBOARD_EVAL_MEMORY_MB", "2048")
+    monkeypatch.setenv("LEADERBOARD_EVAL_TIMEOUT_S", "0.5")
+    (second,) = run_worker(limit=1)
+    assert second["status"] == "failed" and "longer than the 0.5 s limit" in second["reason"]
+    assert [a["outcome"] for a in second["attempts"]] == ["failed", "failed"]
+    assert run_worker() == []  # the queue moved on
+    monkeypatch.delenv("LEADERBOARD_EVAL_TIMEOUT_S")
+    assert main(["retry", request["id"]]) == 0
+    (third,) = run_worker()
+    assert third["status"] == "finished"
 
 
 @pytest.mark.slow
 def test_killing_the_worker_mid_run_loses_nothing(board, good_submission, tmp_path, monkeypatch):
-    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(_synthetic_benchmark(tmp_path / "big", 128)))
-    request = submit(good_submission, name="bob/caps")
-    requests = RequestsStore()
+    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 512)))
+    monkeypatch.setenv("LEADERBOARD_LEASE_S", "2")
+    request = submit_directory(good_submission, name="bob/caps")
+    queue = RequestQueue()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "leaderboard", "worker", "--no-progress"],
+        [sys.executable, "-m", "leaderboard", "worker", "--once"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its evaluation child goes down with it (killpg below)
     )
     try:
         deadline = time.monotonic() + 60
-        while requests.get(request["id"])["status"] != "running":
+        while queue.get(request["id"])["status"] != "running":
             assert worker.poll() is None and time.monotonic() < deadline, "worker never started the request"
             time.sleep(0.05)
-        time.sleep(0.3)  # loading the model or inside the evaluation now
-        os.kill(worker.pid, signal.SIGKILL)
+        time.sleep(1.0)  # inside the evaluation child now
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
     finally:
         if worker.poll() is None:
-            worker.kill()
+            os.killpg(worker.pid, signal.SIGKILL)
     store = ResultsStore()
-    killed = requests.get(request["id"])
+    killed = queue.get(request["id"])
     assert killed["status"] == "running", (
         "the worker finished before it could be killed: make the data bigger"
     )
     assert store.records() == ([], []) and not list(store.root.glob("predictions/*.parquet"))
 
+    assert run_worker() == []  # the lease is still valid: nobody else may take it yet
+    time.sleep(2.1)
     (done,) = run_worker()
     assert done["id"] == request["id"] and done["status"] == "finished"
+    assert [a["outcome"] for a in done["attempts"]] == ["lost", "finished"]
     assert len(store.records()[0]) == 1
 
 
+# -------------------------------------------------------------------------------- foreign files, results
+FOREIGN_REQUESTS = {
+    "list.json": b"[1, 2, 3]",
+    "no-id.json": b'{"status": "pending"}',
+    "int-created.json": b'{"id": "int-created", "model_name": "x", "status": "pending", "created": 5}',
+    "bad-status.json": b'{"id": "bad-status", "model_name": "x", "status": "hacked", "created": "1"}',
+    "garbage.json": b"\xff\xfe not json",
+    "deep.json": b"[" * 50_000 + b"]" * 50_000,
+    "notes.txt": b"hello",
+}
+
+
+def test_foreign_files_are_skipped_and_listed_once(board, good_submission, capsys, caplog):
+    request = submit_directory(good_submission, name="alice/caps")
+    requests_dir = board / "requests"
+    for name, data in FOREIGN_REQUESTS.items():
+        (requests_dir / name).write_bytes(data)
+    (board / "results").mkdir(parents=True)
+    (board / "results" / "list.json").write_text("[]")
+    (board / "results" / "deep.json").write_text("[" * 50_000 + "]" * 50_000)
+
+    requests, problems = RequestQueue().list()
+    assert [r["id"] for r in requests] == [request["id"]]
+    assert len(problems) == len(FOREIGN_REQUESTS) and all("\n" not in p for p in problems)
+    worker = Worker()
+    (done,) = worker.run()
+    assert done["status"] == "finished"
+    worker.run()
+    assert sum("skipped requests/list.json" in r.message for r in caplog.records) == 1  # once per worker
+
+    assert main(["requests"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        json.loads(captured.out)[0]["id"] == request["id"] and "skipped requests/no-id.json" in captured.err
+    )
+    assert main(["table"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "alice/caps" in captured.out and "skipped list.json" in captured.err and "deep.json" in captured.err
+    )
+
+
+def test_a_minimal_result_shows_its_row_and_plots_skip_what_it_lacks(board):
+    minimal = {
+        "config": {
+            "model_name": "minimal",
+            "model_sha": "0" * 64,
+            "benchmark": "aflw2000",
+            "dataset_revision": "r",
+            "code_version": "1",
+        },
+        "results": {
+            "aflw2000": {
+                "mae": 5.0,
+                "mae_yaw": 4.0,
+                "mae_pitch": 5.0,
+                "mae_roll": 6.0,
+                "n": 1,
+                "n_dropped": 0,
+            }
+        },
+    }
+    (board / "results").mkdir(parents=True)
+    (board / "results" / "minimal.json").write_text(json.dumps(minimal))
+    store = ResultsStore()
+    records, problems = store.records()
+    assert problems == [] and list(store.table()["model"]) == ["minimal"]
+    assert len(plots.mae_bars(store.table(), "aflw2000").data) == 4
+    for figure in (
+        plots.yaw_bin_figure(records, "aflw2000"),
+        plots.cumulative_figure(records, "aflw2000", "mae"),
+        plots.robustness_figure(records, "aflw2000"),
+    ):
+        assert figure.data == ()
+
+
+# ------------------------------------------------------------------------------------------- seed, CLI
 @pytest.mark.slow
-def test_seed_rows_list_every_shipped_model_and_skip_the_broken_one(board):
+def test_seed_rows_list_every_shipped_model_and_skip_the_broken_one(board, tmp_path, monkeypatch):
     require_shared(OFFICIAL)
+    monkeypatch.setenv(
+        "LEADERBOARD_DATA_AFLW2000", str(prepare_aflw2000(require_shared(AFLW), tmp_path / "a"))
+    )
     report = seed_rows(progress=False, robustness=False)
     assert report["benchmarks"] == ["aflw2000"]
     skipped = {s["model"]: s["reason"] for s in report["skipped"]}
@@ -173,7 +459,7 @@ def test_seed_rows_list_every_shipped_model_and_skip_the_broken_one(board):
 def test_cli_prepare_evaluate_table(board, tmp_path, capsys):
     require_shared(OFFICIAL)
     out = tmp_path / "cli-aflw"
-    assert main(["prepare", "aflw2000", "--source", str(AFLW), "--out", str(out)]) == 0
+    assert main(["prepare", "aflw2000", "--source", str(require_shared(AFLW)), "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 16
     assert main(["prepare", "aflw2000", "--source", str(AFLW), "--out", str(out)]) == 2  # not overwritten
     assert "already exists" in capsys.readouterr().err
@@ -187,3 +473,22 @@ def test_cli_prepare_evaluate_table(board, tmp_path, capsys):
     assert main(["table", "--format", "csv"]) == 0
     assert "fsanet_caps_var.300w_lp,aflw2000" in capsys.readouterr().out
     assert main(["evaluate", "--model", "no_such_model", "--benchmark", str(out)]) == 2
+
+
+def test_cli_submit_and_worker_once(board, good_submission, capsys):
+    assert main(["submit", str(good_submission), "--name", "carol/caps"]) == 0
+    request = json.loads(capsys.readouterr().out)
+    assert main(["submit", str(good_submission), "--name", "dave/caps"]) == 2
+    assert f"already submitted as request {request['id']}" in capsys.readouterr().err
+    assert main(["submit", "/etc"]) == 2  # not a folder holding a submission, not a Hub id either
+    assert "error:" in capsys.readouterr().err
+    assert main(["worker", "--once"]) == 0
+    (done,) = json.loads(capsys.readouterr().out)
+    assert done["status"] == "finished"
+
+
+def test_validate_submission_accepts_every_shipped_architecture(tmp_path):
+    for name in fsanet.list_models():
+        folder = fsanet.save_pretrained(fsanet.create_model(name), tmp_path / name)
+        info = validate_submission(folder)
+        assert info["params"] == sum(t.numel() for t in fsanet.create_model(name).state_dict().values())
