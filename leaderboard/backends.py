@@ -113,7 +113,7 @@ class HubBackend(Backend):
         return f"HubBackend({self.repo_id!r})"
 
     def head(self) -> str:
-        return self.api.dataset_info(self.repo_id).sha
+        return self.api.dataset_info(self.repo_id, revision="main").sha
 
     def _download(self, path: str, revision: str, blob_id: str | None = None) -> bytes | None:
         from huggingface_hub import hf_hub_download

@@ -58,6 +58,7 @@ def reload_store() -> str:
 
 def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
     """The stored results, rows whose model contains ``search`` (case-insensitive) on ``benchmark``."""
+    reload_store()
     table = ResultsStore().table()
     if benchmark != ALL:
         table = table[table["benchmark"] == benchmark]

@@ -77,6 +77,7 @@ class FakeHub(http.server.ThreadingHTTPServer):
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.refused_commits = 0  # commits refused because their parent_commit was stale
+        self.commits: list[tuple[str, list[str]]] = []  # (repo key, paths) of every accepted commit
         self.lock = threading.Lock()
 
     def add_repo(self, repo_id: str, files: dict[str, bytes]) -> None:
@@ -171,6 +172,7 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
                         {"Content-Type": "application/json"},
                     )
                 commit = repo.commit_files(files)
+                self.server.commits.append((self.path, sorted(files)))
             return self._json(
                 {"commitUrl": f"{self.server.url}/{match['repo']}/commit/{commit}", "commitOid": commit}
             )
