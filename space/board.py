@@ -81,6 +81,14 @@ def board_status() -> str:
     return f"{rows} Last updated {updated}.{skipped}"
 
 
+def refresh_plots(benchmark: str, shown: int) -> tuple[Any, ...]:
+    """The figures again when the number of stored results differs from ``shown`` (else no update)."""
+    stored = len(ResultsStore().records()[0])
+    if stored == shown:
+        return gr.skip(), gr.skip(), gr.skip(), shown
+    return (*board_plots(benchmark), stored)
+
+
 def board_plots(benchmark: str = ALL) -> tuple[go.Figure, go.Figure, go.Figure]:
     """MAE per axis, MAE by |yaw| and cumulative error of one benchmark (the first stored one for ``all``)."""
     store = ResultsStore()
@@ -190,6 +198,14 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         board_table,
         [search, benchmark],
         table,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    shown = gr.State(-1)  # how many results the figures show: redrawn on the timer only when it changes
+    timer.tick(
+        refresh_plots,
+        [benchmark, shown],
+        [bars, by_yaw, cumulative, shown],
         api_visibility="private",
         show_progress="hidden",
     )

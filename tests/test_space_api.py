@@ -226,12 +226,26 @@ def test_submit_validates_at_once_and_queues(client, tmp_path):
         )  # fmt: skip
     with pytest.raises(Exception, match="cannot fetch"):
         client.predict([], "", "nobody/no-such-repo", "main", api_name="/submit")
+    for path in (
+        "/etc",
+        "../../etc",
+        ".",
+        "/proc/self",
+    ):  # a Hub id only: the server's folders are never read
+        with pytest.raises(Exception, match="is not a Hub repo id") as caught:
+            client.predict([], "", path, "", api_name="/submit")
+        assert "Traceback" not in str(caught.value)
+    with pytest.raises(Exception, match="official model name"):
+        client.predict(files, "ssrnet_md.300w_lp", "", "", api_name="/submit")
 
-    request, queue = client.predict(files, "my_ssrnet", "", "", api_name="/submit")
+    request, queue, message = client.predict(files, "my_ssrnet", "", "", api_name="/submit")
     assert request["model_name"] == "my_ssrnet" and request["status"] == "pending"
+    assert request["id"] in message and "my_ssrnet" in message
     assert request["weights_sha256"] == fsanet.weights_sha256(fsanet.load_model(str(variant)))
     listed = client.predict(api_name="/requests")
     assert [row[0] for row in listed["data"]] == [request["id"]] == [row[0] for row in queue["data"]]
+    with pytest.raises(Exception, match=f"already submitted as request {request['id']}"):
+        client.predict(files, "my_ssrnet_again", "", "", api_name="/submit")
 
 
 def test_offline_without_weights_starts_and_says_how_to_provide_them(tmp_path):

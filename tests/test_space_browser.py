@@ -275,3 +275,54 @@ def test_video_tab_returns_an_annotated_clip_chromium_plays(page, tmp_path):
         " return v && v.readyState >= 1 && v.videoWidth === 224 && v.duration > 0.5; }"
     )
     assert page.get_by_text('"frame": 4').count() >= 1  # the per-frame JSON, five frames
+
+
+def test_a_submission_made_in_the_browser_reaches_the_board_by_itself(browser, tmp_path):
+    """Local mode with the Space's own background worker (the default): upload, submit, and the row appears on
+    the board, with the queue going pending -> ... -> finished, and no other command."""
+    import torch
+
+    import fsanet
+    from tests.test_leaderboard_submissions import synthetic_benchmark
+
+    torch.manual_seed(1)
+    variant = fsanet.save_pretrained(fsanet.create_model("fsanet_caps_var"), tmp_path / "variant")
+    env = {
+        "LEADERBOARD_WORKER": "1",
+        "LEADERBOARD_POLL_S": "1",
+        "LEADERBOARD_DATA_AFLW2000": str(synthetic_benchmark(tmp_path / "aflw2000", 32)),
+    }
+    with serve_app(tmp_path / "board", tmp_path / "app.log", **env) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(url)
+            page.get_by_role("tab", name="Submit").click()
+            files = [str(variant / "config.json"), str(variant / "model.safetensors")]
+            page.locator("#submit-files input[type=file]").set_input_files(files)
+            page.get_by_label("Variant name").fill("browser/caps-var")
+            page.locator("#submit-button").click()
+            message = page.locator("#submit-message")
+            message.get_by_text("Accepted").wait_for()
+            assert "browser/caps-var" in message.inner_text()
+            page.wait_for_function(  # the queue refreshes itself until the worker is done
+                "() => document.querySelector('#submit-queue').innerText.includes('finished')",
+                timeout=2 * TIMEOUT_MS,
+            )
+
+            page.get_by_role("tab", name="Leaderboard").click()
+            row = page.locator("#board-table [role=row]:has([role=gridcell])").filter(
+                has_text="browser/caps-var"
+            )
+            row.first.wait_for()
+            assert "aflw2000" in row.first.inner_text()
+            assert "Last updated" in page.locator("#board-status").inner_text()
+            page.wait_for_function(  # the figures are redrawn once the store holds the new result
+                "() => [...document.querySelectorAll('.js-plotly-plot')].some("
+                "p => p.textContent.includes('browser/caps-var'))"
+            )
+        finally:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=SCREENSHOTS / "submission_reaches_the_board.png", full_page=True)
+            context.close()
