@@ -1,0 +1,79 @@
+"""Submission -> row on the board, through the Space with its own background worker; target <= 60 s (median).
+
+    .venv/bin/python bench/bench_service.py [--n 2000] [--repeats 5]
+
+Starts ``python app.py`` (local store in a temporary folder, a synthetic benchmark of ``n`` 64x64 crops,
+``LEADERBOARD_POLL_S=1``), submits ``repeats`` fresh ``fsanet_caps_1x1`` variants one after the other through
+``/submit`` as the Submit tab does, and times each from the call until its row is returned by
+``/leaderboard``. Prints each time, the median, and the peak RSS of each evaluation process (its own
+``ru_maxrss``, recorded by the worker in the request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import fsanet  # noqa: E402
+from leaderboard.backends import LocalBackend  # noqa: E402
+from leaderboard.requests import RequestQueue  # noqa: E402
+from tests.test_leaderboard_submissions import synthetic_benchmark  # noqa: E402
+from tests.test_space_api import serve_app  # noqa: E402
+
+TIMEOUT_S = 600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000, help="crops in the synthetic benchmark")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = {
+            "LEADERBOARD_WORKER": "1",
+            "LEADERBOARD_POLL_S": "1",
+            "LEADERBOARD_DATA_AFLW2000": str(synthetic_benchmark(tmp / "aflw2000", args.n)),
+            "LEADERBOARD_DATA_BIWI": str(tmp / "absent"),
+            "LEADERBOARD_DATA_BIWI_70_30": str(tmp / "absent"),
+        }
+        with serve_app(tmp / "board", tmp / "app.log", **env) as url:
+            client = Client(url, verbose=False)
+            seconds, peaks = [], []
+            for index in range(args.repeats):
+                variant = fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp / f"v{index}")
+                files = [handle_file(str(variant / n)) for n in ("config.json", "model.safetensors")]
+                name = f"bench/v{index}"
+                start = time.perf_counter()
+                request, _, _ = client.predict(files, name, "", "", api_name="/submit")
+                while not client.predict(name, "all", api_name="/leaderboard")["data"]:
+                    if time.perf_counter() - start > TIMEOUT_S:
+                        raise SystemExit(
+                            f"{name} did not reach the board in {TIMEOUT_S} s; see {tmp}/app.log"
+                        )
+                    time.sleep(0.5)
+                seconds.append(time.perf_counter() - start)
+                queue = RequestQueue(LocalBackend(tmp / "board"))
+                while (done := queue.get(request["id"]))["status"] != "finished":  # the row shows first
+                    time.sleep(0.2)
+                peaks.append(done["results"][0]["peak_rss_mb"])
+                print(
+                    f"{name}: {seconds[-1]:6.1f} s submission -> row, evaluation peak RSS {peaks[-1]:.0f} MB"
+                )
+    print(
+        f"n={args.n} crops, {args.repeats} submissions: median {statistics.median(seconds):.1f} s "
+        f"(min {min(seconds):.1f}, max {max(seconds):.1f}); evaluation peak RSS max {max(peaks):.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
