@@ -6,12 +6,15 @@ Starts ``python app.py`` (local store in a temporary folder, a synthetic benchma
 ``LEADERBOARD_POLL_S=1``), submits ``repeats`` fresh ``fsanet_caps_1x1`` variants one after the other through
 ``/submit`` as the Submit tab does, and times each from the call until its row is returned by
 ``/leaderboard``. Prints each time, the median, and the peak RSS of each evaluation process (its own
-``ru_maxrss``, recorded by the worker in the request).
+``ru_maxrss``, recorded by the worker in the request). First, how long validation takes to refuse hostile
+configs on real weights (``stage_num: [1e9]*3`` and friends), the median of 5 calls each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -24,10 +27,38 @@ sys.path.insert(0, str(ROOT))
 import fsanet  # noqa: E402
 from leaderboard.backends import LocalBackend  # noqa: E402
 from leaderboard.requests import RequestQueue  # noqa: E402
+from leaderboard.validation import SubmissionError, validate_submission  # noqa: E402
 from tests.test_leaderboard_submissions import synthetic_benchmark  # noqa: E402
 from tests.test_space_api import serve_app  # noqa: E402
 
 TIMEOUT_S = 600
+
+
+HOSTILE_CONFIGS = {
+    "stage_num [1e9]*3": {"stage_num": [1e9] * 3},
+    "stage_num [10**9]*3": {"stage_num": [10**9] * 3},
+    "routings 10**7": {"routings": 10**7},
+    "100000 stages": {"stage_num": [3] * 100_000},
+}
+
+
+def validation_timings(tmp: Path) -> None:
+    good = fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp / "good")
+    validate_submission(good)  # warm-up: imports and a first build on the meta device
+    for label, change in HOSTILE_CONFIGS.items():
+        folder = tmp / label.replace(" ", "_")
+        shutil.copytree(good, folder)
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, **change}))
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            try:
+                validate_submission(folder)
+            except SubmissionError as error:
+                reason = str(error)
+            times.append(time.perf_counter() - start)
+        print(f"validation refuses {label}: {1000 * statistics.median(times):.1f} ms ({reason})")
 
 
 def main() -> None:
@@ -39,6 +70,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        validation_timings(tmp)
+        if args.repeats < 1:
+            return
         env = {
             "LEADERBOARD_WORKER": "1",
             "LEADERBOARD_POLL_S": "1",

@@ -37,7 +37,19 @@ EMPTY_BOARD = (
 )
 REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "source", "revision", "created", "result"]
 QUEUE_REFRESH_S = 3.0
-_reload = {"at": 0.0, "lock": threading.Lock()}
+
+
+class _Reloads:
+    """One pull of ``RESULTS_REPO`` and one listing of the requests per interval for all browser tabs."""
+
+    lock = threading.Lock()
+    pulled_at, pulled_stamp = -float("inf"), "never"
+    listed_at: float = -float("inf")
+    listing: tuple[list[dict[str, Any]], list[str]] = ([], [])
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%H:%M:%S UTC")
 
 
 def reload_store() -> str:
@@ -45,15 +57,26 @@ def reload_store() -> str:
 
     With a local store there is nothing to pull: every read sees the directory as it is now.
     """
-    with _reload["lock"]:
-        if results_repo() and time.monotonic() - _reload["at"] >= poll_seconds():
+    if not results_repo():
+        return _utc_now()
+    with _Reloads.lock:
+        if time.monotonic() - _Reloads.pulled_at >= poll_seconds():
             try:
                 ResultsStore().pull()
+                _Reloads.pulled_stamp = _utc_now()
             except Exception:  # noqa: BLE001  (the Hub being away must not break the board; shown as stale)
-                return _reload.get("stamp", "never")
-            _reload["at"] = time.monotonic()
-            _reload["stamp"] = datetime.now(UTC).strftime("%H:%M:%S UTC")
-        return _reload.get("stamp") or datetime.now(UTC).strftime("%H:%M:%S UTC")
+                pass
+            _Reloads.pulled_at = time.monotonic()
+        return _Reloads.pulled_stamp
+
+
+def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
+    """The store's requests and unusable files, read at most once per queue refresh for every client."""
+    with _Reloads.lock:
+        if time.monotonic() - _Reloads.listed_at >= QUEUE_REFRESH_S - 0.5:
+            _Reloads.listing = RequestQueue().list()
+            _Reloads.listed_at = time.monotonic()
+        return _Reloads.listing
 
 
 def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
@@ -73,7 +96,7 @@ def board_status() -> str:
     updated = reload_store()
     store = ResultsStore()
     table = store.table()
-    problems = store.records()[1] + RequestQueue().list()[1]
+    problems = store.records()[1] + list_requests()[1]
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
     if table.empty:
         return EMPTY_BOARD.format(root=leaderboard_dir()) + skipped
@@ -127,7 +150,7 @@ def _result(request: dict[str, Any]) -> str:
 
 def requests_table() -> pd.DataFrame:
     """Every submission request, newest first: live status (progress, reason of a failure) and its scores."""
-    requests, _ = RequestQueue().list()
+    requests, _ = list_requests()
     rows = [
         {**{column: request.get(column) for column in REQUEST_COLUMNS}, "status": _status(request)}
         | {"result": _result(request)}
@@ -168,6 +191,7 @@ def submit_variant(
             raise SubmissionError("upload config.json and model.safetensors, or give a Hub repo id")
     except SubmissionError as error:
         raise gr.Error(str(error), title="Submission rejected") from None
+    _Reloads.listed_at = -float("inf")  # the queue shown next includes this request
     return request, requests_table(), _accepted_message(request)
 
 
