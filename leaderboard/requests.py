@@ -241,7 +241,11 @@ def submit(
     queue: RequestQueue | None = None,
 ) -> dict[str, Any]:
     """The CLI's ``submit``: a local folder (the operator's own disk), else a Hub repo id."""
-    if Path(source).is_dir():
+    try:
+        is_folder = Path(source).is_dir()
+    except OSError:  # e.g. a name too long for the file system: then it is no folder
+        is_folder = False
+    if is_folder:
         return submit_directory(source, name=name, queue=queue, source=Path(source).name)
     return submit_repo(str(source), revision, name, queue)
 

@@ -226,18 +226,29 @@ class Worker:
         poll_s: float | None = None,
         stop: threading.Event | None = None,
     ) -> list[dict[str, Any]]:
-        """Drain the queue (``watch``: then poll until ``stop`` is set); returns the processed requests."""
+        """Drain the queue (``watch``: then poll until ``stop`` is set); returns the processed requests.
+
+        A watching worker outlives store errors (the Hub away, a full disk): it logs them and polls again.
+        """
         poll_s = poll_seconds() if poll_s is None else poll_s
         stop = stop or threading.Event()
         processed: list[dict[str, Any]] = []
+        warned = False
         while not stop.is_set() and (limit is None or len(processed) < limit):
-            benchmarks = present_benchmarks()
-            claimed = self.claim_next() if benchmarks else None
-            if claimed is not None:
-                processed.append(self.process(claimed, benchmarks))
-                continue
-            if not benchmarks:
+            try:
+                benchmarks = present_benchmarks()
+                claimed = self.claim_next() if benchmarks else None
+                if claimed is not None:
+                    processed.append(self.process(claimed, benchmarks))
+                    continue
+            except Exception:
+                if not watch:
+                    raise
+                log.exception("worker: store error; polling again in %g s", poll_s)
+                benchmarks = []
+            if not benchmarks and not warned:
                 log.warning("no benchmark data present: requests stay pending")
+                warned = True
             if not watch:
                 break
             stop.wait(poll_s)
@@ -257,15 +268,9 @@ def run_worker(
 def start_background_worker(poll_s: float | None = None) -> tuple[threading.Thread, threading.Event]:
     """The Space's worker: a daemon thread watching the store (evaluations still run in child processes)."""
     stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                run_worker(watch=True, poll_s=poll_s, stop=stop)
-            except Exception:  # noqa: BLE001  (a store hiccup must not end the Space's worker)
-                log.exception("background worker: store error; retrying")
-                stop.wait(poll_s or poll_seconds())
-
-    thread = threading.Thread(target=loop, name="leaderboard-worker", daemon=True)
+    thread = threading.Thread(
+        target=run_worker, kwargs={"watch": True, "poll_s": poll_s, "stop": stop}, name="leaderboard-worker"
+    )
+    thread.daemon = True
     thread.start()
     return thread, stop

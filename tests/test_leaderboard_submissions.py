@@ -483,6 +483,8 @@ def test_cli_submit_and_worker_once(board, good_submission, capsys):
     assert f"already submitted as request {request['id']}" in capsys.readouterr().err
     assert main(["submit", "/etc"]) == 2  # not a folder holding a submission, not a Hub id either
     assert "error:" in capsys.readouterr().err
+    assert main(["submit", "x" * 5000]) == 2  # too long for a path and for a repo id: one line, no traceback
+    assert capsys.readouterr().err.count("\n") == 1
     assert main(["worker", "--once"]) == 0
     (done,) = json.loads(capsys.readouterr().out)
     assert done["status"] == "finished"
