@@ -189,6 +189,7 @@ class HubBackend(Backend):
 
 
 def open_backend(root: str | Path | None = None) -> Backend:
-    """The configured store of requests: ``REQUESTS_REPO`` on the Hub when set, else the local directory."""
+    """The configured store of requests: ``REQUESTS_REPO`` on the Hub when set, else the local directory
+    ``root`` (default ``LEADERBOARD_DIR``)."""
     repo = requests_repo()
-    return HubBackend(repo) if repo and root is None else LocalBackend(root)
+    return HubBackend(repo) if repo else LocalBackend(root)

@@ -255,8 +255,10 @@ def retry_request(request_id: str, queue: RequestQueue | None = None) -> dict[st
     queue = queue or RequestQueue()
 
     def requeue(record: dict[str, Any]) -> dict[str, Any]:
-        if record["status"] != "failed":
-            raise ValueError(f"request {request_id} is {record['status']}, only a failed one is retried")
+        if record["status"] != "failed":  # finished has its results; pending/running are queued already
+            raise SubmissionError(
+                f"request {request_id} is {record['status']}: only failed requests can be retried"
+            )
         for attempt in record["attempts"]:
             attempt["retired"] = True
         return {**record, "status": "pending", "reason": None, "lease": None}

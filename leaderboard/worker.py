@@ -32,6 +32,7 @@ from .config import (
     eval_memory_bytes,
     eval_timeout_seconds,
     lease_seconds,
+    looked_in,
     max_attempts,
     poll_seconds,
 )
@@ -44,14 +45,14 @@ from .validation import SubmissionError, validate_submission
 log = logging.getLogger(__name__)
 
 
-def present_benchmarks() -> list[str]:
-    """The registered benchmarks whose configured data can be loaded now."""
+def present_benchmarks(root: str | Path | None = None) -> list[str]:
+    """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
     from .data import load_benchmark_data
 
     present = []
     for spec in BENCHMARKS.values():
         try:
-            load_benchmark_data(spec.source(), spec.revision())
+            load_benchmark_data(spec.source(root), spec.revision())
         except DatasetUnavailableError:
             continue
         present.append(spec.name)
@@ -236,7 +237,7 @@ class Worker:
         warned = False
         while not stop.is_set() and (limit is None or len(processed) < limit):
             try:
-                benchmarks = present_benchmarks()
+                benchmarks = present_benchmarks(self.results.root)
                 claimed = self.claim_next() if benchmarks else None
                 if claimed is not None:
                     processed.append(self.process(claimed, benchmarks))
@@ -247,7 +248,9 @@ class Worker:
                 log.exception("worker: store error; polling again in %g s", poll_s)
                 benchmarks = []
             if not benchmarks and not warned:
-                log.warning("no benchmark data present: requests stay pending")
+                log.warning(
+                    "no benchmark data (looked in %s): requests stay pending", looked_in(self.results.root)
+                )
                 warned = True
             if not watch:
                 break

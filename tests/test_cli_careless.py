@@ -182,7 +182,7 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_every_verb_finds_the_data_where_prepare_put_it(prepared, capsys, monkeypatch):
-    from leaderboard.submissions import present_benchmarks
+    from leaderboard.worker import present_benchmarks
 
     monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000", raising=False)
     board = str(prepared["board"])
@@ -232,19 +232,21 @@ def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []  # registered, no results yet: an empty table
 
 
-def test_retry_requeues_failed_requests_only(tmp_path, capsys):
+def test_retry_requeues_failed_requests_only(tmp_path, capsys, monkeypatch):
     import fsanet
-    from leaderboard.submissions import RequestsStore, submit
+    from leaderboard.backends import LocalBackend
+    from leaderboard.requests import RequestQueue, submit
 
+    monkeypatch.delenv("REQUESTS_REPO", raising=False)
     fsanet.create_model("fsanet_caps_1x1").save_pretrained(tmp_path / "mine")
-    request = submit(tmp_path / "mine", root=tmp_path / "board")
-    requests = RequestsStore(tmp_path / "board")
+    requests = RequestQueue(LocalBackend(tmp_path / "board"))
+    request = submit(tmp_path / "mine", name="me/mine", queue=requests)
     board = ["--results", str(tmp_path / "board")]
-    for status in ("pending", "finished"):
-        requests.set_status(request["id"], status)
+    for status in ("pending", "running", "finished"):
+        requests.update(request["id"], lambda record, status=status: {**record, "status": status})
         _refused(leaderboard_main, ["retry", request["id"], *board], capsys, f"is {status}")
         assert requests.get(request["id"])["status"] == status
-    requests.set_status(request["id"], "failed", reason="out of memory")
+    requests.update(request["id"], lambda record: {**record, "status": "failed", "reason": "out of memory"})
     assert leaderboard_main(["retry", request["id"], *board]) == 0
     assert requests.get(request["id"])["status"] == "pending"
 
