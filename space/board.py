@@ -259,7 +259,7 @@ def submit_tab() -> None:
             repo_id = gr.Textbox(value="", label="or Hub repo id", placeholder="user/fsanet-variant")
             revision = gr.Textbox(value="", label="Revision (commit, tag or branch)", placeholder="main")
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
-    message = gr.Markdown(elem_id="submit-message")
+    message = gr.Markdown(label="Submission status", elem_id="submit-message")
     request = gr.JSON(label="Your submission")
     refresh = gr.Button("Refresh queue")
     queue = gr.Dataframe(requests_table, label="Queue and status", interactive=False, elem_id="submit-queue")
