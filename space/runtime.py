@@ -6,7 +6,8 @@ detection size); the model weights are shared between estimators of the same mod
 Environment variables:
 
 * ``FSANET_DEVICE``: ``auto`` (default: CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``...
-* ``OMP_NUM_THREADS``: torch CPU threads per request (default: cores / concurrent requests).
+* ``OMP_NUM_THREADS``: CPU threads per request, torch and ONNX Runtime (default: cores / concurrent
+  requests; decided by :func:`fsanet.runtime.threads.configure_threads`, called before any model loads).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from torch import nn
 from fsanet import FSANetError, load_model, optimize_for_inference
 from fsanet.detect.detectors import create_detector
 from fsanet.pipeline.estimate import DETECT_MAX_SIDE, PoseEstimator
+from fsanet.runtime.threads import configure_threads
+
+__all__ = ["configure_threads", "device", "estimator", "gpu", "preload", "weights_status"]
 
 DEVICE_ENV = "FSANET_DEVICE"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,17 +63,6 @@ def estimator(model: str, detector: str, detect_max_side: int = DETECT_MAX_SIDE)
     """The shared estimator; the first call loads it (under a lock, so concurrent requests load once)."""
     with _lock:
         return _estimator(model, detector, detect_max_side)
-
-
-def configure_threads(concurrency: int) -> int:
-    """Give each of ``concurrency`` parallel requests its share of the CPU cores (``OMP_NUM_THREADS`` wins).
-
-    Two requests each running torch's default of one thread per core oversubscribe the CPU, and
-    OpenMP's spinning threads then make every request many times slower on a busy machine.
-    """
-    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // max(1, concurrency)))
-    torch.set_num_threads(threads)
-    return threads
 
 
 def gpu(fn: F) -> F:

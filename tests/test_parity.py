@@ -22,6 +22,7 @@ PROTOCOLS = {"300W_LP": "300w_lp", "BIWI": "biwi"}
 BROKEN = {("300W_LP", "fsanet_var_netvlad_3_16_2_21_5")}  # NaN weights as shipped
 ANGLE_TOL = {"random": 1e-3, "face": 1e-4}
 INTERMEDIATE_TOL = 1e-4
+ENGINES = ("torch", "onnx")
 
 
 def shipped_models() -> list[tuple[str, str]]:
@@ -55,10 +56,10 @@ def load_official(protocol: str, official: str):
 
 @pytest.mark.parametrize(("protocol", "official"), [p for p in shipped_models() if p not in BROKEN])
 def test_angles_match_official(references, protocol, official):
-    """The plain modules and their inference-optimised copies (BN folded, channels_last, frozen)."""
+    """The plain modules and their inference-optimised copies: torch (BN folded, frozen) and ONNX Runtime."""
     outputs, _ = references
     model = load_official(protocol, official)
-    for variant in (model, optimize_for_inference(model)):
+    for variant in (model, *(optimize_for_inference(model, engine=engine) for engine in ENGINES)):
         for kind, tolerance in ANGLE_TOL.items():
             with torch.no_grad():
                 angles = variant(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()
@@ -109,7 +110,7 @@ def test_fusion_matches_official_ensemble():
         for v, n in (("capsule", 21), ("var_capsule", 21), ("noS_capsule", 192))
     ]
     fusion = PoseEnsemble({"architecture": "ensemble", "members": []}, members).eval()
-    for variant in (fusion, optimize_for_inference(fusion)):
+    for variant in (fusion, *(optimize_for_inference(fusion, engine=engine) for engine in ENGINES)):
         for kind, tolerance in ANGLE_TOL.items():
             with torch.no_grad():
                 angles = variant(bgr_nhwc_to_rgb_nchw(outputs[f"inputs_{kind}"])).numpy()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fsanet {list,convert,bench,predict,train} ...``.
+"""Command line: ``python -m fsanet {list,convert,bench,export,predict,train} ...``.
 
 Each subcommand lives in its own module, which exposes ``add_parser(subparsers)``; the
 parser it adds sets ``func`` to a callable taking the parsed arguments and returning an
@@ -12,7 +12,7 @@ import importlib
 
 from fsanet.cli.args import CliParser, parse, program, run_command
 
-SUBCOMMAND_MODULES = ("fsanet.cli.models", "fsanet.cli.predict", "fsanet.cli.train")
+SUBCOMMAND_MODULES = ("fsanet.cli.models", "fsanet.cli.export", "fsanet.cli.predict", "fsanet.cli.train")
 
 
 def build_parser() -> CliParser:

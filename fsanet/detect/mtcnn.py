@@ -16,7 +16,12 @@ half the time (640x480: 75 -> 35 ms; 1280x720 with five faces: 215 -> 100 ms):
 * the R- and O-net crops are resampled by OpenCV (``INTER_AREA``, like torch's ``area`` mode when
   shrinking) and suppression runs in NumPy.
 
-``tests/test_mtcnn.py`` checks boxes, scores and landmarks against facenet-pytorch's own MTCNN.
+On CPU with onnxruntime installed (the engine :func:`fsanet.runtime.onnx_engine.choose_engine` picks,
+as for the pose models), the three nets are exported to ONNX once (cached by the weights' sha256) and
+run by ONNX Runtime, taking the channels-last crops as they are.
+
+``tests/test_mtcnn.py`` checks boxes, scores and landmarks against facenet-pytorch's own MTCNN, and the
+ONNX Runtime cascade against the torch one.
 Only facenet-pytorch's weight files are read, with ``torch.load(weights_only=True)``: they belong to
 an installed package and are never a user's file. Detection therefore needs no torchvision.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -33,8 +39,10 @@ import torch
 from torch import nn
 
 from fsanet.errors import WeightsUnavailableError
+from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes
 from fsanet.runtime.optimize import tune_allocator
 from fsanet.utils.boxes import nms
+from fsanet.utils.files import sha256_file
 
 CELL, STRIDE = 12, 2  # the P-net's receptive field and stride, in pixels
 STRIP_PIXELS = 100_000  # input pixels per P-net call: larger activations fall out of cache
@@ -43,7 +51,7 @@ CHUNK = 256  # crops per R-net / O-net call
 
 def _caffe_flatten(x: torch.Tensor) -> torch.Tensor:
     """Flatten ``(N, C, H, W)`` in the (W, H, C) order the converted Caffe dense layers expect."""
-    return x.permute(0, 3, 2, 1).reshape(len(x), -1)
+    return x.permute(0, 3, 2, 1).flatten(1)  # not reshape(len(x), -1): that fixes the exported batch size
 
 
 class PNet(nn.Module):
@@ -127,9 +135,56 @@ def weights_file(name: str) -> Path:
     return path
 
 
-def _load(net: nn.Module, name: str, device: str) -> nn.Module:
+# A net as the cascade calls it: normalised ``(N, H, W, 3)`` float32 in, its outputs as NumPy arrays.
+NetRunner = Callable[[np.ndarray], list[np.ndarray]]
+NET_OUTPUTS = {"pnet": ["prob", "offset"], "rnet": ["prob", "offset"], "onet": ["prob", "offset", "points"]}
+
+
+def _load(net: nn.Module, name: str) -> nn.Module:
     net.load_state_dict(torch.load(weights_file(name), map_location="cpu", weights_only=True))
-    return net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+    return net.eval().requires_grad_(False)
+
+
+def _torch_runner(net: nn.Module, device: str) -> NetRunner:
+    net = net.to(device, memory_format=torch.channels_last)
+
+    def run(batch: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():  # NHWC permuted to NCHW is a channels-last tensor: no copy
+            outputs = net(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2))
+        return [output.cpu().numpy() for output in outputs]
+
+    return run
+
+
+class _ChannelsLastInput(nn.Module):
+    """The net taking ``(N, H, W, 3)``: ONNX Runtime's layout optimiser absorbs the transpose."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net(x.permute(0, 3, 1, 2))
+
+
+def _onnx_runner(net: nn.Module, name: str) -> NetRunner:
+    outputs = NET_OUTPUTS[name]
+    side = {"pnet": 12, "rnet": 24, "onet": 48}[name]
+    axes = {0: "batch", 1: "height", 2: "width"} if name == "pnet" else {0: "batch"}
+    key = f"mtcnn-{name}-{sha256_file(weights_file(name))}"
+    session = cached_session(
+        key,
+        lambda: onnx_bytes(
+            _ChannelsLastInput(net),
+            torch.zeros(2, side, side, 3),
+            outputs,
+            {INPUT_NAME: axes, **{output: {0: "batch"} for output in outputs}},
+            {"fsanet.name": key},
+        ),
+        {"fsanet.name": key},
+        outputs,
+    )
+    return lambda batch: session.run(outputs, {INPUT_NAME: batch})
 
 
 def pack_levels(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
@@ -198,13 +253,19 @@ class MTCNN:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         device: str = "cpu",
+        engine: str | None = None,
     ):
         self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
         self.device = device
+        self.engine = choose_engine(engine, torch.device(device))
         tune_allocator()
-        self.pnet = _load(PNet(), "pnet", device)
-        self.rnet = _load(RNet(), "rnet", device)
-        self.onet = _load(ONet(), "onet", device)
+        nets = zip(NET_OUTPUTS, (PNet, RNet, ONet), strict=True)
+        self.nets = {name: _load(net(), name) for name, net in nets}
+        runners = {
+            name: _onnx_runner(net, name) if self.engine == "onnx" else _torch_runner(net, device)
+            for name, net in self.nets.items()
+        }
+        self.pnet, self.rnet, self.onet = runners["pnet"], runners["rnet"], runners["onet"]
 
     def pyramid(self, height: int, width: int) -> list[tuple[float, int, int]]:
         """``(scale, level height, level width)`` from ``12 / min_face_size`` down to 12 pixels."""
@@ -214,7 +275,6 @@ class MTCNN:
             scale, side = scale * self.factor, side * self.factor
         return levels
 
-    @torch.inference_mode()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes ``(N, 4)`` as ``x1, y1, x2, y2``, scores ``(N,)``, landmarks ``(N, 5, 2)``; RGB uint8 in."""
         if image.ndim != 3 or image.shape[2] != 3:
@@ -227,10 +287,6 @@ class MTCNN:
             return self._finish(pixels, boxes)
         return _no_faces()
 
-    def _tensor(self, batch: np.ndarray) -> torch.Tensor:
-        """``(N, H, W, 3)`` NumPy -> normalised channels-last ``(N, 3, H, W)`` on the device."""
-        return torch.from_numpy(_normalise(batch)).to(self.device).permute(0, 3, 1, 2)
-
     def _propose(self, pixels: np.ndarray) -> np.ndarray:
         """Stage 1: the P-net over the packed pyramid; rows ``x1, y1, x2, y2, score``, squared."""
         levels = self.pyramid(*pixels.shape[:2])
@@ -241,7 +297,7 @@ class MTCNN:
         canvas = np.zeros((canvas_h, canvas_w, 3), np.float32)
         for image, (y, x) in zip(_resample(pixels, levels), corners, strict=True):
             canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
-        probs, offsets = self._pnet_in_strips(self._tensor(canvas[None]))
+        probs, offsets = self._pnet_in_strips(_normalise(canvas[None]))
         candidates = []
         for (scale, h, w), (y, x) in zip(levels, corners, strict=True):
             rows = slice(y // STRIDE, y // STRIDE + (h - CELL) // STRIDE + 1)
@@ -269,18 +325,19 @@ class MTCNN:
         boxes = np.concatenate([found[:, :4] + found[:, 5:9] * size, found[:, 4:5]], axis=1)
         return _square(boxes)
 
-    def _pnet_in_strips(self, canvas: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The P-net over horizontal strips: the same cells (each sees only its own 12 rows), but
-        activations small enough to stay in cache; 2x faster than one call on a 640x480 photo's canvas."""
-        cells = (canvas.shape[2] - CELL) // STRIDE + 1
-        per_strip = max(8, (STRIP_PIXELS // canvas.shape[3] - CELL) // STRIDE)
+    def _pnet_in_strips(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The P-net over horizontal strips of the normalised ``(1, H, W, 3)`` canvas: the same cells (each
+        sees only its own 12 rows), but activations small enough to stay in cache; 2x faster than one
+        call on a 640x480 photo's canvas."""
+        cells = (canvas.shape[1] - CELL) // STRIDE + 1
+        per_strip = max(8, (STRIP_PIXELS // canvas.shape[2] - CELL) // STRIDE)
         probs, offsets = [], []
         for row in range(0, cells, per_strip):
             count = min(per_strip, cells - row)
-            strip = canvas[:, :, STRIDE * row : STRIDE * (row + count - 1) + CELL]
+            strip = canvas[:, STRIDE * row : STRIDE * (row + count - 1) + CELL]
             strip_probs, strip_offsets = self.pnet(strip)
-            probs.append(strip_probs[0].cpu().numpy())
-            offsets.append(strip_offsets[0].cpu().numpy())
+            probs.append(strip_probs[0])
+            offsets.append(strip_offsets[0])
         return np.concatenate(probs, axis=0), np.concatenate(offsets, axis=1)
 
     def _crops(self, pixels: np.ndarray, boxes: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -296,10 +353,10 @@ class MTCNN:
             crops[k] = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
         return crops, valid
 
-    def _forward(self, net: nn.Module, crops: np.ndarray) -> list[np.ndarray]:
+    def _forward(self, net: NetRunner, crops: np.ndarray) -> list[np.ndarray]:
         """``net`` on the crops in chunks (a cluttered photo can have thousands of candidates)."""
-        outputs = [net(self._tensor(part)) for part in np.split(crops, range(CHUNK, len(crops), CHUNK))]
-        return [torch.cat(parts).cpu().numpy() for parts in zip(*outputs, strict=True)]
+        outputs = [net(_normalise(part)) for part in np.split(crops, range(CHUNK, len(crops), CHUNK))]
+        return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
     def _refine(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: the R-net rescores and regresses 24x24 crops; survivors squared."""
@@ -331,9 +388,14 @@ class MTCNN:
         return boxes[pick, :4], boxes[pick, 4], landmarks[pick]
 
 
-@functools.cache
-def shared_mtcnn(device: str = "cpu", min_face_size: int = 20) -> MTCNN:
-    """One cascade per device and minimum face size, loaded once per process."""
+def shared_mtcnn(device: str = "cpu", min_face_size: int = 20, engine: str | None = None) -> MTCNN:
+    """One cascade per device, minimum face size and engine (default: as ``choose_engine`` decides now),
+    loaded once per process."""
     if min_face_size < 1:
         raise ValueError(f"min_face_size must be a positive number of pixels, not {min_face_size}")
-    return MTCNN(min_face_size=min_face_size, device=device)
+    return _shared_mtcnn(device, min_face_size, choose_engine(engine, torch.device(device)))
+
+
+@functools.cache
+def _shared_mtcnn(device: str, min_face_size: int, engine: str) -> MTCNN:
+    return MTCNN(min_face_size=min_face_size, device=device, engine=engine)

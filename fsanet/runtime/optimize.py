@@ -1,6 +1,9 @@
 """Inference-time speed-ups that keep the outputs within float rounding of the plain modules.
 
-:func:`optimize_for_inference` returns a copy of a model with every BatchNorm folded into the
+On CPU with onnxruntime installed, :func:`optimize_for_inference` returns the model exported to ONNX
+and run by ONNX Runtime (:mod:`fsanet.runtime.onnx_engine`): 2-6x faster than the torch path below
+at batch 1 on the 2-core CPU. ``engine="torch"`` (or ``FSANET_ENGINE=torch``), CUDA, and a model the
+exporter cannot handle take the torch path: a copy of the model with every BatchNorm folded into the
 pointwise convolution before it, the graph traced and frozen with TorchScript (constants
 folded, e.g. the capsule weights' bmm layout) and, on CPU, convolutions moved to oneDNN's
 layout by ``torch.jit.optimize_for_inference``; large batches run in cache-sized chunks. The
@@ -25,6 +28,7 @@ from torch import nn
 
 from fsanet.models.base import as_model_input
 from fsanet.models.layers import SeparableConvBlock
+from fsanet.runtime.onnx_engine import choose_engine, onnx_pose_model, requested_engine
 
 
 def fold_batchnorm(block: SeparableConvBlock) -> None:
@@ -69,21 +73,36 @@ DEFAULT_CHUNK = 32
 
 
 def optimize_for_inference(
-    model: nn.Module, script: bool = True, example_batch: int = 8, chunk: int = DEFAULT_CHUNK
+    model: nn.Module,
+    script: bool = True,
+    example_batch: int = 8,
+    chunk: int = DEFAULT_CHUNK,
+    engine: str | None = None,
+    cache: bool = True,
 ) -> nn.Module:
-    """A frozen, faster copy of ``model`` for inference (same forward contract, no gradients).
+    """A faster copy of ``model`` for inference (same forward contract, no gradients).
 
-    ``script=False`` only folds the BatchNorms. Inputs larger than ``chunk`` run in chunks. The
-    result keeps ``name``/``config``/``input_size`` of the original.
+    ``engine``: ``"onnx"``, ``"torch"`` or ``"auto"`` (default: ``$FSANET_ENGINE``, else ``auto``: ONNX
+    Runtime on CPU when installed). ``cache=False`` does not write the exported graph to the cache.
+    Torch path: ``script=False`` only folds the BatchNorms; inputs larger than ``chunk`` run in chunks.
+    The result keeps ``name``/``config``/``input_size`` of the original.
     """
     tune_allocator()
+    device = next(model.parameters()).device
+    if choose_engine(engine, device) == "onnx":
+        try:
+            return onnx_pose_model(model, cache=cache)
+        except (torch.onnx.errors.OnnxExporterError, RuntimeError) as error:
+            if requested_engine(engine) == "onnx":
+                raise
+            name = getattr(model, "name", "the model")
+            warnings.warn(f"ONNX export of {name} failed ({error}); using torch", stacklevel=2)
     optimized = copy.deepcopy(model).eval()
     for module in optimized.modules():
         if isinstance(module, SeparableConvBlock) and isinstance(module.bn, nn.BatchNorm2d):
             fold_batchnorm(module)
     if script:
         size = int(getattr(model, "input_size", 64))
-        device = next(model.parameters()).device
         example = torch.zeros(example_batch, 3, size, size, device=device)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)

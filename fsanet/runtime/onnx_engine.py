@@ -1,0 +1,212 @@
+"""ONNX export of the pose models and the ONNX Runtime engine that runs them on CPU.
+
+:func:`export_onnx` writes what ``python -m fsanet export`` ships: float32 ``(N, 3, S, S)`` RGB in
+[0, 255] in (``input``), ``(N, 3)`` [yaw, pitch, roll] degrees out (``angles``), a dynamic batch, opset
+:data:`OPSET`, and the model's name, config and weights sha256 in the file's metadata. A plain
+``onnxruntime`` session runs it with nothing from this project installed.
+
+:class:`OnnxPoseModel` is what :func:`fsanet.runtime.optimize.optimize_for_inference` returns on CPU when
+onnxruntime is installed: the same call contract as the model (tensor in, tensor out). The exported
+graph is cached under ``$FSANET_CACHE/onnx``, beside the converted weights, keyed by the weights' sha256
+and the opset, and written atomically. The legacy (TorchScript-based) exporter is used: it gives a
+dynamic batch and parity (within 2e-4 degrees) for every shipped model; the dynamo exporter needs
+onnxscript and gained nothing measurable here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fsanet.errors import FSANetError
+from fsanet.models.hub import weights_sha256
+from fsanet.runtime.threads import inference_threads
+from fsanet.utils.downloads import cache_dir
+from fsanet.utils.files import atomic_write
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "angles"
+ENGINE_ENV = "FSANET_ENGINE"
+ENGINES = ("auto", "onnx", "torch")
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def requested_engine(engine: str | None = None) -> str:
+    """The engine asked for: the argument, else ``$FSANET_ENGINE``, else ``auto``."""
+    choice = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+    if choice not in ENGINES:
+        raise FSANetError(f"{ENGINE_ENV} (or engine=) must be one of {', '.join(ENGINES)}, not {choice!r}")
+    return choice
+
+
+def choose_engine(engine: str | None, device: torch.device) -> str:
+    """``"onnx"`` or ``"torch"`` for :func:`requested_engine`: ``auto`` is ONNX Runtime on CPU when
+    installed, torch on CUDA (training always uses torch)."""
+    choice = requested_engine(engine)
+    if choice == "torch" or (choice == "auto" and (device.type != "cpu" or not onnxruntime_available())):
+        return "torch"
+    if device.type != "cpu":
+        raise FSANetError(f"the onnx engine runs on CPU, not {device}: use {ENGINE_ENV}=torch on CUDA")
+    if not onnxruntime_available():
+        raise FSANetError("the onnx engine needs onnxruntime: pip install onnxruntime (or use torch)")
+    return "onnx"
+
+
+def onnx_bytes(
+    module: nn.Module,
+    example: torch.Tensor,
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+    metadata: dict[str, str],
+    opset: int = OPSET,
+) -> bytes:
+    """``module`` exported in eval mode (its mode restored after) with one input, :data:`INPUT_NAME`, and
+    ``metadata`` attached."""
+    import onnx
+
+    buffer, was_training = io.BytesIO(), module.training
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter: see the module docstring
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+        )
+    module.train(was_training)
+    graph = onnx.load_from_string(buffer.getvalue())
+    for key, value in metadata.items():
+        graph.metadata_props.add(key=key, value=value)
+    return graph.SerializeToString()
+
+
+def pose_metadata(model: nn.Module, opset: int = OPSET) -> dict[str, str]:
+    """What the exported file records about ``model`` (ONNX metadata_props: strings only)."""
+    return {
+        "fsanet.name": str(getattr(model, "name", type(model).__name__)),
+        "fsanet.config": json.dumps(getattr(model, "config", {}), sort_keys=True),
+        "fsanet.weights_sha256": weights_sha256(model),
+        "fsanet.input_size": str(int(getattr(model, "input_size", 64))),
+        "fsanet.opset": str(opset),
+        "fsanet.input": "float32 (N, 3, S, S) RGB in [0, 255]",
+        "fsanet.output": "float32 (N, 3) [yaw, pitch, roll] degrees",
+    }
+
+
+def pose_onnx_bytes(model: nn.Module, opset: int = OPSET, metadata: dict[str, str] | None = None) -> bytes:
+    """``model`` as an ONNX file: dynamic batch, :func:`pose_metadata` attached."""
+    size = int(getattr(model, "input_size", 64))
+    source = next(model.parameters(), None)
+    if source is not None and source.device.type != "cpu":
+        raise FSANetError("export a model on the CPU (model.cpu())")
+    batch = {0: "batch"}
+    return onnx_bytes(
+        model,
+        torch.zeros(2, 3, size, size),
+        [OUTPUT_NAME],
+        {INPUT_NAME: batch, OUTPUT_NAME: batch},
+        metadata or pose_metadata(model, opset),
+        opset,
+    )
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Write ``model`` to ``path`` as ONNX (atomically); see the module docstring for the contract."""
+    path = Path(path)
+    atomic_write(path, pose_onnx_bytes(model, opset))
+    return path
+
+
+def session_options() -> Any:
+    """Threads from :func:`fsanet.runtime.threads.inference_threads`, never spinning (see there)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = inference_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def create_session(model: bytes | Path) -> Any:
+    import onnxruntime as ort
+
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
+
+
+def cached_session(
+    key: str, export: Callable[[], bytes], expected: dict[str, str], outputs: list[str], cache: bool = True
+) -> Any:
+    """A session on ``$FSANET_CACHE/onnx/<key>.opset<OPSET>.onnx``, exported (and cached) when absent.
+
+    A cached file that does not load, or whose metadata or output names differ from ``expected`` and
+    ``outputs`` (written by an older version), is exported again.
+    """
+    path = cache_dir() / "onnx" / f"{key}.opset{OPSET}.onnx"
+    if cache and path.is_file():
+        try:
+            session = create_session(path)
+        except Exception:  # noqa: BLE001 - onnxruntime's own error types; re-exported below
+            session = None
+        if session is not None:
+            stored = session.get_modelmeta().custom_metadata_map
+            names = [output.name for output in session.get_outputs()]
+            if names == outputs and all(stored.get(name) == value for name, value in expected.items()):
+                return session
+    data = export()
+    if cache:
+        atomic_write(path, data)
+    return create_session(data)
+
+
+class OnnxPoseModel(nn.Module):
+    """A pose model run by ONNX Runtime, with the source's ``name``, ``config`` and ``input_size``."""
+
+    def __init__(self, session: Any, source: nn.Module):
+        super().__init__()
+        self.session = session
+        self.name = getattr(source, "name", type(source).__name__)
+        self.config = getattr(source, "config", {})
+        self.input_size = int(getattr(source, "input_size", 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
+
+
+def onnx_pose_model(model: nn.Module, cache: bool = True) -> OnnxPoseModel:
+    """``model`` on ONNX Runtime, its graph cached by weights sha256 and opset (``cache=False``: not
+    written, e.g. for untrained models whose weights are thrown away)."""
+    metadata = pose_metadata(model)
+    session = cached_session(
+        metadata["fsanet.weights_sha256"],
+        lambda: pose_onnx_bytes(model, metadata=metadata),
+        {k: metadata[k] for k in ("fsanet.config", "fsanet.weights_sha256", "fsanet.opset")},
+        [OUTPUT_NAME],
+        cache,
+    )
+    return OnnxPoseModel(session, model)
