@@ -46,7 +46,7 @@ result = {
     "input": [single_input.name, single_input.type, single_input.shape],
     "output": [output.name, output.shape],
     "batched": session.run(None, {single_input.name: inputs})[0].tolist(),
-    "single": [session.run(None, {single_input.name: inputs[i : i + 1]})[0][0].tolist() for i in range(len(inputs))],
+    "single": [session.run(None, {single_input.name: row[None]})[0][0].tolist() for row in inputs],
 }
 print(json.dumps(result))
 """
