@@ -63,5 +63,6 @@ def test_bench_writes_a_report(tmp_path, capsys):
     )
     report = json.loads(out.read_text())
     rows = {(r["backend"], r["batch"]) for r in report["results"]}
-    assert rows == {("torch", 1), ("torch", 2), ("torch-optimized", 1), ("torch-optimized", 2)}
+    engines = ("torch", "torch-optimized", "onnxruntime")
+    assert rows == {(engine, batch) for engine in engines for batch in (1, 2)}
     assert all(r["images_per_s"] > 0 for r in report["results"])

@@ -1,10 +1,13 @@
 """Latency and throughput of every variant: ``python -m fsanet bench``.
 
-Times the plain modules and :func:`fsanet.runtime.optimize.optimize_for_inference` copies at batch 1
+Times the plain modules and :func:`fsanet.runtime.optimize.optimize_for_inference` copies on each engine
+(``torch-optimized``: BN folded and frozen; ``onnxruntime``: the exported graph, CPU only) at batch 1
 (latency) and batch 64 (throughput), median of repeated runs after warm-up, on CPU or CUDA.
 When ``tensorflow`` is importable (optional, not a project dependency) and the authors' frozen
 graphs are found under ``FSANET_OFFICIAL_MIRROR``, they are timed side by side in the same
-process on the same inputs, which is the only fair comparison on a noisy machine.
+process on the same inputs, which is the only fair comparison on a noisy machine; the report then
+gives each engine's speed as a ratio to TF's (throughput ratio at the largest batch, latency ratio
+at batch 1).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from fsanet.models.registry import OFFICIAL_NAMES, create_model
+from fsanet.runtime.onnx_engine import onnxruntime_available
 from fsanet.runtime.optimize import optimize_for_inference
 
 BENCH_MODELS = (*OFFICIAL_NAMES, "fsanet_fusion")
@@ -95,7 +99,9 @@ def run_benchmark(
         model = create_model(name).to(target).eval()  # timings do not depend on the weight values
         backends = {"torch": model}
         if optimized:
-            backends["torch-optimized"] = optimize_for_inference(model)
+            backends["torch-optimized"] = optimize_for_inference(model, engine="torch")
+            if target.type == "cpu" and onnxruntime_available():  # untrained weights: not cached
+                backends["onnxruntime"] = optimize_for_inference(model, engine="onnx", cache=False)
         for backend, module in backends.items():
             for batch in batches:
                 results.append(_record(name, backend, batch, time_torch(module, batch, repeats, target)))
@@ -114,17 +120,46 @@ def run_benchmark(
                     )
                 )
     return {
+        "ratios_to_tf": ratios_to_tf(results),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
+            "onnxruntime": _version("onnxruntime"),
+            "tensorflow": _version("tensorflow"),
             "threads": torch.get_num_threads(),
             "device": str(target),
         },
         "repeats": repeats,
         "results": results,
     }
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def ratios_to_tf(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model and engine timed beside the TF graph: throughput / TF's at the largest batch (higher is
+    better) and latency / TF's at batch 1 (lower is better), from the same run."""
+    rows = {(r["model"], r["backend"], r["batch"]): r for r in results}
+    ratios = []
+    for (model, backend, batch), row in rows.items():
+        tf = rows.get((model, "tf-frozen-graph", batch))
+        if tf is None or backend == "tf-frozen-graph":
+            continue
+        key = {"model": model, "backend": backend, "batch": batch}
+        if batch == 1:
+            ratios.append({**key, "latency_vs_tf": round(row["median_ms"] / tf["median_ms"], 2)})
+        elif batch == max(b for m, k, b in rows if m == model and k == backend):
+            ratios.append({**key, "throughput_vs_tf": round(row["images_per_s"] / tf["images_per_s"], 2)})
+    return ratios
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -134,6 +169,13 @@ def format_table(report: dict[str, Any]) -> str:
             f"{row['model']:24} {row['backend']:18} {row['batch']:>5} {row['median_ms']:>10.3f} "
             f"{row['images_per_s']:>9.1f}"
         )
+    for ratio in report.get("ratios_to_tf", []):
+        figure = (
+            f"throughput {ratio['throughput_vs_tf']:.2f}x TF's"
+            if "throughput_vs_tf" in ratio
+            else f"latency {ratio['latency_vs_tf']:.2f}x TF's"
+        )
+        lines.append(f"{ratio['model']:24} {ratio['backend']:18} {ratio['batch']:>5} {figure}")
     return "\n".join(lines)
 
 
