@@ -159,12 +159,12 @@ def test_missing_facenet_weights_say_how_to_install_them(monkeypatch):
 
 
 FAULTS_SCRIPT = """
-import resource
+import resource, sys
 import numpy as np, skimage.data, torch
 from fsanet.runtime.optimize import tune_allocator
 from fsanet.detect.mtcnn import MTCNN
 torch.set_num_threads(2)
-cascade = MTCNN()
+cascade = MTCNN(engine=sys.argv[1])
 image = np.ascontiguousarray(np.tile(skimage.data.astronaut(), (1, 2, 1))[:480, :640])
 for _ in range(3):  # ONNX Runtime plans its buffers over the first calls (it faults ~23,000 pages then)
     cascade.detect(image)
@@ -176,14 +176,16 @@ print(tune_allocator(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - sta
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator tuning is glibc's mallopt")
-def test_allocator_tuning_stops_the_page_faults_of_every_detection():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_allocator_tuning_stops_the_page_faults_of_every_detection(engine):
     """With glibc's defaults each call page-faults its activations in again (measured ~41,000 minor
-    faults for five 640x480 detections, ~1,900 tuned, on torch; ~11,600 and 5 on ONNX Runtime, the
-    default); FSANET_TUNE_MALLOC=0 restores the defaults."""
+    faults for five 640x480 detections, ~1,900 tuned, on torch; ~11,600 and 5 on ONNX Runtime);
+    FSANET_TUNE_MALLOC=0 restores the defaults."""
     runs = {}
     for setting in ("1", "0"):
         env = {**os.environ, "FSANET_TUNE_MALLOC": setting, "PYTHONPATH": str(ROOT)}
-        out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], env=env, capture_output=True, text=True)
+        command = [sys.executable, "-c", FAULTS_SCRIPT, engine]
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         applied, faults = out.stdout.split()
         runs[setting] = (applied, int(faults))
@@ -215,8 +217,8 @@ def test_concurrent_detections_match_serial_ones():
 
 
 def test_onnx_runtime_cascade_finds_the_same_faces_as_torch():
-    """The default CPU engine (ONNX Runtime) against the torch nets: same count, box IoU >= 0.99, on the
-    AFLW2000 samples, the astronaut and the five-face scene."""
+    """The nets on ONNX Runtime against torch: same count, box IoU >= 0.99, on the AFLW2000 samples, the
+    astronaut and the five-face scene."""
     engines = {engine: shared_mtcnn("cpu", 20, engine) for engine in ENGINES}
     assert {engine: cascade.engine for engine, cascade in engines.items()} == {e: e for e in ENGINES}
     for photo in _photos():

@@ -16,9 +16,12 @@ half the time (640x480: 75 -> 35 ms; 1280x720 with five faces: 215 -> 100 ms):
 * the R- and O-net crops are resampled by OpenCV (``INTER_AREA``, like torch's ``area`` mode when
   shrinking) and suppression runs in NumPy.
 
-On CPU with onnxruntime installed (the engine :func:`fsanet.runtime.onnx_engine.choose_engine` picks,
-as for the pose models), the three nets are exported to ONNX once (cached by the weights' sha256) and
-run by ONNX Runtime, taking the channels-last crops as they are.
+With ``engine="onnx"`` (or ``FSANET_ENGINE=onnx``) the three nets are exported to ONNX once (cached by
+the weights' sha256) and run by ONNX Runtime, taking the channels-last crops as they are. ``auto``
+keeps torch here: measured interleaved in one process on the 2-core CPU, ONNX Runtime ran the nets
+about 2x slower than torch's oneDNN channels-last kernels (P-net strip 11.6 vs 5.2 ms, R-net on 256
+crops 48 vs 29 ms, a 640x480 photo 55 vs 29 ms; its PReLU is the slow op, and rewriting it as ReLUs
+still left 40 vs 27 ms), while the pose models run 3-10x faster on it.
 
 ``tests/test_mtcnn.py`` checks boxes, scores and landmarks against facenet-pytorch's own MTCNN, and the
 ONNX Runtime cascade against the torch one.
@@ -39,7 +42,7 @@ import torch
 from torch import nn
 
 from fsanet.errors import WeightsUnavailableError
-from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes
+from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes, requested_engine
 from fsanet.runtime.optimize import tune_allocator
 from fsanet.utils.boxes import nms
 from fsanet.utils.files import sha256_file
@@ -138,6 +141,11 @@ def weights_file(name: str) -> Path:
 # A net as the cascade calls it: normalised ``(N, H, W, 3)`` float32 in, its outputs as NumPy arrays.
 NetRunner = Callable[[np.ndarray], list[np.ndarray]]
 NET_OUTPUTS = {"pnet": ["prob", "offset"], "rnet": ["prob", "offset"], "onet": ["prob", "offset", "points"]}
+
+
+def detector_engine(engine: str | None, device: torch.device) -> str:
+    """The nets' engine: as asked (argument, else ``FSANET_ENGINE``), but torch for ``auto`` (see above)."""
+    return "torch" if requested_engine(engine) == "auto" else choose_engine(engine, device)
 
 
 def _load(net: nn.Module, name: str) -> nn.Module:
@@ -257,7 +265,7 @@ class MTCNN:
     ):
         self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
         self.device = device
-        self.engine = choose_engine(engine, torch.device(device))
+        self.engine = detector_engine(engine, torch.device(device))
         tune_allocator()
         nets = zip(NET_OUTPUTS, (PNet, RNet, ONet), strict=True)
         self.nets = {name: _load(net(), name) for name, net in nets}
@@ -389,11 +397,11 @@ class MTCNN:
 
 
 def shared_mtcnn(device: str = "cpu", min_face_size: int = 20, engine: str | None = None) -> MTCNN:
-    """One cascade per device, minimum face size and engine (default: as ``choose_engine`` decides now),
-    loaded once per process."""
+    """One cascade per device, minimum face size and engine (default: :func:`detector_engine`), loaded
+    once per process."""
     if min_face_size < 1:
         raise ValueError(f"min_face_size must be a positive number of pixels, not {min_face_size}")
-    return _shared_mtcnn(device, min_face_size, choose_engine(engine, torch.device(device)))
+    return _shared_mtcnn(device, min_face_size, detector_engine(engine, torch.device(device)))
 
 
 @functools.cache
