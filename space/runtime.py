@@ -25,9 +25,7 @@ from torch import nn
 from fsanet import FSANetError, load_model, optimize_for_inference
 from fsanet.detect.detectors import create_detector
 from fsanet.pipeline.estimate import DETECT_MAX_SIDE, PoseEstimator
-from fsanet.runtime.threads import configure_threads
-
-__all__ = ["configure_threads", "device", "estimator", "gpu", "preload", "weights_status"]
+from fsanet.runtime.threads import configure_threads  # noqa: F401 - called as runtime.configure_threads
 
 DEVICE_ENV = "FSANET_DEVICE"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -127,7 +127,7 @@ def run_benchmark(
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "onnxruntime": _version("onnxruntime"),
-            "tensorflow": _version("tensorflow"),
+            "tensorflow": _version("tensorflow", "tensorflow-cpu"),
             "threads": torch.get_num_threads(),
             "device": str(target),
         },
@@ -136,13 +136,16 @@ def run_benchmark(
     }
 
 
-def _version(package: str) -> str | None:
+def _version(*distributions: str) -> str | None:
+    """The installed version of the first of ``distributions`` found (TF ships as tensorflow-cpu too)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
+    for distribution in distributions:
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def ratios_to_tf(results: list[dict[str, Any]]) -> list[dict[str, Any]]:

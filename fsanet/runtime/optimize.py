@@ -1,9 +1,9 @@
 """Inference-time speed-ups that keep the outputs within float rounding of the plain modules.
 
 On CPU with onnxruntime installed, :func:`optimize_for_inference` returns the model exported to ONNX
-and run by ONNX Runtime (:mod:`fsanet.runtime.onnx_engine`): 2-6x faster than the torch path below
-at batch 1 on the 2-core CPU. ``engine="torch"`` (or ``FSANET_ENGINE=torch``), CUDA, and a model the
-exporter cannot handle take the torch path: a copy of the model with every BatchNorm folded into the
+and run by ONNX Runtime (:mod:`fsanet.runtime.onnx_engine`): 6-10x faster than the torch path below
+at batch 1 on the 2-core CPU (README, Benchmarks). ``engine="torch"`` (or ``FSANET_ENGINE=torch``),
+CUDA, and a model the exporter cannot handle take the torch path: a copy of the model with every BatchNorm folded into the
 pointwise convolution before it, the graph traced and frozen with TorchScript (constants
 folded, e.g. the capsule weights' bmm layout) and, on CPU, convolutions moved to oneDNN's
 layout by ``torch.jit.optimize_for_inference``; large batches run in cache-sized chunks. The
