@@ -3,11 +3,11 @@
 On CPU with onnxruntime installed, :func:`optimize_for_inference` returns the model exported to ONNX
 and run by ONNX Runtime (:mod:`fsanet.runtime.onnx_engine`): 6-10x faster than the torch path below
 at batch 1 on the 2-core CPU (README, Benchmarks). ``engine="torch"`` (or ``FSANET_ENGINE=torch``),
-CUDA, and a model the exporter cannot handle take the torch path: a copy of the model with every BatchNorm folded into the
-pointwise convolution before it, the graph traced and frozen with TorchScript (constants
-folded, e.g. the capsule weights' bmm layout) and, on CPU, convolutions moved to oneDNN's
-layout by ``torch.jit.optimize_for_inference``; large batches run in cache-sized chunks. The
-parity tests run the optimised models against the official outputs too.
+CUDA, and a model the exporter cannot handle take the torch path: a copy of the model with every
+BatchNorm folded into the pointwise convolution before it, the graph traced and frozen with
+TorchScript (constants folded, e.g. the capsule weights' bmm layout) and, on CPU, convolutions moved
+to oneDNN's layout by ``torch.jit.optimize_for_inference``; large batches run in cache-sized chunks.
+The parity tests run both engines against the official outputs too.
 
 Measured on the 2-core CPU (``python -m fsanet bench``): ``channels_last`` helped the eager
 modules but was slower than this once frozen (7.0 vs 3.4 ms at batch 1 for the uniform
