@@ -120,6 +120,11 @@ def test_export_of_a_timm_model_folder_keeps_its_input_size(tmp_path):
     assert np.abs(np.array(bare["batched"]) - expected).max() <= ENGINE_TOL
     assert bare["metadata"]["fsanet.input_size"] == "96"
 
+    engine = optimize_for_inference(model, engine="onnx", cache=False)  # the leaderboard's 64x64 crops
+    crops = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(engine(crops), model(crops))
+
 
 def test_export_cli_refuses_bad_input_in_one_line(tmp_path):
     unknown = run_fsanet("export", "no_such_model", "--out", str(tmp_path / "x.onnx"))

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from fsanet.errors import FSANetError
+from fsanet.models.base import as_model_input
 from fsanet.models.hub import weights_sha256
 from fsanet.runtime.threads import inference_threads
 from fsanet.utils.downloads import cache_dir
@@ -200,8 +201,15 @@ class OnnxPoseModel(nn.Module):
         self.name = getattr(source, "name", type(source).__name__)
         self.config = getattr(source, "config", {})
         self.input_size = int(getattr(source, "input_size", 64))
+        self.resizes_input = bool(getattr(source, "resizes_input", False))
+        # The graph is exported at input_size; a model that resamples other sizes runs them itself.
+        self.other_sizes = source if self.resizes_input else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Any) -> torch.Tensor:
+        x = as_model_input(x, self.input_size, any_size=self.resizes_input)  # what users pass, as model(x)
+        if self.other_sizes is not None and tuple(x.shape[2:]) != (self.input_size, self.input_size):
+            with torch.no_grad():
+                return self.other_sizes(x)
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         parts = [
             self.session.run([OUTPUT_NAME], {INPUT_NAME: array[start : start + self.chunk]})[0]
