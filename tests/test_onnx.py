@@ -229,6 +229,17 @@ def test_exported_graph_is_cached_by_sha256_and_opset(monkeypatch, tmp_path):
     assert len(list((tmp_path / "onnx").iterdir())) == 2
 
 
+def test_a_read_only_cache_still_gives_an_engine(monkeypatch, tmp_path):
+    (tmp_path / "onnx").write_text("a file where the cache folder should be")  # any write fails
+    monkeypatch.setenv("FSANET_CACHE", str(tmp_path))
+    model = fsanet.create_model("ssrnet_md")
+    with pytest.warns(UserWarning, match="could not cache the ONNX graph"):
+        engine = optimize_for_inference(model)
+    x = torch.rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(engine(x), model(x), atol=1e-3, rtol=0)
+
+
 def test_sessions_use_the_configured_threads_and_never_spin():
     before = torch.get_num_threads()
     try:

@@ -182,7 +182,10 @@ def cached_session(
                 return session
     data = export()
     if cache:
-        atomic_write(path, data)
+        try:
+            atomic_write(path, data)
+        except OSError as error:  # a read-only cache (e.g. a sandboxed worker) costs an export per load
+            warnings.warn(f"could not cache the ONNX graph in {path.parent}: {error}", stacklevel=2)
     return create_session(data)
 
 
