@@ -17,7 +17,8 @@ Environment variables (all optional):
 * ``LEADERBOARD_WORKER``: ``0`` stops the Space from running its background worker (default on).
 * ``LEADERBOARD_POLL_S``: how often a watching worker (and the Space's board) looks for news (default 10).
 * ``LEADERBOARD_LEASE_S``: a claim's lease, renewed by its worker; expired, the request is requeued (60).
-* ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process (2048; 0: none).
+* ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process (2048; 0: none;
+  unset on a machine with CUDA: none, as CUDA reserves far more address space than it ever uses).
 * ``LEADERBOARD_EVAL_TIMEOUT_S``: wall-clock limit of one evaluation (1800).
 * ``LEADERBOARD_MAX_ATTEMPTS``: failed attempts after which a request is ``failed`` for good (2).
 """
@@ -181,6 +182,11 @@ def lease_seconds() -> float:
 
 
 def eval_memory_bytes() -> int:
+    if not os.environ.get("LEADERBOARD_EVAL_MEMORY_MB", "").strip():
+        import torch
+
+        if torch.cuda.is_available():  # CUDA maps tens of GB of address space: any RLIMIT_AS breaks it
+            return 0
     return int(_number("LEADERBOARD_EVAL_MEMORY_MB", 2048) * 1024 * 1024)
 
 

@@ -8,6 +8,7 @@ writes the result with the ordinary runner into a local results directory.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import resource
@@ -28,6 +29,16 @@ _BOOTSTRAP = (
     "runpy.run_module('leaderboard.isolation', run_name='__main__', alter_sys=True)\n"
 )
 TICK_SECONDS = 1.0
+_RUNNING: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _stop_running_children() -> None:
+    """A worker thread that dies with its process (the Space stopped) takes its evaluation with it."""
+    for child in list(_RUNNING):
+        child.kill()
+
+
 OUT_OF_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "failed to map segment")
 
 
@@ -62,21 +73,26 @@ def evaluate_isolated(
         }
         with err.open("wb") as stderr:
             child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=root)
+        _RUNNING.add(child)
         start, aborted, timed_out = time.monotonic(), False, False
-        while True:
-            try:
-                child.wait(TICK_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if time.monotonic() - start > timeout_s:
-                timed_out = True
-            elif tick is not None and not tick():
-                aborted = True
-            if timed_out or aborted:
+        try:
+            while True:
+                try:
+                    child.wait(TICK_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() - start > timeout_s:
+                    timed_out = True
+                elif tick is not None and not tick():
+                    aborted = True
+                if timed_out or aborted:
+                    break
+        finally:  # timed out, aborted, or the worker itself interrupted: the child goes too
+            if child.poll() is None:
                 child.kill()
                 child.wait()
-                break
+            _RUNNING.discard(child)
         if timed_out:
             return Outcome(False, f"evaluation took longer than the {timeout_s:g} s limit", None)
         if aborted:

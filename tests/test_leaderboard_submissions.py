@@ -325,6 +325,53 @@ def test_crash_oom_and_timeout_fail_the_attempt_with_a_reason(board, good_submis
     assert third["status"] == "finished"
 
 
+def test_the_memory_cap_defaults_to_2_gb_without_cuda_and_to_none_with_it(monkeypatch):
+    from leaderboard.config import eval_memory_bytes
+
+    monkeypatch.delenv("LEADERBOARD_EVAL_MEMORY_MB", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert eval_memory_bytes() == 2048 * 2**20
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert eval_memory_bytes() == 0  # CUDA cannot initialise under an address-space cap
+    monkeypatch.setenv("LEADERBOARD_EVAL_MEMORY_MB", "4096")
+    assert eval_memory_bytes() == 4096 * 2**20  # an operator's value wins
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] == "Z"  # a zombie
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_an_evaluation_does_not_outlive_its_worker(board, good_submission, tmp_path, monkeypatch):
+    """The Space's worker is a daemon thread: when the process exits, its evaluation child is killed too
+    (here an evaluation of tens of seconds, started just before its worker's process ends)."""
+    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 3000)))
+    script = (
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "from leaderboard.isolation import _RUNNING, evaluate_isolated\n"
+        "args = (Path(sys.argv[1]), 'x', 'aflw2000', Path(sys.argv[2]), 0, 600)\n"
+        "threading.Thread(target=evaluate_isolated, args=args, daemon=True).start()\n"
+        "while not _RUNNING:\n"
+        "    time.sleep(0.02)\n"
+        "print(next(iter(_RUNNING)).pid, flush=True)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(good_submission), str(board)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    child = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 8
+    while not _gone(child):
+        assert time.monotonic() < deadline, "the evaluation child outlived its worker process"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_killing_the_worker_mid_run_loses_nothing(board, good_submission, tmp_path, monkeypatch):
     monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 512)))
