@@ -49,6 +49,9 @@ class Benchmark:
     protocol: str
     description: str
     filter_99: bool
+    # FSA-Net authors' crop of this benchmark (their test databases): margin around the box, slice end.
+    margin: float
+    crop_end: str
 
     @property
     def env_var(self) -> str:
@@ -71,6 +74,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "protocol 1",
             "Trained on 300W-LP, tested on AFLW2000-3D; crop from the 2-D landmark box, margin 0.6.",
             filter_99=True,
+            margin=0.6,
+            crop_end="exclusive",
         ),
         Benchmark(
             "biwi",
@@ -78,6 +83,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "protocol 1",
             "Trained on 300W-LP, tested on BIWI without tracking (MTCNN boxes, margin 0.4).",
             filter_99=True,
+            margin=0.4,
+            crop_end="inclusive",
         ),
         Benchmark(
             "biwi_70_30",
@@ -85,6 +92,8 @@ BENCHMARKS: dict[str, Benchmark] = {
             "protocol 2",
             "Trained on 16 BIWI sequences, tested on the other 8 (MTCNN boxes, margin 0.4), no angle filter.",
             filter_99=False,
+            margin=0.4,
+            crop_end="inclusive",
         ),
     )
 }

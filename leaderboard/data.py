@@ -3,11 +3,22 @@
 One row per test sample (split ``test``):
 
 * ``sample_id`` (string): stable id, e.g. ``image00050`` or ``01/frame_00003``.
-* ``image`` (``datasets.Image``, RGB): the model's 64x64 crop as the authors prepared it, or a full image.
-* ``box`` (4 x int32 or null): null when ``image`` is already the crop; else the crop ``[x1, y1, x2, y2]``
-  in ``image`` with an exclusive end (Python slice), resized to 64x64 at evaluation time.
+* ``image`` (``datasets.Image``, RGB, lossless): a context crop of the original photo, large enough for any
+  model's recipe (the face box grown by its own width/height on every side, clipped to the photo); in
+  datasets of the first format, the authors' 64x64 crop itself.
+* ``face_box`` (4 x float64 or null): the protocol's face box ``[x1, y1, x2, y2]`` in the original photo's
+  pixels (AFLW2000: the authors' 2-D landmark box before any margin; BIWI: the MTCNN box). Each model's
+  recipe (:mod:`fsanet.data.recipes`) cuts its own crop from it.
+* ``origin`` (2 x int32), ``frame_size`` (2 x int32): where ``image`` sits in the original photo and that
+  photo's (width, height): recipes clip to the photo as the authors did.
+* ``landmarks`` (list of [x, y] float32): the source's 2-D landmarks in photo pixels, empty where none.
+* ``box`` (4 x int32 or null): the FSA-Net authors' crop of this benchmark in ``image`` (exclusive end), so
+  readers of the first format (training) still get their 64x64 crop; null when ``image`` is that crop.
 * ``yaw``, ``pitch``, ``roll`` (float64): labels in degrees.
 * ``source_revision`` (string): what the row was made from (``<dataset>@<sha256 of the source file>``).
+
+Datasets of the first format (no ``face_box``: only the 64x64 crop) still load; models of another input
+size get that crop resized.
 
 Local datasets are written with ``save_to_disk`` (Arrow, memory-mapped on load) next to a
 ``leaderboard_dataset.json`` that says which benchmark, protocol and importer made them. Their revision is
@@ -27,10 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import datasets
 import numpy as np
 
 from fsanet.data.preprocess import INPUT_SIZE, crop_resize
+from fsanet.data.recipes import CropProtocol, crop_face
 from fsanet.utils.files import TEMP_PREFIX
 
 SPLIT = "test"
@@ -44,8 +57,14 @@ FEATURES = datasets.Features(
         "pitch": datasets.Value("float64"),
         "roll": datasets.Value("float64"),
         "source_revision": datasets.Value("string"),
+        "face_box": datasets.Sequence(datasets.Value("float64"), length=4),
+        "origin": datasets.Sequence(datasets.Value("int32"), length=2),
+        "frame_size": datasets.Sequence(datasets.Value("int32"), length=2),
+        "landmarks": datasets.Sequence(datasets.Sequence(datasets.Value("float32"), length=2)),
     }
 )
+# The first format's columns: every dataset has them; the others arrived with per-model recipes.
+LEGACY_COLUMNS = ("sample_id", "image", "box", "yaw", "pitch", "roll", "source_revision")
 
 
 class DatasetUnavailableError(Exception):
@@ -165,26 +184,42 @@ def _load_hub(repo_id: str, revision: str | None) -> BenchmarkData:
 
 
 def _check_columns(ds: datasets.Dataset, source: str) -> None:
-    missing = set(FEATURES) - set(ds.column_names)
+    missing = set(LEGACY_COLUMNS) - set(ds.column_names)
     if missing:
         raise DatasetUnavailableError(f"{source} lacks the canonical columns {sorted(missing)}")
 
 
-def iter_batches(ds: datasets.Dataset, batch_size: int) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-    """Yield ``(sample_ids, faces uint8 (N, 64, 64, 3) RGB, labels float64 (N, 3) yaw/pitch/roll)``."""
+def iter_batches(
+    ds: datasets.Dataset,
+    batch_size: int,
+    recipe: dict[str, Any] | None = None,
+    protocol: CropProtocol | None = None,
+) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+    """Yield ``(sample_ids, faces uint8 (N, S, S, 3) RGB, labels float64 (N, 3) yaw/pitch/roll)``.
+
+    Without ``recipe``: the FSA-Net authors' 64x64 crop as stored. With one: the model's crop of the protocol
+    box, under the benchmark's crop ``protocol`` (what FSA-Net's recipe takes from the benchmark).
+    """
+    if recipe is not None and protocol is None:
+        raise ValueError("a recipe needs the benchmark's crop protocol")
     for batch in ds.iter(batch_size=batch_size):
-        faces = np.stack([_face(img, box) for img, box in zip(batch["image"], batch["box"], strict=True)])
+        rows = [{key: batch[key][i] for key in batch} for i in range(len(batch["sample_id"]))]
+        faces = np.stack([_face(row, recipe, protocol) for row in rows])
         labels = np.stack([batch["yaw"], batch["pitch"], batch["roll"]], axis=1).astype(np.float64)
         yield list(batch["sample_id"]), faces, labels
 
 
-def _face(image: Any, box: list[int] | None) -> np.ndarray:
-    array = np.asarray(image.convert("RGB"))
-    if box is not None:
-        return crop_resize(array, box, INPUT_SIZE, inclusive=False)
-    if array.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
+def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProtocol | None) -> np.ndarray:
+    array = np.asarray(row["image"].convert("RGB"))
+    if recipe is not None and row.get("face_box") is not None:
+        return crop_face(array, row["face_box"], recipe, protocol, tuple(row["origin"]), tuple(row["frame_size"]))
+    if row["box"] is not None:
+        array = crop_resize(array, row["box"], INPUT_SIZE, inclusive=False)
+    elif array.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
         raise ValueError(f"a row without box must hold a {INPUT_SIZE}x{INPUT_SIZE} crop, got {array.shape}")
-    return array
+    size = int(recipe["size"]) if recipe else INPUT_SIZE
+    # Only the authors' crop is stored (first format, or no protocol box): other sizes get it resized.
+    return array if size == INPUT_SIZE else cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def push_dataset_to_hub(path: Path, repo_id: str, private: bool = False) -> str:

@@ -1,14 +1,19 @@
 """Importers from the original dataset layouts into the canonical format, as the authors prepared them.
 
-* AFLW2000-3D (``TYY_create_db_type1.py``): angles from ``Pose_Para`` (pitch, yaw, roll in radians), crop from
-  the 2-D landmark box (non-positive coordinates dropped) enlarged by 0.6, exclusive end, 64x64 INTER_LINEAR.
+* AFLW2000-3D (``TYY_create_db_type1.py``): angles from ``Pose_Para`` (pitch, yaw, roll in radians); the
+  protocol box is the 2-D landmark box (non-positive coordinates dropped); the authors' crop enlarges it by
+  0.6 with an exclusive end.
 * BIWI (``TYY_create_db_biwi.py`` / ``_70_30.py``): Euler angles from the transposed rotation matrix in
-  ``frame_XXXXX_pose.txt``; MTCNN boxes enlarged by 0.4, inclusive end, 64x64. Protocol 1 (``biwi``) keeps a
-  frame only when a face above 0.90 is found near the previous one; protocol 2 (``biwi_70_30``) uses 0.95 and
-  falls back to the previous box.
-* The authors' ``.npz`` files (``image`` uint8 BGR (N, 64, 64, 3), ``pose`` (N, 3) yaw/pitch/roll degrees).
+  ``frame_XXXXX_pose.txt``; the protocol box is the MTCNN box, the authors' crop enlarges it by 0.4 with an
+  inclusive end. Protocol 1 (``biwi``) keeps a frame only when a face above 0.90 is found near the previous
+  one; protocol 2 (``biwi_70_30``) uses 0.95 and falls back to the previous box.
+* The authors' ``.npz`` files (``image`` uint8 BGR (N, 64, 64, 3), ``pose`` (N, 3) yaw/pitch/roll degrees):
+  crops only, so they stay in the first format (no protocol box).
 
-Images are stored RGB (the channel swap of a BGR crop is lossless and commutes with the resize).
+Rows keep a lossless context crop of the photo around the protocol box plus the box itself (see
+:mod:`leaderboard.data`), so every model's recipe cuts its own crop; the ``box`` column still holds the
+authors' crop for readers of the first format. Images are stored RGB (the channel swap is lossless and
+commutes with cropping and resizing).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import cv2
 import numpy as np
 import scipy.io
 
-from fsanet.data.preprocess import INPUT_SIZE, crop_resize, expand_box, xyxy_to_xywh
+from fsanet.data.preprocess import expand_box, xyxy_to_xywh
 
 from .config import CODE_VERSION, get_benchmark
 from .data import META_FILE, write_dataset
@@ -38,6 +43,9 @@ BIWI_SEQUENCES = 24
 BIWI_70_30_TEST_SEQUENCES = (3, 5, 7, 11, 12, 19, 22, 23)
 # Authors' tracking rule: a box whose x1 moved this many pixels from the previous accepted one is an outlier.
 BIWI_MAX_JUMP = 80
+# The stored context: the face box grown by this many box widths/heights on every side (FSA-Net's recipe
+# needs 0.6, WHENet's 0.2 x 0.1), clipped to the photo.
+CONTEXT_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,13 +94,11 @@ def _meta(benchmark: str, importer: str, source: Path, **extra: Any) -> dict[str
 # --------------------------------------------------------------------------------------------- AFLW2000
 
 
-def aflw2000_box(
-    pt2d: np.ndarray, image_size: tuple[int, int], margin: float = AFLW_MARGIN
-) -> tuple[int, ...]:
-    """The authors' crop ``(x1, y1, x2, y2)`` (exclusive end) from 2-D landmarks ``(2, K)``.
+def aflw2000_face_box(pt2d: np.ndarray) -> tuple[int, int, int, int]:
+    """The protocol's face box ``(x1, y1, x2, y2)`` from 2-D landmarks ``(2, K)``, before any margin.
 
     AFLW marks missing landmarks with negative coordinates; like the authors, keep the points whose x (or y,
-    whichever mask keeps fewer points) is positive, take the truncated bounding box and enlarge it.
+    whichever mask keeps fewer points) is positive and take the truncated bounding box.
     """
     xs, ys = np.asarray(pt2d[0], np.float64), np.asarray(pt2d[1], np.float64)
     keep = xs > 0.0
@@ -100,10 +106,44 @@ def aflw2000_box(
         keep = ys > 0.0
     if not keep.any():
         raise ValueError("no landmark with positive coordinates")
-    x_min, x_max = int(xs[keep].min()), int(xs[keep].max())
-    y_min, y_max = int(ys[keep].min()), int(ys[keep].max())
+    return int(xs[keep].min()), int(ys[keep].min()), int(xs[keep].max()), int(ys[keep].max())
+
+
+def aflw2000_box(
+    pt2d: np.ndarray, image_size: tuple[int, int], margin: float = AFLW_MARGIN
+) -> tuple[int, ...]:
+    """The authors' crop ``(x1, y1, x2, y2)`` (exclusive end) from 2-D landmarks ``(2, K)``."""
+    x_min, y_min, x_max, y_max = aflw2000_face_box(pt2d)
     # expand_box((x, y, w, h)) is the authors' formula exactly: int(x_max + ad*w) == int(x + w + ad*w).
     return expand_box((x_min, y_min, x_max - x_min, y_max - y_min), image_size, margin)
+
+
+def context_row(
+    image: np.ndarray,
+    face_box: Sequence[float],
+    authors_crop: Sequence[int],
+    landmarks: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The image columns of a canonical row: a context crop of RGB ``image`` around ``face_box``.
+
+    ``authors_crop`` (exclusive end, photo pixels) is the FSA-Net authors' crop; the context always holds it.
+    """
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in face_box)
+    w, h = x2 - x1, y2 - y1
+    left = max(0, min(int(np.floor(x1 - CONTEXT_MARGIN * w)), authors_crop[0]))
+    top = max(0, min(int(np.floor(y1 - CONTEXT_MARGIN * h)), authors_crop[1]))
+    right = min(width, max(int(np.ceil(x2 + CONTEXT_MARGIN * w)), authors_crop[2]))
+    bottom = min(height, max(int(np.ceil(y2 + CONTEXT_MARGIN * h)), authors_crop[3]))
+    a1, b1, a2, b2 = authors_crop
+    return {
+        "image": np.ascontiguousarray(image[top:bottom, left:right]),
+        "box": [a1 - left, b1 - top, a2 - left, b2 - top],
+        "face_box": [x1, y1, x2, y2],
+        "origin": [left, top],
+        "frame_size": [width, height],
+        "landmarks": [] if landmarks is None else np.asarray(landmarks, np.float32).reshape(-1, 2).tolist(),
+    }
 
 
 def aflw2000_rows(source: Path, margin: float = AFLW_MARGIN) -> Iterator[dict[str, Any]]:
@@ -120,15 +160,14 @@ def aflw2000_rows(source: Path, margin: float = AFLW_MARGIN) -> Iterator[dict[st
         mat_path = mats[jpg.stem]
         mat = scipy.io.loadmat(str(mat_path))
         pitch, yaw, roll = np.rad2deg(np.asarray(mat["Pose_Para"], np.float64).ravel()[:3])
-        image = _read_bgr(jpg)
+        image = cv2.cvtColor(_read_bgr(jpg), cv2.COLOR_BGR2RGB)
         height, width = image.shape[:2]
-        crop = crop_resize(
-            image, aflw2000_box(mat["pt2d"], (width, height), margin), INPUT_SIZE, inclusive=False
-        )
+        pt2d = np.asarray(mat["pt2d"], np.float64)
         yield {
             "sample_id": jpg.stem,
-            "image": cv2.cvtColor(crop, cv2.COLOR_BGR2RGB),
-            "box": None,
+            **context_row(
+                image, aflw2000_face_box(pt2d), aflw2000_box(pt2d, (width, height), margin), pt2d[:2].T
+            ),
             "yaw": float(yaw),
             "pitch": float(pitch),
             "roll": float(roll),
@@ -222,27 +261,30 @@ def biwi_rows(
             image = cv2.cvtColor(_read_bgr(png), cv2.COLOR_BGR2RGB)
             height, width = image.shape[:2]
             faces = list(detector(image))
+            # (authors' crop, inclusive end; detector box) per confident face
             candidates = [
-                expand_box(xyxy_to_xywh(f.box), (width, height), margin)
+                (expand_box(xyxy_to_xywh(f.box), (width, height), margin), tuple(f.box))
                 for f in faces
                 if f.score > rule.min_confidence
             ]
             if candidates:  # the authors take the box whose corner is nearest to (2/3 W, 2/3 H)
-                box = min(candidates, key=lambda b: abs(b[0] - width * 2 / 3) + abs(b[1] - height * 2 / 3))
-            crop_box = None
-            previous_x1 = previous[0] if previous is not None else 0  # the authors reset it to 0 per sequence
-            if faces and box is not None and (j == 0 or abs(box[0] - previous_x1) < BIWI_MAX_JUMP):
-                crop_box = previous = box
+                box = min(
+                    candidates, key=lambda c: abs(c[0][0] - width * 2 / 3) + abs(c[0][1] - height * 2 / 3)
+                )
+            chosen = None
+            previous_x1 = previous[0][0] if previous is not None else 0  # the authors reset it per sequence
+            if faces and box is not None and (j == 0 or abs(box[0][0] - previous_x1) < BIWI_MAX_JUMP):
+                chosen = previous = box
             elif rule.reuse_previous_box:
-                crop_box = previous
-            if crop_box is None:  # no usable box yet (the authors would crop a 1x1 corner or crash here)
+                chosen = previous
+            if chosen is None:  # no usable box yet (the authors would crop a 1x1 corner or crash here)
                 stats["skipped"] += 1
                 continue
+            (x1, y1, x2, y2), detector_box = chosen
             yaw, pitch, roll = biwi_angles(pose)
             yield {
                 "sample_id": f"{sequence.name}/{png.name.removesuffix('_rgb.png')}",
-                "image": crop_resize(image, crop_box, INPUT_SIZE, inclusive=True),
-                "box": None,
+                **context_row(image, detector_box, (x1, y1, x2 + 1, y2 + 1)),
                 "yaw": yaw,
                 "pitch": pitch,
                 "roll": roll,
@@ -305,6 +347,8 @@ def npz_rows(file: Path) -> Iterator[dict[str, Any]]:
             "sample_id": f"{file.stem}/{i:0{width}d}",
             "image": np.ascontiguousarray(image[..., ::-1]),
             "box": None,
+            **dict.fromkeys(("face_box", "origin", "frame_size"), None),
+            "landmarks": [],
             "yaw": float(yaw),
             "pitch": float(pitch),
             "roll": float(roll),

@@ -1,6 +1,7 @@
 """Evaluate one model on one benchmark, deterministically, and store the result.
 
-The protocol is the authors' test pipeline: the stored 64x64 crop (RGB here, the model takes RGB), fed raw in
+The protocol is the authors' test pipeline: each model's own crop of the stored protocol box (its recipe,
+:mod:`fsanet.data.recipes`: FSA-Net's is the authors' crop of that benchmark, 64x64), RGB, fed raw in
 [0, 255] with no min-max step, batched; the official +-99 degree filter where the benchmark uses it.
 """
 
@@ -18,9 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 import fsanet
+from fsanet.data.recipes import CropProtocol, finish_face, recipe_of
 
 from .config import BENCHMARKS, CODE_VERSION, get_benchmark
 from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
+from .model_info import model_info
 from .metrics import (
     AXES,
     ROBUSTNESS_ANGLES,
@@ -66,6 +69,14 @@ def resolve_benchmark(
     return name, data, spec.filter_99 if spec else True
 
 
+def crop_protocol(name: str, data: BenchmarkData) -> CropProtocol:
+    """The authors' crop of a benchmark (margin, slice end; never min-max), from its data or its config."""
+    spec = BENCHMARKS.get(name)
+    margin = data.meta.get("margin", spec.margin if spec else CropProtocol.margin)
+    crop_end = data.meta.get("crop_end", spec.crop_end if spec else "exclusive")
+    return CropProtocol(margin=float(margin), crop_end=str(crop_end), minmax=False)
+
+
 def resolve_model(model: str | fsanet.PoseModel, revision: str | None = None) -> tuple[str, fsanet.PoseModel]:
     """``(display name, model in eval mode)`` from a registry name, local dir, Hub repo id or module."""
     if isinstance(model, torch.nn.Module):
@@ -82,7 +93,7 @@ def default_device() -> torch.device:
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, faces: np.ndarray, device: torch.device) -> np.ndarray:
-    """RGB uint8 crops ``(N, 64, 64, 3)`` -> float64 ``(N, 3)`` [yaw, pitch, roll]."""
+    """RGB crops ``(N, S, S, 3)`` in [0, 255] -> float64 ``(N, 3)`` [yaw, pitch, roll]."""
     batch = torch.from_numpy(np.ascontiguousarray(faces)).to(device).permute(0, 3, 1, 2).float()
     return model(batch).double().cpu().numpy()
 
@@ -114,14 +125,15 @@ def evaluate(
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    params = sum(p.numel() for p in module.parameters())
+    info = model_info(module.to(device), model_name)
+    recipe, protocol = recipe_of(module.config), crop_protocol(name, data)
     module = fsanet.optimize_for_inference(module.to(device).eval())  # BN folded, frozen: same angles, faster
 
     ids, faces_chunks, labels_chunks, preds = [], [], [], []
     bar = tqdm(total=len(data.dataset), desc=f"{model_name} on {name}", unit="crop", disable=not progress)
     start = time.perf_counter()
-    for batch_ids, faces, labels in iter_batches(data.dataset, batch_size):
-        preds.append(predict(module, faces, device))
+    for batch_ids, faces, labels in iter_batches(data.dataset, batch_size, recipe, protocol):
+        preds.append(predict(module, np.stack([finish_face(f, recipe, protocol) for f in faces]), device))
         ids += batch_ids
         labels_chunks.append(labels)
         if robustness:
@@ -143,7 +155,7 @@ def evaluate(
             "model_name": model_name,
             "model_sha": key.weights_sha256,
             "architecture": module.config.get("architecture", ""),
-            "params": params,
+            **info,
             "benchmark": name,
             "protocol": BENCHMARKS[name].protocol if name in BENCHMARKS else data.meta.get("protocol", ""),
             "dataset_source": data.source,

@@ -26,11 +26,15 @@ import pandas as pd
 from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json
 
 from .config import leaderboard_dir, results_repo
+from .model_info import method_family, provenance
 
 log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = (
     "model",
+    "method",
+    "trained_on",
+    "model_protocol",
     "benchmark",
     "protocol",
     "mae",
@@ -41,6 +45,8 @@ TABLE_COLUMNS = (
     "n",
     "n_dropped",
     "params",
+    "gflops",
+    "input_size",
     "weights_sha256",
     "dataset_revision",
     "code_version",
@@ -145,13 +151,19 @@ class ResultsStore:
         for record in self.records()[0]:
             config = record["config"]
             scores = record["results"][config["benchmark"]]
+            trained_on, model_protocol = provenance(config, config["model_name"])
             rows.append(
                 {
                     "model": config["model_name"],
+                    "method": config.get("method") or method_family(config),
+                    "trained_on": trained_on,
+                    "model_protocol": model_protocol,
                     "benchmark": config["benchmark"],
                     "protocol": config.get("protocol", ""),
                     **{k: scores.get(k) for k in TABLE_COLUMNS if k in scores},
                     "params": config.get("params"),  # model size (parameter count)
+                    "gflops": config.get("gflops"),
+                    "input_size": config.get("input_size"),
                     "weights_sha256": config["model_sha"],
                     "dataset_revision": config["dataset_revision"],
                     "code_version": config["code_version"],

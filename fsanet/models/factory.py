@@ -26,6 +26,7 @@ ARCHITECTURE_MODULES = {
     "ssrnet_md": "fsanet.models.fsanet",
     "ensemble": "fsanet.models.fsanet",
     "fsanet_timm": "fsanet.models.timm_head",
+    "whenet": "fsanet.models.whenet",
 }
 
 

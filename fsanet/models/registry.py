@@ -1,19 +1,20 @@
 """timm-style registry: ``list_models()``, ``create_model(name, pretrained=...)``.
 
 Names are ``fsanet_{caps,netvlad,metric}_{1x1,var,uniform}``, ``fsanet_fusion`` (FSA-Caps-Fusion:
-mean of the three capsule models), ``ssrnet_md``, and ``fsanet_timm_<backbone>`` for any timm
-model (not listed: there are hundreds). Pretrained tags say what the weights
-were trained on: ``.300w_lp`` (protocol 1) and ``.biwi`` (protocol 2, BIWI 70/30). Only
-combinations the authors shipped weights for have tags.
+mean of the three capsule models), ``ssrnet_md``, ``whenet`` (WHENet, BMVC 2020) and
+``fsanet_timm_<backbone>`` for any timm model (not listed: there are hundreds). Pretrained tags say
+what the weights were trained on: ``.300w_lp`` (protocol 1), ``.biwi`` (protocol 2, BIWI 70/30) and
+``.300w_lp_panoptic`` (WHENet's 300W-LP + CMU Panoptic, protocol 1). Only combinations the authors
+shipped weights for have tags.
 
 Where pretrained weights come from, in order:
 
 1. the local cache, ``$FSANET_CACHE`` (default ``~/.cache/fsanet``), one
    ``config.json`` + ``model.safetensors`` directory per tagged name;
 2. a Hub repo, when ``FSANET_HUB_REPO`` names one (a folder per tagged name in it);
-3. the authors' ``.h5`` under ``FSANET_OFFICIAL_MIRROR`` (a base URL or a local directory laid
-   out like the upstream repository), checked against the sha256 pinned below, converted once
-   and cached.
+3. the authors' ``.h5`` under ``FSANET_OFFICIAL_MIRROR`` (WHENet: ``WHENET_OFFICIAL_MIRROR``; a
+   base URL or a local directory laid out like the upstream repository), checked against the
+   sha256 pinned below, converted once and cached.
 """
 
 from __future__ import annotations
@@ -129,14 +130,46 @@ class PretrainedSource:
     tag: str
     official_name: str
     sha256: str
+    file: str = ""  # path under the mirror; the authors' FSA-Net layout when empty
+    mirror_env: str = "FSANET_OFFICIAL_MIRROR"
+    default_mirror: str = DEFAULT_OFFICIAL_MIRROR
 
     @property
     def relative_path(self) -> str:
+        if self.file:
+            return self.file
         folder = TAG_FOLDERS[self.tag]
         return f"pre-trained/{folder}/{self.official_name}/{self.official_name}.h5"
 
 
+# WHENet (Zhou & Gregson, BMVC 2020, BSD-3-Clause): the upstream repository's WHENet.h5 at a pinned commit.
+DEFAULT_WHENET_MIRROR = (
+    "https://github.com/Ascend-Research/HeadPoseEstimation-WHENet/raw/a0d7bdfb5e2ac97ae6b0ae3eef79fdcf4075ab82"
+)
+WHENET_SOURCES = {
+    "300w_lp_panoptic": PretrainedSource(
+        "300w_lp_panoptic",
+        "WHENet",
+        "8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
+        file="WHENet.h5",
+        mirror_env="WHENET_OFFICIAL_MIRROR",
+        default_mirror=DEFAULT_WHENET_MIRROR,
+    )
+}
+
+# What each tag's weights were trained on, and so which test protocol they belong to.
+TRAINED_ON = {
+    "300w_lp": ("300W-LP", "protocol 1"),
+    "biwi": ("BIWI 70%", "protocol 2"),
+    "300w_lp_panoptic": ("300W-LP + CMU Panoptic", "protocol 1"),
+}
+
+
 def _base_config(name: str) -> dict:
+    if name == "whenet":
+        from fsanet.models.whenet import whenet_config
+
+        return whenet_config()
     if name == "ssrnet_md":
         return ssrnet_md_config(name=name)
     if name == "fsanet_fusion":
@@ -149,12 +182,14 @@ def _base_config(name: str) -> dict:
     return fsanet_config(aggregation, scoring, name=name)
 
 
-MODEL_NAMES = (*OFFICIAL_NAMES, "fsanet_fusion")
+MODEL_NAMES = (*OFFICIAL_NAMES, "fsanet_fusion", "whenet")
 # Tagged weights the authors shipped that cannot be used: not listed, refused on load with the reason.
 UNUSABLE_WEIGHTS = {"fsanet_netvlad_var.300w_lp": "the authors' file holds NaN weights"}
 
 
 def _pretrained_sources(name: str) -> dict[str, PretrainedSource]:
+    if name == "whenet":
+        return WHENET_SOURCES
     official = OFFICIAL_NAMES.get(name)
     return {
         tag: PretrainedSource(tag, official, OFFICIAL_SHA256[(tag, official)])
@@ -217,7 +252,7 @@ def create_model(model_name: str, pretrained: bool = False) -> PoseModel:
         raise WeightsUnavailableError(f"the authors shipped no weights for {name}")
     if name == "fsanet_fusion":
         members = [create_model(f"{member}.{tag}", pretrained=True) for member in FUSION_MEMBERS]
-        config = {"architecture": "ensemble", "name": f"{name}.{tag}", "members": []}
+        config = {"architecture": "ensemble", "name": f"{name}.{tag}", "members": [], **_provenance(tag)}
         return PoseEnsemble(config, members).eval()
     return _load_pretrained(name, _pretrained_sources(name)[tag])
 
@@ -234,10 +269,16 @@ def _load_pretrained(name: str, source: PretrainedSource) -> PoseModel:
             return model
     config, state = convert_h5_bytes(fetch_official(source), source)
     config["name"] = full_name
+    config |= _provenance(source.tag)
     model = validate_state_dict(config, state)  # refuses NaN weights (300W_LP netvlad_var) before caching
     model.load_state_dict(state)
     _store_in_cache(model, cached)
     return model.eval()
+
+
+def _provenance(tag: str) -> dict[str, str]:
+    trained_on, protocol = TRAINED_ON[tag]
+    return {"trained_on": trained_on, "protocol": protocol}
 
 
 def _load_from_hub(repo_id: str, full_name: str) -> PoseModel | None:
@@ -255,15 +296,15 @@ def _load_from_hub(repo_id: str, full_name: str) -> PoseModel | None:
 def _unavailable(source: PretrainedSource, reason: str) -> WeightsUnavailableError:
     return WeightsUnavailableError(
         f"weights for {source.official_name} ({source.tag}) are not cached and {reason}. "
-        "Set FSANET_OFFICIAL_MIRROR to a directory (or base URL) holding the authors' "
+        f"Set {source.mirror_env} to a directory (or base URL) holding the authors' "
         f"'{source.relative_path}', or put a converted copy in FSANET_CACHE ({cache_dir()}), "
         "or set FSANET_HUB_REPO to a Hub repo with converted weights."
     )
 
 
 def fetch_official(source: PretrainedSource) -> bytes:
-    """The authors' ``.h5`` bytes from ``FSANET_OFFICIAL_MIRROR``, sha256-checked."""
-    mirror = os.environ.get("FSANET_OFFICIAL_MIRROR") or DEFAULT_OFFICIAL_MIRROR
+    """The authors' ``.h5`` bytes from the source's mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked."""
+    mirror = os.environ.get(source.mirror_env) or source.default_mirror
     location = mirror.removeprefix("file://")
     if Path(location).is_dir():
         path = Path(location) / source.relative_path
@@ -281,7 +322,7 @@ def fetch_official(source: PretrainedSource) -> bytes:
             raise _unavailable(source, str(error)) from error
     else:
         raise _unavailable(
-            source, f"FSANET_OFFICIAL_MIRROR={mirror!r} is neither a directory nor an http(s) URL"
+            source, f"{source.mirror_env}={mirror!r} is neither a directory nor an http(s) URL"
         )
     verify_sha256(data, source.sha256, f"{source.relative_path} from {mirror}")
     return data
@@ -291,12 +332,17 @@ def convert_h5_bytes(data: bytes, source: PretrainedSource) -> tuple[dict, dict]
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / f"{source.official_name}.h5"
         path.write_bytes(data)
-        config, state = convert_h5(path)
+        if source.official_name == "WHENet":
+            from fsanet.models.whenet_convert import convert_whenet_h5
+
+            config, state = convert_whenet_h5(path)
+        else:
+            config, state = convert_h5(path)
     config["source"] = {
         "format": "keras-h5",
         "file": source.relative_path,
         "sha256": source.sha256,
-        "mirror_commit": DEFAULT_OFFICIAL_MIRROR.rsplit("/", 1)[-1],
+        "mirror_commit": source.default_mirror.rsplit("/", 1)[-1],
     }
     return config, state
 

@@ -1,4 +1,4 @@
-"""From a photo to head poses: load -> detect -> crop (demo margin 0.6) -> one batched forward.
+"""From a photo to head poses: load -> detect -> crop (the model's recipe) -> one batched forward.
 
 :class:`PoseEstimator` holds a model and a detector, loaded once; :func:`estimate` is the
 one-call form that reuses estimators between calls. :func:`to_json` gives the schema the CLI,
@@ -22,7 +22,8 @@ from torch import nn
 
 from fsanet.data.geometry import rotation_matrix
 from fsanet.data.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
-from fsanet.data.preprocess import DEMO_MARGIN, preprocess_face, to_batch, xyxy_to_xywh
+from fsanet.data.preprocess import DEMO_MARGIN, to_batch
+from fsanet.data.recipes import CropProtocol, crop_face, finish_face, recipe_of
 from fsanet.detect.detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
 from fsanet.errors import InvalidImageError
 from fsanet.models.base import PoseModel
@@ -123,6 +124,9 @@ class PoseEstimator:
         self.max_faces = max_faces
         self.detect_max_side = detect_max_side
         self.margin = margin
+        # The model's own crop (FSA-Net: the authors' demo, with this margin; WHENet: its demo's padding).
+        self.recipe = recipe_of(getattr(self.model, "config", {}))
+        self.protocol = CropProtocol(margin=margin)
         self.max_pixels = max_pixels
         self.max_aspect = max_aspect
 
@@ -165,7 +169,8 @@ class PoseEstimator:
         """``(N, 3)`` degrees [yaw, pitch, roll] for ``boxes`` (x1, y1, x2, y2), in one forward pass."""
         if not boxes:
             return np.zeros((0, 3), np.float64)
-        batch = to_batch([preprocess_face(image, xyxy_to_xywh(box), self.margin) for box in boxes])
+        faces = [finish_face(crop_face(image, box, self.recipe, self.protocol), self.recipe, self.protocol) for box in boxes]
+        batch = to_batch(faces)
         with torch.inference_mode():
             output = self.model(batch.to(self.device))
         return output.detach().cpu().numpy().astype(np.float64).reshape(len(boxes), 3)
