@@ -212,7 +212,9 @@ def iter_batches(
 def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProtocol | None) -> np.ndarray:
     array = np.asarray(row["image"].convert("RGB"))
     if recipe is not None and row.get("face_box") is not None:
-        return crop_face(array, row["face_box"], recipe, protocol, tuple(row["origin"]), tuple(row["frame_size"]))
+        return crop_face(
+            array, row["face_box"], recipe, protocol, tuple(row["origin"]), tuple(row["frame_size"])
+        )
     if row["box"] is not None:
         array = crop_resize(array, row["box"], INPUT_SIZE, inclusive=False)
     elif array.shape[:2] != (INPUT_SIZE, INPUT_SIZE):

@@ -23,7 +23,6 @@ from fsanet.data.recipes import CropProtocol, finish_face, recipe_of
 
 from .config import BENCHMARKS, CODE_VERSION, get_benchmark
 from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
-from .model_info import model_info
 from .metrics import (
     AXES,
     ROBUSTNESS_ANGLES,
@@ -33,6 +32,7 @@ from .metrics import (
     transform_faces,
     transform_labels,
 )
+from .model_info import model_info
 from .store import ResultKey, ResultsStore
 
 log = logging.getLogger(__name__)

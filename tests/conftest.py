@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FSANET_SHARED_DIR", ROOT.parent / "shared"))
 OFFICIAL = SHARED / "fsanet-official"
+WHENET_OFFICIAL = SHARED / "whenet-official"
 REFERENCE = SHARED / "reference"
 DATA = SHARED / "data"
 
@@ -31,10 +32,14 @@ def _session_weights(tmp_path_factory):
 
     Tests of the cache and mirror logic themselves set their own values with monkeypatch.
     """
-    saved = {k: os.environ.get(k) for k in ("FSANET_CACHE", "FSANET_OFFICIAL_MIRROR")}
+    saved = {
+        k: os.environ.get(k) for k in ("FSANET_CACHE", "FSANET_OFFICIAL_MIRROR", "WHENET_OFFICIAL_MIRROR")
+    }
     os.environ["FSANET_CACHE"] = str(tmp_path_factory.mktemp("fsanet-cache"))
     if OFFICIAL.exists():
         os.environ["FSANET_OFFICIAL_MIRROR"] = str(OFFICIAL)
+    if WHENET_OFFICIAL.exists():
+        os.environ["WHENET_OFFICIAL_MIRROR"] = str(WHENET_OFFICIAL)
     yield
     for key, value in saved.items():
         if value is None:

@@ -110,7 +110,10 @@ def whenet_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[int, 
 
 
 def crop_region(
-    box: Sequence[float], recipe: Mapping[str, Any], frame_size: tuple[int, int], protocol: CropProtocol = DEMO
+    box: Sequence[float],
+    recipe: Mapping[str, Any],
+    frame_size: tuple[int, int],
+    protocol: CropProtocol = DEMO,
 ) -> tuple[int, int, int, int]:
     """The slice ``(x1, y1, x2, y2)`` (exclusive end) the recipe cuts for face ``box`` in a frame."""
     box = tuple(float(v) for v in box)

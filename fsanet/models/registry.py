@@ -143,9 +143,7 @@ class PretrainedSource:
 
 
 # WHENet (Zhou & Gregson, BMVC 2020, BSD-3-Clause): the upstream repository's WHENet.h5 at a pinned commit.
-DEFAULT_WHENET_MIRROR = (
-    "https://github.com/Ascend-Research/HeadPoseEstimation-WHENet/raw/a0d7bdfb5e2ac97ae6b0ae3eef79fdcf4075ab82"
-)
+DEFAULT_WHENET_MIRROR = "https://github.com/Ascend-Research/HeadPoseEstimation-WHENet/raw/a0d7bdfb5e2ac97ae6b0ae3eef79fdcf4075ab82"
 WHENET_SOURCES = {
     "300w_lp_panoptic": PretrainedSource(
         "300w_lp_panoptic",

@@ -25,7 +25,12 @@ from fsanet.models.whenet import WHENet, whenet_config
 
 KerasLayer = tuple[str, dict[str, np.ndarray]]  # (layer name, {weight name: array})
 HEADS = {"yaw_new": "yaw", "pitch_new": "pitch", "roll_new": "roll"}
-BN_WEIGHTS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+BN_WEIGHTS = {
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 
 
 def read_keras_layers(path: str | Path) -> list[KerasLayer]:
@@ -110,7 +115,10 @@ def convert_whenet_layers(
 
     expected = skeleton.state_dict()
     state: dict[str, torch.Tensor] = {}
-    pairs = [(f"backbone.{name}", _module_kind(module), layer) for (name, module), layer in zip(targets, backbone_layers)]
+    pairs = [
+        (f"backbone.{name}", _module_kind(module), layer)
+        for (name, module), layer in zip(targets, backbone_layers, strict=True)
+    ]
     pairs += [(HEADS[name], "dense", heads[name]) for name in HEADS]
     for prefix, kind, (layer_name, weights) in pairs:
         if kind != "dense" and _kind(layer_name) != kind:
@@ -128,9 +136,8 @@ def convert_whenet_layers(
             if key in state:
                 raise InvalidWeightsError(f"{key} filled twice (from {layer_name})")
             if tuple(array.shape) != tuple(expected[key].shape):
-                raise InvalidWeightsError(
-                    f"{layer_name} -> {key}: shape {tuple(array.shape)}, the model needs {tuple(expected[key].shape)}"
-                )
+                needed = tuple(expected[key].shape)
+                raise InvalidWeightsError(f"{layer_name} -> {key}: shape {array.shape}, model needs {needed}")
             state[key] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     for key, value in expected.items():
         if key.endswith("num_batches_tracked"):
@@ -141,7 +148,9 @@ def convert_whenet_layers(
     return config, state
 
 
-def convert_whenet_h5(path: str | Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def convert_whenet_h5(
+    path: str | Path, name: str | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """WHENet's ``.h5`` file -> ``(config, state_dict)``."""
     config, state = convert_whenet_layers(read_keras_layers(path))
     config["name"] = name or "whenet"

@@ -169,7 +169,10 @@ class PoseEstimator:
         """``(N, 3)`` degrees [yaw, pitch, roll] for ``boxes`` (x1, y1, x2, y2), in one forward pass."""
         if not boxes:
             return np.zeros((0, 3), np.float64)
-        faces = [finish_face(crop_face(image, box, self.recipe, self.protocol), self.recipe, self.protocol) for box in boxes]
+        faces = [
+            finish_face(crop_face(image, box, self.recipe, self.protocol), self.recipe, self.protocol)
+            for box in boxes
+        ]
         batch = to_batch(faces)
         with torch.inference_mode():
             output = self.model(batch.to(self.device))
