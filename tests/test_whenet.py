@@ -156,3 +156,29 @@ def test_whenet_on_the_aflw2000_sample_through_the_leaderboard(tmp_path):
             predictions.loc[clear, f"true_{axis}"]
         )
         assert clear.sum() > 0 and agree.all(), axis
+
+
+def test_whenet_in_the_photo_pipeline_and_predict_command(tmp_path, capsys):
+    """``python -m fsanet predict --model whenet...`` on a labelled AFLW2000 photo: its own crop, right signs."""
+    require_shared(WHENET_OFFICIAL / "WHENet.h5")
+    import json
+
+    import scipy.io
+
+    from fsanet.cli.main import main
+
+    jpg = require_shared(DATA / "aflw2000-sample16" / "image00050.jpg")
+    pitch, yaw, roll = np.rad2deg(scipy.io.loadmat(jpg.with_suffix(".mat"))["Pose_Para"][0, :3])
+    assert main(["predict", str(jpg), "--model", NAME, "--json"]) == 0
+    (face,) = json.loads(capsys.readouterr().out)["faces"]
+    assert face["model"] == NAME
+    found = np.array([face["yaw"], face["pitch"], face["roll"]])
+    assert np.abs(found - [yaw, pitch, roll]).max() < 15, (found, (yaw, pitch, roll))
+
+
+def test_convert_command_recognises_the_whenet_file(tmp_path, capsys):
+    from fsanet.cli.main import main
+
+    assert main(["convert", str(require_shared(WHENET_OFFICIAL / "WHENet.h5")), str(tmp_path / "out")]) == 0
+    assert '"architecture": "whenet"' in capsys.readouterr().out
+    assert fsanet.load_model(str(tmp_path / "out")).input_size == 224

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=run_list)
 
     convert = subparsers.add_parser(
-        "convert", help="convert an official Keras .h5 to config.json + safetensors"
+        "convert",
+        help="convert an official Keras .h5 (FSA-Net, SSR-Net-MD, WHENet) to config.json + safetensors",
     )
     convert.add_argument("h5", help="the authors' .h5 weight file")
     convert.add_argument("out_dir", help="directory to write config.json and model.safetensors into")
@@ -42,8 +43,10 @@ def run_list(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     from fsanet.models.convert import convert_h5
     from fsanet.models.hub import save_pretrained, validate_state_dict
+    from fsanet.models.whenet_convert import convert_whenet_h5, is_whenet_file
 
-    config, state = convert_h5(args.h5, name=args.name)
+    convert = convert_whenet_h5 if is_whenet_file(args.h5) else convert_h5
+    config, state = convert(args.h5, name=args.name)
     model = validate_state_dict(config, state)
     model.load_state_dict(state)
     save_pretrained(model, args.out_dir)

@@ -148,6 +148,16 @@ def convert_whenet_layers(
     return config, state
 
 
+def is_whenet_file(path: str | Path) -> bool:
+    """Whether a Keras weight file holds WHENet (its three named heads), rather than an FSA-Net model."""
+    try:
+        with h5py.File(path, "r") as handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            return set(HEADS) <= set(root.keys())
+    except OSError:
+        return False  # not HDF5: the FSA-Net converter reports it
+
+
 def convert_whenet_h5(
     path: str | Path, name: str | None = None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
