@@ -1,62 +1,123 @@
-"""Plotly figures of the board: returned as figures for the Space, savable as HTML (or PNG with kaleido)."""
+"""Plotly figures of the board: returned as figures for the Space, savable as HTML (or PNG with kaleido).
+
+Readable with 20+ models: one distinct colour per model (48 before any repeats), the legend below the plot,
+every category tick labelled, the height growing with the legend. ``models`` (every figure but the scatter)
+keeps only those models, in that order: the Space passes the rows its table shows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .metrics import AXES
 
+PALETTE = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
+AXIS_COLOURS = {"yaw": "#d62728", "pitch": "#2ca02c", "roll": "#1f77b4", "mean": "#111111"}
+PLOT_HEIGHT = 420
+LEGEND_ROW_HEIGHT = 22  # pixels per legend row below the plot
+
 
 def _scores(
-    records: Sequence[dict[str, Any]], benchmark: str, needs: str
+    records: Sequence[dict[str, Any]], benchmark: str, needs: str, models: Collection[str] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
-    """``(model, scores)`` of the records on ``benchmark`` that hold ``needs`` (optional keys may lack)."""
-    return [
-        (r["config"]["model_name"], r["results"][benchmark])
+    """``(model, scores)`` of the records on ``benchmark`` that hold ``needs`` (optional keys may lack),
+    in the order of ``models`` when given (only those)."""
+    found = {
+        r["config"]["model_name"]: r["results"][benchmark]
         for r in records
         if r["config"]["benchmark"] == benchmark and isinstance(r["results"][benchmark].get(needs), list)
-    ]
+    }
+    order = list(models) if models is not None else list(found)
+    return [(model, found[model]) for model in order if model in found]
 
 
-def mae_bars(table: pd.DataFrame, benchmark: str) -> go.Figure:
-    """Per-axis MAE bars, one group per model (``table`` as from ``ResultsStore.table()``)."""
-    rows = table[table["benchmark"] == benchmark]
-    fig = go.Figure([go.Bar(name=axis, x=rows["model"], y=rows[f"mae_{axis}"]) for axis in AXES])
-    fig.add_trace(
-        go.Scatter(name="mean", x=rows["model"], y=rows["mae"], mode="markers", marker_symbol="diamond")
+def _readable(fig: go.Figure, legend_entries: int, title: str) -> go.Figure:
+    """Legend below the plot in rows of about three entries, room for it, every category tick labelled."""
+    legend_rows = max(1, -(-legend_entries // 3))
+    return fig.update_layout(
+        title=title,
+        height=PLOT_HEIGHT + LEGEND_ROW_HEIGHT * legend_rows,
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
+        margin={"b": 40 + LEGEND_ROW_HEIGHT * legend_rows},
     )
-    return fig.update_layout(barmode="group", title=f"MAE per axis on {benchmark}", yaxis_title="MAE (deg)")
 
 
-def yaw_bin_figure(records: Sequence[dict[str, Any]], benchmark: str) -> go.Figure:
+def _colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def mae_bars(table: pd.DataFrame, benchmark: str, models: Collection[str] | None = None) -> go.Figure:
+    """Per-axis MAE bars, one group per model (``table`` as from ``ResultsStore.table()``), best first."""
+    rows = table[table["benchmark"] == benchmark]
+    if models is not None:
+        order = {model: i for i, model in enumerate(models)}
+        rows = rows[rows["model"].isin(order)].sort_values("model", key=lambda names: names.map(order))
+    fig = go.Figure(
+        [
+            go.Bar(name=axis, x=rows["model"], y=rows[f"mae_{axis}"], marker_color=AXIS_COLOURS[axis])
+            for axis in AXES
+        ]
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="mean",
+            x=rows["model"],
+            y=rows["mae"],
+            mode="markers",
+            marker={"symbol": "diamond", "size": 10, "color": AXIS_COLOURS["mean"]},
+        )
+    )
+    fig.update_xaxes(tickmode="linear", dtick=1, tickangle=-40, automargin=True)  # every model named
+    fig.update_layout(barmode="group", yaxis_title="MAE (deg)")
+    return _readable(fig, len(AXES) + 1, f"MAE per axis on {benchmark}")
+
+
+def yaw_bin_figure(
+    records: Sequence[dict[str, Any]], benchmark: str, models: Collection[str] | None = None
+) -> go.Figure:
     """Mean MAE against |true yaw| bin, one line per model."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark, "mae_by_yaw_bin"):
+    scores_by_model = _scores(records, benchmark, "mae_by_yaw_bin", models)
+    for index, (model, scores) in enumerate(scores_by_model):
         bins = scores["mae_by_yaw_bin"]
-        fig.add_trace(go.Scatter(name=model, x=[b["bin"] for b in bins], y=[b["mae"] for b in bins]))
-    return fig.update_layout(
-        title=f"MAE by |yaw| on {benchmark}", xaxis_title="|yaw| (deg)", yaxis_title="MAE"
-    )
+        fig.add_trace(
+            go.Scatter(
+                name=model, x=[b["bin"] for b in bins], y=[b["mae"] for b in bins], line_color=_colour(index)
+            )
+        )
+    fig.update_xaxes(tickmode="linear", dtick=1)
+    fig.update_layout(xaxis_title="|yaw| (deg)", yaxis_title="MAE (deg)")
+    return _readable(fig, len(scores_by_model), f"MAE by |yaw| on {benchmark}")
 
 
-def cumulative_figure(records: Sequence[dict[str, Any]], benchmark: str, kind: str = "mae") -> go.Figure:
+def cumulative_figure(
+    records: Sequence[dict[str, Any]],
+    benchmark: str,
+    kind: str = "mae",
+    models: Collection[str] | None = None,
+) -> go.Figure:
     """Fraction of samples with error <= threshold (``kind`` = ``mae`` or ``geodesic``)."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark, f"cumulative_{kind}_curve"):
+    scores_by_model = _scores(records, benchmark, f"cumulative_{kind}_curve", models)
+    for index, (model, scores) in enumerate(scores_by_model):
         curve = scores[f"cumulative_{kind}_curve"]
-        fig.add_trace(go.Scatter(name=model, x=[c[0] for c in curve], y=[c[1] for c in curve]))
-    return fig.update_layout(
-        title=f"Cumulative {kind} error on {benchmark}",
-        xaxis_title="error threshold (deg)",
-        yaxis_title="fraction of samples",
-        yaxis_range=[0, 1],
+        fig.add_trace(
+            go.Scatter(
+                name=model, x=[c[0] for c in curve], y=[c[1] for c in curve], line_color=_colour(index)
+            )
+        )
+    fig.update_xaxes(dtick=5)
+    fig.update_layout(
+        xaxis_title="error threshold (deg)", yaxis_title="fraction of samples", yaxis_range=[0, 1]
     )
+    return _readable(fig, len(scores_by_model), f"Cumulative {kind} error on {benchmark}")
 
 
 def scatter_figure(predictions: pd.DataFrame, title: str = "") -> go.Figure:
@@ -78,10 +139,16 @@ def scatter_figure(predictions: pd.DataFrame, title: str = "") -> go.Figure:
     return fig.update_layout(title=title or "predicted vs true (deg)")
 
 
-def robustness_figure(records: Sequence[dict[str, Any]], benchmark: str, metric: str = "mae") -> go.Figure:
-    """Error against in-plane rotation angle, with and without a horizontal flip, one line per model."""
+def robustness_figure(
+    records: Sequence[dict[str, Any]],
+    benchmark: str,
+    metric: str = "mae",
+    models: Collection[str] | None = None,
+) -> go.Figure:
+    """Error against in-plane rotation angle, with and without a horizontal flip, one colour per model."""
     fig = go.Figure()
-    for model, scores in _scores(records, benchmark, "robustness"):
+    scores_by_model = _scores(records, benchmark, "robustness", models)
+    for index, (model, scores) in enumerate(scores_by_model):
         sweep = scores["robustness"]
         for flip in (False, True):
             points = [s for s in sweep if s["flip"] == flip]
@@ -91,12 +158,12 @@ def robustness_figure(records: Sequence[dict[str, Any]], benchmark: str, metric:
                     name=name,
                     x=[p["angle"] for p in points],
                     y=[p[metric] for p in points],
-                    line_dash="dot" if flip else "solid",
+                    line={"dash": "dot" if flip else "solid", "color": _colour(index)},
                 )
             )
-    return fig.update_layout(
-        title=f"Robustness on {benchmark}", xaxis_title="in-plane rotation (deg, CCW)", yaxis_title=metric
-    )
+    fig.update_xaxes(tickmode="linear", dtick=15)
+    fig.update_layout(xaxis_title="in-plane rotation (deg, CCW)", yaxis_title=f"{metric} (deg)")
+    return _readable(fig, 2 * len(scores_by_model), f"Robustness ({metric}) on {benchmark}")
 
 
 def save_figure(fig: go.Figure, path: str | Path) -> Path:

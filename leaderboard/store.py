@@ -32,11 +32,11 @@ log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = (
     "model",
+    "benchmark",
+    "protocol",
     "method",
     "trained_on",
     "model_protocol",
-    "benchmark",
-    "protocol",
     "mae",
     "mae_yaw",
     "mae_pitch",
@@ -151,7 +151,10 @@ class ResultsStore:
         for record in self.records()[0]:
             config = record["config"]
             scores = record["results"][config["benchmark"]]
-            trained_on, model_protocol = provenance(config, config["model_name"])
+            # Results stored before models stated their training data: read it off the registry tag.
+            trained_on, model_protocol = config.get("trained_on"), config.get("model_protocol")
+            if not (trained_on and model_protocol):
+                trained_on, model_protocol = provenance({}, config["model_name"])
             rows.append(
                 {
                     "model": config["model_name"],

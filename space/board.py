@@ -1,10 +1,11 @@
-"""Leaderboard and Submit tabs: wiring of the ``leaderboard`` package's table, figures and submissions."""
+"""Leaderboard, Submit and About tabs: wiring of the ``leaderboard`` views, figures and submissions."""
 
 from __future__ import annotations
 
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
@@ -19,14 +20,17 @@ from leaderboard import (
     cumulative_figure,
     format_table,
     mae_bars,
+    robustness_figure,
     submit_files,
     submit_repo,
     yaw_bin_figure,
 )
 from leaderboard.config import leaderboard_dir, poll_seconds, results_repo, worker_enabled
+from leaderboard.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL_COLUMNS, board_view
 from space.outputs import save_bytes
 
-ALL = "all"
+ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
+PLOT_LABELS = ("MAE per axis", "MAE by |yaw|", "Cumulative MAE", "Cumulative geodesic error", "Robustness")
 EMPTY_BOARD = (
     "**No benchmark results yet** (nothing in `{root}/results`). To fill the board, import a benchmark and "
     "score the authors' models on it:\n\n"
@@ -79,15 +83,16 @@ def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
         return _Reloads.listing
 
 
-def board_table(search: str = "", benchmark: str = ALL) -> pd.DataFrame:
-    """The stored results, rows whose model contains ``search`` (case-insensitive) on ``benchmark``."""
+def board_table(
+    search: str = "", benchmark: str = ALL, show_all: bool = False, technical: list[str] | None = None
+) -> pd.DataFrame:
+    """The ranked board on ``benchmark``: models of its protocol (every model with ``show_all``) whose name
+    contains ``search`` (case-insensitive), plus the ``technical`` columns asked for."""
     reload_store()
-    table = ResultsStore().table()
-    if benchmark != ALL:
-        table = table[table["benchmark"] == benchmark]
-    if search.strip():
-        table = table[table["model"].str.contains(search.strip(), case=False, regex=False)]
-    return table.reset_index(drop=True)
+    try:
+        return board_view(ResultsStore().table(), benchmark, show_all, search, technical or ())
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
 
 
 def board_status() -> str:
@@ -100,29 +105,38 @@ def board_status() -> str:
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
     if table.empty:
         return EMPTY_BOARD.format(root=leaderboard_dir()) + skipped
-    rows = f"{len(table)} result(s) for {table['model'].nunique()} model(s)."
+    rows = (
+        f"{len(table)} result(s) for {table['model'].nunique()} model(s). Each benchmark ranks the models "
+        f"trained for its protocol (see About); {FLAG} marks results on fewer than {SMALL_TEST_SET} samples."
+    )
     return f"{rows} Last updated {updated}.{skipped}"
 
 
-def refresh_plots(benchmark: str, shown: int) -> tuple[Any, ...]:
+def refresh_plots(benchmark: str, search: str, show_all: bool, shown: int) -> tuple[Any, ...]:
     """The figures again when the number of stored results differs from ``shown`` (else no update)."""
     stored = len(ResultsStore().records()[0])
     if stored == shown:
-        return gr.skip(), gr.skip(), gr.skip(), shown
-    return (*board_plots(benchmark), stored)
+        return (*(gr.skip() for _ in PLOT_LABELS), shown)
+    return (*board_plots(benchmark, search, show_all), stored)
 
 
-def board_plots(benchmark: str = ALL) -> tuple[go.Figure, go.Figure, go.Figure]:
-    """MAE per axis, MAE by |yaw| and cumulative error of one benchmark (the first stored one for ``all``)."""
+def board_plots(
+    benchmark: str = ALL, search: str = "", show_all: bool = False
+) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
+    """MAE per axis, MAE by |yaw|, cumulative MAE, cumulative geodesic error and the robustness sweep of
+    the models the table shows on one benchmark (the first stored one for ``all``)."""
     store = ResultsStore()
     table = store.table()
     if benchmark == ALL:
         benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
+    models = board_view(table, benchmark, show_all, search)["model"].tolist()
     records = store.records()[0]
     return (
-        mae_bars(table, benchmark),
-        yaw_bin_figure(records, benchmark),
-        cumulative_figure(records, benchmark),
+        mae_bars(table, benchmark, models),
+        yaw_bin_figure(records, benchmark, models),
+        cumulative_figure(records, benchmark, "mae", models),
+        cumulative_figure(records, benchmark, "geodesic", models),
+        robustness_figure(records, benchmark, "mae", models),
     )
 
 
@@ -202,6 +216,12 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
             value="", label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search"
         )
         benchmark = gr.Dropdown([ALL, *BENCHMARKS], value=ALL, label="Benchmark")
+        show_all = gr.Checkbox(
+            False, label="Show every model (also those trained for the other protocol)", elem_id="board-all"
+        )
+    technical = gr.CheckboxGroup(
+        list(TECHNICAL_COLUMNS), value=[], label="Technical columns", elem_id="board-technical"
+    )
     table = gr.Dataframe(
         board_table, label="Mean absolute error (degrees)", interactive=False, elem_id="board-table"
     )
@@ -209,18 +229,15 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         fmt = gr.Radio(["csv", "json"], value="csv", label="Download format")
         download = gr.Button("Download results", elem_id="board-download")
         file = gr.File(label="Results file", elem_id="board-file")
-    with gr.Row():
-        bars, by_yaw, cumulative = (
-            gr.Plot(label=label) for label in ("MAE per axis", "By |yaw|", "Cumulative")
-        )
-    gr.on([search.change, benchmark.change], board_table, [search, benchmark], table, api_name="leaderboard")
+    plots = [gr.Plot(label=label) for label in PLOT_LABELS]  # one per row: readable with many models
+    filters = [search, benchmark, show_all]
     # New results appear without a restart: the store is re-read on page load and on a timer.
     timer = gr.Timer(poll_seconds())
     gr.on([demo.load, timer.tick], board_status, None, status, api_visibility="private", queue=False)
     gr.on(
         [demo.load, timer.tick],
         board_table,
-        [search, benchmark],
+        [*filters, technical],
         table,
         api_visibility="private",
         show_progress="hidden",
@@ -228,19 +245,37 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
     shown = gr.State(-1)  # how many results the figures show: redrawn on the timer only when it changes
     timer.tick(
         refresh_plots,
-        [benchmark, shown],
-        [bars, by_yaw, cumulative, shown],
+        [benchmark, search, show_all, shown],
+        [*plots, shown],
         api_visibility="private",
         show_progress="hidden",
     )
     gr.on(
-        [demo.load, benchmark.change],
+        [search.change, benchmark.change, show_all.change, technical.change],
+        board_table,
+        [*filters, technical],
+        table,
+        api_name="leaderboard",
+    )
+    gr.on(
+        [demo.load, search.change, benchmark.change, show_all.change],
         board_plots,
-        benchmark,
-        [bars, by_yaw, cumulative],
+        [benchmark, search, show_all],
+        plots,
         api_name="plots",
     )
     download.click(export_results, fmt, file, api_name="results")
+
+
+def about_tab() -> None:
+    gr.Markdown(ABOUT, elem_id="about-text")
+    gr.Image(
+        str(ANGLES_FIGURE),
+        label="The sign of each angle",
+        interactive=False,
+        buttons=[],
+        elem_id="about-angles",
+    )
 
 
 def submit_tab() -> None:

@@ -1,4 +1,4 @@
-"""The Gradio Blocks of the Space: Photo, Webcam, Video, Leaderboard and Submit tabs.
+"""The Gradio Blocks of the Space: Photo, Webcam, Video, Leaderboard, Submit and About tabs.
 
 Only wiring lives here: the work is done by :mod:`space.inference` (on top of ``fsanet``) and
 :mod:`space.board` (on top of ``leaderboard``). Only the endpoints in :data:`PUBLIC_ENDPOINTS` (the
@@ -197,6 +197,8 @@ def build_demo() -> gr.Blocks:
                 board.leaderboard_tab(demo)
             with gr.Tab("Submit", id="submit"):
                 board.submit_tab()
+            with gr.Tab("About", id="about"):
+                board.about_tab()
     _only_documented_endpoints_public(demo)
     demo.queue(max_size=256, default_concurrency_limit=concurrency())
     return demo

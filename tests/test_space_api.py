@@ -172,10 +172,14 @@ def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
     table = client.predict("", "all", api_name="/leaderboard")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
     assert list(frame["model"]) == list(expected["model"])
-    assert frame["mae"].astype(float).tolist() == pytest.approx(expected["mae"].tolist(), abs=1e-6)
+    assert frame["mean"].astype(float).tolist() == pytest.approx(expected["mae"].round(2).tolist(), abs=1e-9)
+    assert list(frame["rank"]) == [1, 2] and all(n == "16 ⚠" for n in frame["n"])  # 16 samples: flagged
     only = client.predict("SSRNET", "aflw2000", api_name="/leaderboard")
-    assert [row[0] for row in only["data"]] == ["ssrnet_md.300w_lp"]
+    assert [row[only["headers"].index("model")] for row in only["data"]] == ["ssrnet_md.300w_lp"]
     assert client.predict("", "biwi", api_name="/leaderboard")["data"] == []
+    wide = client.predict("", "aflw2000", True, ["weights", "geodesic"], api_name="/leaderboard")
+    assert wide["headers"][-2:] == ["weights", "geodesic"]
+    assert sorted(row[-2] for row in wide["data"]) == sorted(sha[:12] for sha in expected["weights_sha256"])
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])

@@ -122,8 +122,8 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
     text = Path(download.value.path()).read_text()
     assert text.splitlines()[0].startswith("model,benchmark")
     assert all(model in text for model in expected["model"])
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3")  # drawn on load
-    assert page.locator(".js-plotly-plot").count() == 3
+    # per axis, by |yaw|, cumulative MAE and geodesic, robustness (redrawn after the search)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 5")
 
 
 # The example: AFLW2000 image02616, labelled yaw +38.0, pitch -13.5, roll -13.1 (degrees).
@@ -326,3 +326,31 @@ def test_a_submission_made_in_the_browser_reaches_the_board_by_itself(browser, t
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=SCREENSHOTS / "submission_reaches_the_board.png", full_page=True)
             context.close()
+
+
+def test_technical_columns_toggle(page):
+    page.get_by_role("tab", name="Leaderboard").click()
+    headers = page.locator("#board-table thead th, #board-table [role=columnheader]")
+    page.locator("#board-table [role=row]:has([role=gridcell])").first.wait_for()
+    assert "weights" not in " ".join(headers.all_inner_texts())
+    assert "rank" in " ".join(headers.all_inner_texts()) and "GFLOPs" in " ".join(headers.all_inner_texts())
+    page.locator("#board-technical").get_by_label("weights").check()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#board-table thead th, #board-table [role=columnheader]')]"
+        ".some(cell => cell.innerText.trim() === 'weights')"
+    )
+    page.locator("#board-technical").get_by_label("weights").uncheck()
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('#board-table thead th, #board-table [role=columnheader]')]"
+        ".some(cell => cell.innerText.trim() === 'weights')"
+    )
+
+
+def test_about_tab_explains_the_board_and_shows_the_angle_figure(page):
+    page.get_by_role("tab", name="About").click()
+    about = page.locator("#about-text")
+    about.get_by_text("Protocol 2", exact=False).first.wait_for()
+    assert "geodesic" in about.inner_text() and "GFLOPs" in about.inner_text()
+    figure = page.locator("#about-angles img")
+    figure.wait_for()
+    page.wait_for_function("() => document.querySelector('#about-angles img').naturalWidth > 100")

@@ -159,7 +159,7 @@ def test_whenet_on_the_aflw2000_sample_through_the_leaderboard(tmp_path):
 
 
 def test_whenet_in_the_photo_pipeline_and_predict_command(tmp_path, capsys):
-    """``python -m fsanet predict --model whenet...`` on a labelled AFLW2000 photo: its own crop, right signs."""
+    """``python -m fsanet predict --model whenet...`` on a labelled AFLW2000 photo: close to its labels."""
     require_shared(WHENET_OFFICIAL / "WHENet.h5")
     import json
 
