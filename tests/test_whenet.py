@@ -182,3 +182,14 @@ def test_convert_command_recognises_the_whenet_file(tmp_path, capsys):
     assert main(["convert", str(require_shared(WHENET_OFFICIAL / "WHENet.h5")), str(tmp_path / "out")]) == 0
     assert '"architecture": "whenet"' in capsys.readouterr().out
     assert fsanet.load_model(str(tmp_path / "out")).input_size == 224
+
+
+def test_whenet_in_the_spaces_model_picker_and_photo_endpoint():
+    require_shared(WHENET_OFFICIAL / "WHENet.h5")
+    from space import inference, ui
+
+    assert NAME in ui._model_choices()
+    photo = require_shared(DATA / "aflw2000-sample16" / "image00050.jpg")
+    annotated, payload = inference.predict(str(photo), NAME, "mtcnn")
+    assert annotated.endswith(".jpg") and len(payload["faces"]) == 1
+    assert payload["faces"][0]["model"] == NAME

@@ -58,7 +58,8 @@ def _record(model: str, backend: str, batch: int, seconds: float) -> dict[str, A
 
 
 def time_torch(model: torch.nn.Module, batch: int, repeats: int, device: torch.device) -> float:
-    x = torch.rand(batch, 3, 64, 64, device=device) * 255
+    size = int(getattr(model, "input_size", 64))  # each model at its own input size (WHENet: 224)
+    x = torch.rand(batch, 3, size, size, device=device) * 255
 
     def run() -> None:
         with torch.inference_mode():
