@@ -81,6 +81,8 @@ class WHENet(PoseModel):
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
+        if config["backbone"] != BACKBONE:  # the heads and the converter are EfficientNet-B0's
+            raise ValueError(f"WHENet's backbone is {BACKBONE}, not {config['backbone']!r}")
         self.backbone = _efficientnet(config["backbone"])
         self.yaw = nn.Linear(FEATURES, int(config["yaw_bins"]))
         self.pitch = nn.Linear(FEATURES, int(config["pitch_roll_bins"]))
