@@ -123,8 +123,12 @@ def write_dataset(
 
 
 def _generator(rows: Iterable[dict[str, Any]]):
+    # Rows of the first format (a crop, no protocol box) leave the newer columns out.
+    absent = {"face_box": None, "origin": None, "frame_size": None, "landmarks": []}
+
     def generate() -> Iterator[dict[str, Any]]:
-        yield from rows
+        for row in rows:
+            yield absent | row
 
     return generate
 
