@@ -213,16 +213,22 @@ def iter_batches(
         yield list(batch["sample_id"]), faces, labels
 
 
+def authors_crop(image: np.ndarray, box: list[int] | None) -> np.ndarray:
+    """The FSA-Net authors' 64x64 crop of a row: ``image`` cut at ``box``, or ``image`` if it is that crop."""
+    if box is not None:
+        return crop_resize(image, box, INPUT_SIZE, inclusive=False)
+    if image.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"a row without box must hold a {INPUT_SIZE}x{INPUT_SIZE} crop, got {image.shape}")
+    return image
+
+
 def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProtocol | None) -> np.ndarray:
     array = np.asarray(row["image"].convert("RGB"))
     if recipe is not None and row.get("face_box") is not None:
         return crop_face(
             array, row["face_box"], recipe, protocol, tuple(row["origin"]), tuple(row["frame_size"])
         )
-    if row["box"] is not None:
-        array = crop_resize(array, row["box"], INPUT_SIZE, inclusive=False)
-    elif array.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(f"a row without box must hold a {INPUT_SIZE}x{INPUT_SIZE} crop, got {array.shape}")
+    array = authors_crop(array, row["box"])
     size = int(recipe["size"]) if recipe else INPUT_SIZE
     # Only the authors' crop is stored (first format, or no protocol box): other sizes get it resized.
     return array if size == INPUT_SIZE else cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR)

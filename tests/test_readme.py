@@ -76,7 +76,7 @@ EXAMPLES = readme_examples(README.read_text())
 
 def _write_inputs(folder: Path) -> None:
     import fsanet
-    from leaderboard.data import write_dataset
+    from leaderboard.data import authors_crop, write_dataset
     from leaderboard.importers import aflw2000_rows
 
     aflw = DATA / "aflw2000-sample16"
@@ -84,7 +84,7 @@ def _write_inputs(folder: Path) -> None:
     (folder / "AFLW2000").symlink_to(aflw)
     (folder / "hpdb").symlink_to(DATA / "biwi-sample1" / "hpdb")
     rows = list(aflw2000_rows(aflw))
-    faces = np.stack([row["image"] for row in rows])
+    faces = np.stack([authors_crop(row["image"], row["box"]) for row in rows])
     poses = np.array([[row["yaw"], row["pitch"], row["roll"]] for row in rows], np.float32)
     np.savez(folder / "BIWI_test.npz", image=faces[..., ::-1], pose=poses)  # the authors' BGR crops
     for name in ("300wlp_a", "300wlp_b"):  # a full batch of 16 each

@@ -40,14 +40,12 @@ def _rows(faces: np.ndarray, labels: np.ndarray, prefix: str) -> list[dict]:
 
 def _aflw_set(directory: Path, rotations: tuple[float, ...]) -> Path:
     """The 16 AFLW2000 crops, flipped and rotated in-plane, with exactly transformed labels."""
-    from fsanet.data.preprocess import crop_resize
-    from leaderboard.data import write_dataset
+    from leaderboard.data import authors_crop, write_dataset
     from leaderboard.importers import aflw2000_rows
     from leaderboard.metrics import transform_faces, transform_labels
 
     rows = list(aflw2000_rows(require_shared(AFLW)))
-    # The authors' 64x64 crops, from the stored context image and their crop box:
-    faces = np.stack([crop_resize(row["image"], row["box"], inclusive=False) for row in rows])
+    faces = np.stack([authors_crop(row["image"], row["box"]) for row in rows])
     labels = np.array([[row["yaw"], row["pitch"], row["roll"]] for row in rows])
     out = []
     for flip in (False, True):
