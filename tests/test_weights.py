@@ -54,9 +54,9 @@ def test_registry_names_and_tags():
     assert "fsanet_caps_1x1.300w_lp" in tagged and "fsanet_fusion.biwi" in tagged
     assert "fsanet_netvlad_uniform.biwi" in tagged
     assert "fsanet_netvlad_uniform.300w_lp" not in tagged  # the authors shipped no such file
-    # every shipped file, plus the two fusions, less the NaN-weighted one (listed only on request)
+    # every shipped file, plus the two fusions and WHENet, less the NaN-weighted one (listed only on request)
     assert "fsanet_netvlad_var.300w_lp" not in tagged
-    assert len(tagged) == len(OFFICIAL_SHA256) + 2 - 1
+    assert len(tagged) == len(OFFICIAL_SHA256) + 3 - 1
     shipped = fsanet.list_models(pretrained=True, include_unusable=True)
     assert set(shipped) == {*tagged, "fsanet_netvlad_var.300w_lp"}
     with pytest.raises(ValueError, match="no pretrained tag"):
@@ -66,9 +66,9 @@ def test_registry_names_and_tags():
 
 
 def test_untrained_models_follow_the_forward_contract():
-    x = torch.rand(2, 3, 64, 64) * 255
     for name in fsanet.list_models():
         model = fsanet.create_model(name)
+        x = torch.rand(2, 3, model.input_size, model.input_size) * 255  # 64 for FSA-Net, 224 for WHENet
         with torch.no_grad():
             y = model(x)
         assert y.shape == (2, 3) and torch.isfinite(y).all(), name
