@@ -18,10 +18,12 @@ ARCHITECTURES = {
     "fsanet_netvlad_var": "FSA-Net NetVLAD, variance scoring",
     "fsanet_netvlad_uniform": "FSA-Net NetVLAD, uniform scoring",
     "ssrnet_md": "SSR-Net-MD (smaller, less accurate)",
+    "whenet": "WHENet (EfficientNet-B0 on 224x224 crops; yaw over the full circle)",
 }
 TRAINED_ON = {
     "300w_lp": "trained on 300W-LP (many people, poses up to ±90°): use for ordinary photos",
     "biwi": "trained on BIWI (24 people in one lab): for BIWI-like footage; far off on ordinary photos",
+    "300w_lp_panoptic": "trained on 300W-LP + CMU Panoptic (many people, any yaw): use for ordinary photos",
 }
 DETECTORS = {
     "mtcnn": "MTCNN (default; turned and small faces)",

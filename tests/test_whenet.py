@@ -186,9 +186,10 @@ def test_convert_command_recognises_the_whenet_file(tmp_path, capsys):
 
 def test_whenet_in_the_spaces_model_picker_and_photo_endpoint():
     require_shared(WHENET_OFFICIAL / "WHENet.h5")
-    from space import inference, ui
+    from space import choices, inference
 
-    assert NAME in ui._model_choices()
+    labels = dict((name, label) for label, name in choices.model_choices())
+    assert labels[NAME].startswith("WHENet") and "CMU Panoptic" in labels[NAME]
     photo = require_shared(DATA / "aflw2000-sample16" / "image00050.jpg")
     annotated, payload = inference.predict(str(photo), NAME, "mtcnn")
     assert annotated.endswith(".jpg") and len(payload["faces"]) == 1
