@@ -11,9 +11,9 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
     assert list(choices)[0] == "fsanet_fusion.300w_lp"
     assert set(choices) == set(fsanet.list_models(pretrained=True))
     assert "fsanet_netvlad_var.300w_lp" not in choices
+    trained_on = {"300w_lp": "300W-LP", "biwi": "BIWI", "300w_lp_panoptic": "300W-LP + CMU Panoptic"}
     for name, label in choices.items():
-        trained_on = "300W-LP" if name.endswith(".300w_lp") else "BIWI"
-        assert trained_on in label and ("ordinary photos" in label), (name, label)
+        assert trained_on[name.partition(".")[2]] in label and ("ordinary photos" in label), (name, label)
 
 
 def test_detectors_offered_are_the_available_ones(monkeypatch, tmp_path):
