@@ -17,7 +17,7 @@ METHOD_FAMILIES = {
     "fsanet_timm": "FSA-Net head on timm",
     "whenet": "WHENet",
 }
-UNKNOWN = "unknown"
+UNKNOWN = "not stated"  # a submission whose config.json says nothing about its training data
 
 
 def method_family(config: dict[str, Any]) -> str:

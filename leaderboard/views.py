@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .config import BENCHMARKS
+from .model_info import UNKNOWN
 
 ALL = "all"
 SMALL_TEST_SET = 100  # fewer samples than this: the MAE is flagged as unreliable
@@ -39,9 +40,11 @@ ANGLE_COLUMNS = ("yaw", "pitch", "roll", "mean", "geodesic")
 
 
 def protocol_rows(table: pd.DataFrame) -> pd.Series:
-    """True where the model was trained for the protocol of the benchmark the row is on."""
+    """True where the model was trained for the protocol of the benchmark the row is on, or does not say
+    (a submission without ``trained_on``/``protocol`` in its config: shown, marked "not stated")."""
     expected = table["benchmark"].map(lambda name: BENCHMARKS[name].protocol if name in BENCHMARKS else None)
-    return table["model_protocol"].eq(expected) & expected.notna()
+    stated = table["model_protocol"].ne(UNKNOWN)
+    return (table["model_protocol"].eq(expected) & expected.notna()) | ~stated
 
 
 def board_view(
@@ -100,6 +103,8 @@ Head-pose papers report two protocols, and their numbers must never share a rank
 
 Every model states what it was trained on; every benchmark belongs to one protocol. A benchmark's view ranks
 only the models of its protocol; **Show every model** lifts that (their rows then compare different things).
+A submission states it with `"trained_on"` and `"protocol"` (`"protocol 1"` or `"protocol 2"`) in its
+`config.json`; one that does not is shown everywhere as *not stated*.
 
 {_benchmark_lines()}
 

@@ -18,6 +18,7 @@ MODELS = (
     ("whenet.300w_lp_panoptic", "WHENet", "300W-LP + CMU Panoptic", "protocol 1", 3.0, 150),
     ("fsanet_caps_1x1.biwi", "FSA-Net", "BIWI 70%", "protocol 2", 1.0, 150),  # best, but the wrong protocol
     ("tiny_run", "FSA-Net", "300W-LP", "protocol 1", 5.0, 40),
+    ("silent_upload", "FSA-Net", "not stated", "not stated", 6.0, 150),  # says nothing: shown, marked
 )
 
 
@@ -60,12 +61,13 @@ def table(tmp_path):
 def test_default_view_ranks_only_the_benchmarks_protocol(table):
     view = board_view(table, "aflw2000")
     assert "fsanet_caps_1x1.biwi" not in set(view["model"])
-    assert list(view["model"]) == ["whenet.300w_lp_panoptic", "fsanet_caps_1x1.300w_lp", "tiny_run"]
-    assert list(view["rank"]) == [1, 2, 3] and view["mean"].is_monotonic_increasing
+    expected = ["whenet.300w_lp_panoptic", "fsanet_caps_1x1.300w_lp", "tiny_run", "silent_upload"]
+    assert list(view["model"]) == expected and view["trained on"].iloc[-1] == "not stated"
+    assert list(view["rank"]) == [1, 2, 3, 4] and view["mean"].is_monotonic_increasing
     assert list(board_view(table, "biwi_70_30")["model"]) == ["fsanet_caps_1x1.biwi"]
     everything = board_view(table, "aflw2000", show_all=True)
-    assert everything["model"].iloc[0] == "fsanet_caps_1x1.biwi" and len(everything) == 4
-    assert len(board_view(table)) == 4  # all benchmarks: each row judged by its own benchmark's protocol
+    assert everything["model"].iloc[0] == "fsanet_caps_1x1.biwi" and len(everything) == 5
+    assert len(board_view(table)) == 5  # all benchmarks: each row judged by its own benchmark's protocol
 
 
 def test_columns_flags_and_rounding(table):
@@ -92,7 +94,7 @@ def test_search_filters_the_view(table):
 
 def test_provenance_of_results_stored_before_it_was_recorded():
     assert provenance({}, "fsanet_caps_1x1.biwi") == ("BIWI 70%", "protocol 2")
-    assert provenance({}, "my_upload") == ("unknown", "unknown")
+    assert provenance({}, "my_upload") == ("not stated", "not stated")
     assert method_family({"architecture": "ensemble"}) == "FSA-Net (fusion)"
 
 

@@ -194,3 +194,21 @@ def test_whenet_in_the_spaces_model_picker_and_photo_endpoint():
     annotated, payload = inference.predict(str(photo), NAME, "mtcnn")
     assert annotated.endswith(".jpg") and len(payload["faces"]) == 1
     assert payload["faces"][0]["model"] == NAME
+
+
+def test_whenet_exports_to_onnx_with_a_dynamic_batch(reference, tmp_path):
+    """``python -m fsanet export whenet... --format onnx``: the file alone, in ONNX Runtime, gives the
+    Keras original's angles at batch 1 and batch 5."""
+    require_shared(WHENET_OFFICIAL / "WHENet.h5")
+    import onnxruntime as ort
+
+    from fsanet.cli.main import main
+
+    out = tmp_path / "whenet.onnx"
+    assert main(["export", NAME, "--format", "onnx", "--out", str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    images = reference["inputs_rgb_uint8"].transpose(0, 3, 1, 2).astype(np.float32)
+    for batch in (images[:1], images[1:6]):
+        (angles,) = session.run(None, {"input": batch})
+        expected = reference["angles"][: len(batch)] if len(batch) == 1 else reference["angles"][1:6]
+        assert np.abs(angles - expected).max() <= ANGLE_TOL
