@@ -77,10 +77,34 @@ Source = Annotated[
 ]
 
 
-class _Config(BaseModel):
+class Recipe(BaseModel):
+    """A model's pre-processing (:mod:`fsanet.data.recipes`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    box: Literal["margin", "whenet"] = "margin"
+    margin: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    crop_end: Literal["inclusive", "exclusive"] | None = None
+    square: bool = False
+    size: Annotated[int, Field(ge=8, le=1024)] = 64
+    interpolation: Literal["linear", "area", "cubic", "nearest"] = "linear"
+    color: Literal["rgb", "bgr"] = "rgb"
+    minmax: bool | None = None
+
+
+class _Stated(BaseModel):
+    """What every config may say about itself: what it was trained on (the board's protocol), its method
+    and its pre-processing."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Name | None = None
     source: Source | None = None
+    trained_on: Annotated[str, Field(max_length=80)] | None = None
+    protocol: Literal["protocol 1", "protocol 2"] | None = None
+    method: Annotated[str, Field(max_length=40)] | None = None
+    preprocess: Recipe | None = None
+
+
+class _Config(_Stated):
     input_channel_order: Literal["rgb"] = "rgb"
     stage_num: Annotated[list[Annotated[int, Field(ge=1, le=32)]], Field(min_length=3, max_length=3)]
     lambda_d: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
@@ -132,11 +156,21 @@ class SSRNetMDConfig(_Config):
     image_size: Literal[64]
 
 
-class EnsembleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class WHENetConfig(_Stated):
+    architecture: Literal["whenet"]
+    input_channel_order: Literal["rgb"] = "rgb"
+    backbone: Literal["tf_efficientnet_b0"]
+    yaw_bins: Literal[120]
+    pitch_roll_bins: Literal[66]
+    image_size: Literal[224]
+    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
+    std: Annotated[
+        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)
+    ]
+
+
+class EnsembleConfig(_Stated):
     architecture: Literal["ensemble"]
-    name: Name | None = None
-    source: Source | None = None
     members: Annotated[
         list[Annotated[FSANetConfig | SSRNetMDConfig, Field(discriminator="architecture")]],
         Field(min_length=1, max_length=4),
@@ -148,6 +182,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "fsanet_timm": TimmFSANetConfig,
     "ssrnet_md": SSRNetMDConfig,
     "ensemble": EnsembleConfig,
+    "whenet": WHENetConfig,
 }
 
 
