@@ -8,9 +8,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import torch
 
@@ -30,9 +32,11 @@ from tests.test_parity import BROKEN, PROTOCOLS, bgr_nhwc_to_rgb_nchw, load_offi
 ENGINE_TOL = 1e-3  # degrees, ONNX Runtime vs torch (the issue's bound); measured <= 2.5e-4
 OFFICIAL_TOL = {"random": 1e-3, "face": 1e-4}  # as tests/test_parity.py holds the torch port to
 
-# Runs with `python -I` (no PYTHONPATH, no working directory on sys.path): only onnxruntime and NumPy.
+# Runs with `python -I -S`: no PYTHONPATH, no working directory, no site processing (so no editable install
+# of this project); sys.path gets only the folders holding onnxruntime and NumPy (argv[3:]).
 BARE_SCRIPT = """
 import json, sys
+sys.path.extend(sys.argv[3:])
 import numpy as np, onnxruntime as ort
 try:
     import fsanet
@@ -61,8 +65,18 @@ def run_fsanet(*args: str) -> subprocess.CompletedProcess:
 def run_bare(model_path, inputs: np.ndarray, tmp_path) -> dict:
     np.save(tmp_path / "inputs.npy", inputs)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    folders = sorted({str(Path(module.__file__).parents[1]) for module in (np, onnxruntime)})
     out = subprocess.run(
-        [sys.executable, "-I", "-c", BARE_SCRIPT, str(model_path), str(tmp_path / "inputs.npy")],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            BARE_SCRIPT,
+            str(model_path),
+            str(tmp_path / "inputs.npy"),
+            *folders,
+        ],
         env=env,
         capture_output=True,
         text=True,
