@@ -31,6 +31,7 @@ from torch import nn
 from fsanet.errors import FSANetError
 from fsanet.models.base import as_model_input
 from fsanet.models.hub import weights_sha256
+from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.threads import inference_threads
 from fsanet.utils.downloads import cache_dir
 from fsanet.utils.files import atomic_write
@@ -194,17 +195,12 @@ def cached_session(
 ONNX_CHUNK = 16
 
 
-class OnnxPoseModel(nn.Module):
-    """A pose model run by ONNX Runtime, with the source's ``name``, ``config`` and ``input_size``."""
+class OnnxPoseModel(EngineModel):
+    """A pose model run by ONNX Runtime, standing in for its source model."""
 
     def __init__(self, session: Any, source: nn.Module, chunk: int = ONNX_CHUNK):
-        super().__init__()
+        super().__init__(source, chunk)
         self.session = session
-        self.chunk = chunk
-        self.name = getattr(source, "name", type(source).__name__)
-        self.config = getattr(source, "config", {})
-        self.input_size = int(getattr(source, "input_size", 64))
-        self.resizes_input = bool(getattr(source, "resizes_input", False))
         # The graph is exported at input_size; a model that resamples other sizes runs them itself.
         self.other_sizes = source if self.resizes_input else None
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from fsanet.models.base import as_model_input
 from fsanet.models.layers import SeparableConvBlock
+from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.onnx_engine import choose_engine, onnx_pose_model, requested_engine
 
 
@@ -114,17 +115,12 @@ def optimize_for_inference(
     return InferenceModel(optimized, model, chunk)
 
 
-class InferenceModel(nn.Module):
-    """An optimised graph with the source model's ``name``, ``config`` and ``input_size``."""
+class InferenceModel(EngineModel):
+    """An optimised torch graph standing in for its source model."""
 
     def __init__(self, graph: nn.Module, source: nn.Module, chunk: int = DEFAULT_CHUNK):
-        super().__init__()
+        super().__init__(source, chunk)
         self.graph = graph
-        self.chunk = chunk
-        self.name = getattr(source, "name", type(source).__name__)
-        self.config = getattr(source, "config", {})
-        self.input_size = int(getattr(source, "input_size", 64))
-        self.resizes_input = bool(getattr(source, "resizes_input", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # What users pass, converted as for the source model.
