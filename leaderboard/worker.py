@@ -117,19 +117,22 @@ class Worker:
             and attempts[-1].get("worker") == self.worker_id
         )
 
-    def claim_next(self) -> dict[str, Any] | None:
-        """Claim the oldest claimable request; None when there is none."""
+    def claimable(self) -> list[dict[str, Any]]:
+        """The requests this worker could claim now, oldest first (bad store files are listed once)."""
         requests, problems = self.queue.list()
         for message in problems:
             if message not in self.seen_problems:  # listed once, not at every poll
                 self.seen_problems.add(message)
                 log.warning(message)
         at = datetime.now(UTC)
-        for record in requests:
-            if self._claimable(record, at):
-                claimed = self.queue.update(record["id"], self._claim)
-                if claimed is not None and self._mine(claimed):
-                    return claimed
+        return [record for record in requests if self._claimable(record, at)]
+
+    def claim_next(self, candidates: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """Claim the oldest of ``candidates`` (default: every claimable request); None when none is won."""
+        for record in self.claimable() if candidates is None else candidates:
+            claimed = self.queue.update(record["id"], self._claim)
+            if claimed is not None and self._mine(claimed):
+                return claimed
         return None
 
     def renew(self, request_id: str, progress: str | None = None) -> bool:
@@ -236,9 +239,12 @@ class Worker:
         processed: list[dict[str, Any]] = []
         warned = False
         while not stop.is_set() and (limit is None or len(processed) < limit):
+            candidates, benchmarks = [], []
             try:
-                benchmarks = present_benchmarks(self.results.root)
-                claimed = self.claim_next() if benchmarks else None
+                candidates = self.claimable()
+                # Loading the datasets is costly: only when there is something to evaluate.
+                benchmarks = present_benchmarks(self.results.root) if candidates else []
+                claimed = self.claim_next(candidates) if benchmarks else None
                 if claimed is not None:
                     processed.append(self.process(claimed, benchmarks))
                     continue
@@ -246,8 +252,7 @@ class Worker:
                 if not watch:
                     raise
                 log.exception("worker: store error; polling again in %g s", poll_s)
-                benchmarks = []
-            if not benchmarks and not warned:
+            if candidates and not benchmarks and not warned:
                 log.warning(
                     "no benchmark data (looked in %s): requests stay pending", looked_in(self.results.root)
                 )
