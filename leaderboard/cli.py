@@ -114,7 +114,8 @@ def _queue(args: argparse.Namespace) -> Any:
 def _submit(args: argparse.Namespace) -> Any:
     from .requests import submit
 
-    return submit(args.source, name=args.name, revision=args.revision, queue=_queue(args))
+    results = ResultsStore(_root(args))
+    return submit(args.source, name=args.name, revision=args.revision, queue=_queue(args), results=results)
 
 
 def _requests(args: argparse.Namespace) -> Any:

@@ -142,9 +142,16 @@ class RequestQueue:
 
 # ------------------------------------------------------------------------------------------ submitting
 def submit_directory(
-    folder: str | Path, name: str | None = None, queue: RequestQueue | None = None, **origin: Any
+    folder: str | Path,
+    name: str | None = None,
+    queue: RequestQueue | None = None,
+    results: ResultsStore | None = None,
+    **origin: Any,
 ) -> dict[str, Any]:
-    """Validate and queue a local submission folder; returns the request, or raises SubmissionError."""
+    """Validate and queue a local submission folder; returns the request, or raises SubmissionError.
+
+    ``results`` is the board the queue feeds (default: ``LEADERBOARD_DIR``'s), checked for the same weights.
+    """
     queue = queue or RequestQueue()
     info = validate_submission(folder)
     model_name = validate_name(name or str(info["config"].get("name") or ""))
@@ -158,7 +165,7 @@ def submit_directory(
                 f"these weights and config were already submitted as request {existing['id']} "
                 f"(model {existing['model_name']!r}, {existing['status']})"
             )
-    rows = ResultsStore().records()[0]
+    rows = (results or ResultsStore()).records()[0]
     same = [r["config"]["model_name"] for r in rows if r["config"]["model_sha"] == info["weights_sha256"]]
     if same:
         raise SubmissionError(f"these weights are already on the board as the row {same[0]!r}")
@@ -196,14 +203,20 @@ def submit_files(files: Sequence[str | Path], name: str, queue: RequestQueue | N
 
 
 def submit_repo(
-    repo_id: str, revision: str | None = None, name: str | None = None, queue: RequestQueue | None = None
+    repo_id: str,
+    revision: str | None = None,
+    name: str | None = None,
+    queue: RequestQueue | None = None,
+    results: ResultsStore | None = None,
 ) -> dict[str, Any]:
     """Validate and queue a Hub model repo at ``revision``, pinned to the commit it resolves to now."""
     repo_id = validate_repo_id(repo_id)
     revision = validate_revision(revision) if revision else None
     with tempfile.TemporaryDirectory() as tmp:
         folder, sha = _download(repo_id, revision, Path(tmp))
-        return submit_directory(folder, name=name or repo_id, queue=queue, source=repo_id, revision=sha)
+        return submit_directory(
+            folder, name=name or repo_id, queue=queue, results=results, source=repo_id, revision=sha
+        )
 
 
 def _download(repo_id: str, revision: str | None, into: Path) -> tuple[Path, str]:
@@ -239,6 +252,7 @@ def submit(
     name: str | None = None,
     revision: str | None = None,
     queue: RequestQueue | None = None,
+    results: ResultsStore | None = None,
 ) -> dict[str, Any]:
     """The CLI's ``submit``: a local folder (the operator's own disk), else a Hub repo id."""
     try:
@@ -246,8 +260,8 @@ def submit(
     except OSError:  # e.g. a name too long for the file system: then it is no folder
         is_folder = False
     if is_folder:
-        return submit_directory(source, name=name, queue=queue, source=Path(source).name)
-    return submit_repo(str(source), revision, name, queue)
+        return submit_directory(source, name=name, queue=queue, results=results, source=Path(source).name)
+    return submit_repo(str(source), revision, name, queue, results)
 
 
 def retry_request(request_id: str, queue: RequestQueue | None = None) -> dict[str, Any]:
