@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,10 +221,12 @@ def _validated(record: Any) -> dict[str, Any]:
     bad = [
         k
         for k in _REQUIRED_RESULTS
-        if not isinstance(scores.get(k), int | float) or isinstance(scores[k], bool)
+        if not isinstance(scores.get(k), int | float)
+        or isinstance(scores[k], bool)
+        or not math.isfinite(scores[k])  # NaN/inf would break ranking for every row
     ]
     if bad:
-        raise ValueError(f"results lack numeric {bad}")
+        raise ValueError(f"results lack finite numbers for {bad}")
     return record
 
 
