@@ -13,5 +13,9 @@ class InvalidWeightsError(FSANetError):
     """A weights file or config is corrupt, unsafe or does not match its architecture."""
 
 
+class UnknownModelError(FSANetError, ValueError):
+    """A model name or pretrained tag the registry does not know; the message lists what it knows."""
+
+
 class InvalidImageError(FSANetError, ValueError):
     """An input image is unreadable, empty, too large or otherwise unusable."""

@@ -119,10 +119,7 @@ def create_training_model(args: argparse.Namespace) -> PoseModel:
             raise FSANetError(str(error)) from error
     from fsanet.models.registry import create_model
 
-    try:
-        return create_model(args.model, pretrained=False)
-    except ValueError as error:  # an unknown name: the message lists the known ones
-        raise FSANetError(str(error)) from None
+    return create_model(args.model, pretrained=False)  # an unknown name: UnknownModelError lists the known
 
 
 def run(args: argparse.Namespace) -> int:

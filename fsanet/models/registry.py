@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
+from fsanet.errors import InvalidWeightsError, UnknownModelError, WeightsUnavailableError
 from fsanet.models.base import PoseModel
 from fsanet.models.convert import convert_h5
 from fsanet.models.factory import build_model
@@ -221,9 +221,9 @@ def split_name(model_name: str) -> tuple[str, str | None]:
     if name.startswith(TIMM_PREFIX) and not tag:
         return name, None
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
+        raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     if tag and tag not in _tags(name):
-        raise ValueError(
+        raise UnknownModelError(
             f"no pretrained tag {tag!r} for {name} (available: {', '.join(_tags(name)) or 'none'})"
         )
     return name, tag or None
