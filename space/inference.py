@@ -35,6 +35,7 @@ from space.uploads import (
 # The webcam path detects on a frame shrunk to this side: faces near a camera are large, and
 # MTCNN's time grows with the pixel count (640x480 at full size is about 4x slower).
 WEBCAM_DETECT_SIDE = 320
+MAX_VIDEO_FPS = 120  # above any camera users film with
 FACE_COLUMNS = ["face", "yaw", "pitch", "roll", "score", "box"]
 NO_IMAGE = "No image: upload, paste or pick an example photo first."
 
@@ -176,13 +177,14 @@ def _predict_video(
         limit = max_video_seconds()
         raise FSANetError(f"{name} lasts {info.duration_s:.1f} s, more than the cap of {limit:g} s")
     check_size(info.width, info.height, MAX_VIDEO_FRAME_PIXELS, name=name)
-    max_frames = math.ceil(max_video_seconds() * info.fps) + 1  # in case the container under-reports
+    # The container's frame rate is the uploader's word: bound it, so a claimed 10,000 fps buys no frames.
+    max_frames = math.ceil(max_video_seconds() * min(info.fps, MAX_VIDEO_FPS)) + 1
     records = []
     with admission.admit(_session(request), VIDEO):
         estimator = runtime.estimator(model, detector)
         path = outputs.new_path(".mp4")
         with H264Writer(path, info.fps) as writer:
-            for index, (frame, result) in enumerate(iter_video(video, estimator)):
+            for index, (frame, result) in enumerate(iter_video(video, estimator, name=name)):
                 if index >= max_frames:
                     break
                 check_size(frame.shape[1], frame.shape[0], MAX_VIDEO_FRAME_PIXELS, name=name)

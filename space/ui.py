@@ -18,7 +18,6 @@ import shutil
 import signal
 import sys
 import tempfile
-from pathlib import Path
 
 import gradio as gr
 
@@ -38,7 +37,6 @@ INTRO = (
 )
 # The README's endpoint table; tests/test_space_api.py checks Client.view_api() against both.
 PUBLIC_ENDPOINTS = ("/predict", "/video", "/leaderboard", "/plots", "/results", "/submit", "/requests")
-ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
 ANGLES_TEXT = (
     "Angles in degrees, in the authors' convention: **yaw** > 0 when the head turns to the image's "
     "left (the person's right), **pitch** > 0 when it tilts up, **roll** > 0 when it tilts "
@@ -112,7 +110,7 @@ def _photo_tab(demo: gr.Blocks) -> None:
     )
     with gr.Accordion("How to read the angles", open=False):
         gr.Markdown(ANGLES_TEXT)
-        gr.Image(str(ANGLES_FIGURE), label="Sign of each angle", interactive=False, show_label=False)
+        gr.Image(str(board.ANGLES_FIGURE), label="Sign of each angle", interactive=False, show_label=False)
     _inference(run.click, inference.predict, [image, model, detector], [annotated, faces], "predict")
     # Also after an example: the table and the status follow the JSON, whoever filled it.
     faces.change(inference.faces_rows, faces, table, api_visibility="private", queue=False)
@@ -211,4 +209,4 @@ def launch(demo: gr.Blocks, **options) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
     if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
         start_background_worker()
-    demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=True, **options)
+    demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=False, **options)

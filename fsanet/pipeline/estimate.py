@@ -252,12 +252,14 @@ class PoseSmoother:
 
 
 def iter_video(
-    path: str, estimator: PoseEstimator, smoothing: float | None = None
+    path: str, estimator: PoseEstimator, smoothing: float | None = None, name: str | None = None
 ) -> Iterator[tuple[np.ndarray, PoseResult]]:
-    """``(rgb_frame, result)`` for every frame of a video; ``smoothing`` is :class:`PoseSmoother`'s alpha."""
+    """``(rgb_frame, result)`` for every frame of a video; ``smoothing`` is :class:`PoseSmoother`'s alpha.
+
+    ``name`` stands for the file in messages (a server must not show its own paths)."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise InvalidImageError(f"{path} is not a video OpenCV can read")
+        raise InvalidImageError(f"{name or path} is not a video OpenCV can read")
     smoother = PoseSmoother(smoothing) if smoothing is not None else None
     try:
         while True:
