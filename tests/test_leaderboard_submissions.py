@@ -293,12 +293,12 @@ def test_submission_is_queued_evaluated_and_listed(board, good_submission):
 
 def test_claims_and_leases_between_two_workers(board, good_submission):
     request = submit_directory(good_submission, name="alice/caps")
-    first, second = Worker(lease_s=2), Worker(lease_s=2)
+    first, second = Worker(lease_s=6), Worker(lease_s=6)
     claimed = first.claim_next()
     assert claimed["id"] == request["id"] and claimed["lease"]["worker"] == first.worker_id
     assert second.claim_next() is None  # held
     assert first.renew(request["id"], "aflw2000 (1/1)")
-    time.sleep(2.2)  # the first worker stops renewing, as if killed
+    time.sleep(6.2)  # the first worker stops renewing, as if killed
     taken = second.claim_next()
     assert taken["lease"]["worker"] == second.worker_id
     assert [a["outcome"] for a in taken["attempts"]] == ["lost", None]
