@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from fsanet.models.registry import load_model
-from fsanet.runtime.onnx_engine import OPSET, export_onnx, pose_metadata
+from fsanet.runtime.onnx_engine import OPSET, export_onnx
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     model = load_model(args.model).eval()
-    path = export_onnx(model, args.out, opset=args.opset)
-    metadata = pose_metadata(model, args.opset)
+    path = Path(args.out)
+    metadata = export_onnx(model, path, opset=args.opset)
     print(
         json.dumps(
             {

@@ -134,11 +134,20 @@ def pose_onnx_bytes(model: nn.Module, opset: int = OPSET, metadata: dict[str, st
     )
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write ``model`` to ``path`` as ONNX (atomically); see the module docstring for the contract."""
-    path = Path(path)
-    atomic_write(path, pose_onnx_bytes(model, opset))
-    return path
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = OPSET) -> dict[str, str]:
+    """Write ``model`` to ``path`` as ONNX (atomically); returns the metadata written into the file.
+
+    See the module docstring for the contract. An exporter failure is an :class:`FSANetError`.
+    """
+    metadata = pose_metadata(model, opset)  # hashes the weights: once
+    try:
+        data = pose_onnx_bytes(model, opset, metadata)
+    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:
+        raise FSANetError(
+            f"{metadata['fsanet.name']} cannot be exported to ONNX ({type(error).__name__})"
+        ) from error
+    atomic_write(Path(path), data)
+    return metadata
 
 
 def session_options() -> Any:
