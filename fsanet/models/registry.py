@@ -181,7 +181,8 @@ def _base_config(name: str) -> dict:
 
 
 MODEL_NAMES = (*OFFICIAL_NAMES, "fsanet_fusion", "whenet")
-# Tagged weights the authors shipped that cannot be used: not listed, refused on load with the reason.
+# Tagged weights the authors shipped that cannot be used (value: why): not listed; loading them fails the
+# finiteness check of validate_state_dict.
 UNUSABLE_WEIGHTS = {"fsanet_netvlad_var.300w_lp": "the authors' file holds NaN weights"}
 
 
