@@ -153,12 +153,14 @@ def recompute_batchnorm(
     # count as much as a full one; spreading the samples evenly keeps every sample's weight the same.
     batches = max(1, math.ceil(len(data) / batch_size))
     per_batch = math.ceil(len(data) / batches)
-    for images, _ in eval_loader(data, per_batch, num_workers):
-        if len(images) > 1:
-            model(to_input(images, device, channels_last))
-    for norm, momentum in zip(norms, momenta, strict=True):
-        norm.momentum = momentum
-    model.train(was_training)
+    try:
+        for images, _ in eval_loader(data, per_batch, num_workers):
+            if len(images) > 1:
+                model(to_input(images, device, channels_last))
+    finally:  # an interrupted pass must not leave the layers in cumulative mode
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
     return len(norms)
 
 
