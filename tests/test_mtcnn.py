@@ -158,45 +158,43 @@ def test_missing_facenet_weights_say_how_to_install_them(monkeypatch):
         mtcnn.weights_file("pnet")
 
 
-FAULTS_SCRIPT = """
-import resource, sys
-import numpy as np, skimage.data, torch
+ALLOCATOR_SCRIPT = """
+import ctypes
+import numpy as np
 from fsanet.runtime.optimize import tune_allocator
-from fsanet.detect.mtcnn import MTCNN
-torch.set_num_threads(2)
-cascade = MTCNN(engine=sys.argv[1])
-image = np.ascontiguousarray(np.tile(skimage.data.astronaut(), (1, 2, 1))[:480, :640])
-for _ in range(3):  # ONNX Runtime plans its buffers over the first calls (it faults ~23,000 pages then)
-    cascade.detect(image)
-start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    cascade.detect(image)
-print(tune_allocator(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+
+class MallInfo2(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+applied = tune_allocator()
+mapped = libc.mallinfo2().hblks
+activation = np.ones((1, 10, 124, 768), np.float32)  # P-net conv1 on one strip: 3.8 MB
+print(applied, libc.mallinfo2().hblks - mapped)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator tuning is glibc's mallopt")
-@pytest.mark.parametrize("engine", ENGINES)
-def test_allocator_tuning_stops_the_page_faults_of_every_detection(engine):
-    """With glibc's defaults each call page-faults its activations in again (measured ~41,000 minor
-    faults for five 640x480 detections, ~1,900 tuned, on torch; ~11,600 and 5 on ONNX Runtime);
-    FSANET_TUNE_MALLOC=0 restores the defaults."""
+def test_allocator_tuning_serves_activations_from_the_heap():
+    """Tuned, an activation-sized block comes from glibc's heap, which keeps its pages between calls; with
+    glibc's defaults it is a fresh mmap, page-faulted in again on every call. FSANET_TUNE_MALLOC=0 keeps the
+    defaults. (The page faults themselves, a noisy count, are reported by bench/bench_allocator.py.)"""
     runs = {}
     for setting in ("1", "0"):
         env = {**os.environ, "FSANET_TUNE_MALLOC": setting, "PYTHONPATH": str(ROOT)}
-        command = [sys.executable, "-c", FAULTS_SCRIPT, engine]
+        command = [sys.executable, "-c", ALLOCATOR_SCRIPT]
         out = subprocess.run(command, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-        applied, faults = out.stdout.split()
-        runs[setting] = (applied, int(faults))
-    assert runs["1"][0] == "True" and runs["0"][0] == "False"
-    assert runs["1"][1] * 5 < runs["0"][1], runs
+        runs[setting] = out.stdout.split()
+    assert runs == {"1": ["True", "0"], "0": ["False", "1"]}
 
 
 def test_crops_run_in_chunks_with_the_same_result(cascade, monkeypatch):
     image = skimage.data.astronaut()
     whole = cascade.detect(image)
-    monkeypatch.setattr(mtcnn, "CHUNK", 7)  # stage 2 sees far more than 7 candidates
+    monkeypatch.setattr(cascade, "chunks", {"rnet": 7, "onet": 7})  # stage 2 sees far more than 7 candidates
     for ours, reference in zip(cascade.detect(image), whole, strict=True):
         np.testing.assert_allclose(ours, reference, atol=1e-4)
 
