@@ -17,7 +17,6 @@ import pytest
 import torch
 
 import fsanet
-from fsanet.detect.mtcnn import detector_engine
 from fsanet.errors import FSANetError
 from fsanet.models.hub import weights_sha256
 from fsanet.models.timm_head import create_timm_model
@@ -192,15 +191,13 @@ def test_engine_follows_argument_then_env_then_default(monkeypatch):
     monkeypatch.setenv("FSANET_ENGINE", "torch")
     assert isinstance(optimize_for_inference(model, cache=False), InferenceModel)
     assert isinstance(optimize_for_inference(model, engine="onnx", cache=False), OnnxPoseModel)
-    assert detector_engine(None, torch.device("cpu")) == "torch"
     monkeypatch.setenv("FSANET_ENGINE", "onnx")
-    assert detector_engine(None, torch.device("cpu")) == "onnx"  # MTCNN on ONNX Runtime only when asked
     assert isinstance(optimize_for_inference(model, cache=False), OnnxPoseModel)
     monkeypatch.setenv("FSANET_ENGINE", "tensorrt")
     with pytest.raises(FSANetError, match="FSANET_ENGINE"):
         optimize_for_inference(model)
     monkeypatch.delenv("FSANET_ENGINE")
-    assert detector_engine(None, torch.device("cpu")) == "torch"  # auto: see fsanet/detect/mtcnn.py
+    assert choose_engine(None, torch.device("cpu")) == "onnx"  # auto: ONNX Runtime on CPU, MTCNN's nets too
     assert choose_engine(None, torch.device("cuda")) == "torch"  # auto: torch on CUDA
     with pytest.raises(FSANetError, match="runs on CPU"):
         choose_engine("onnx", torch.device("cuda"))

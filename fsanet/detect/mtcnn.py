@@ -16,12 +16,19 @@ half the time (640x480: 75 -> 35 ms; 1280x720 with five faces: 215 -> 100 ms):
 * the R- and O-net crops are resampled by OpenCV (``INTER_AREA``, like torch's ``area`` mode when
   shrinking) and suppression runs in NumPy.
 
-With ``engine="onnx"`` (or ``FSANET_ENGINE=onnx``) the three nets are exported to ONNX once (cached by
-the weights' sha256) and run by ONNX Runtime, taking the channels-last crops as they are. ``auto``
-keeps torch here: measured interleaved in one process on the 2-core CPU, ONNX Runtime ran the nets
-about 2x slower than torch's oneDNN channels-last kernels (P-net strip 11.6 vs 5.2 ms, R-net on 256
-crops 48 vs 29 ms, a 640x480 photo 55 vs 29 ms; its PReLU is the slow op, and rewriting it as ReLUs
-still left 40 vs 27 ms), while the pose models run 3-10x faster on it.
+On CPU with onnxruntime installed (``auto``, the default; ``engine=`` or ``FSANET_ENGINE`` choose) the
+three nets are exported to ONNX once (cached by the weights' sha256) and run by ONNX Runtime, taking the
+channels-last crops as they are. Two rewrites, exact in real arithmetic, make them faster there than
+torch's oneDNN channels-last kernels:
+
+* PReLU as ``a*y + (1-a)*relu(y)``, with the products as BatchNormalization nodes: ONNX Runtime's own
+  PReLU kernel took half of each net's time, and between its blocked-layout convolutions forced two
+  layout reorders per activation, while BatchNormalization and ReLU stay in that layout;
+* the P-net's face probability as ``sigmoid(l1 - l0)`` rather than a softmax over the channel axis
+  (torch computes it so too).
+
+Measured interleaved in one process on the quiet 2-core CPU: P-net strip (126x770) 4.5 -> 2.9 ms
+(torch 2.8), R-net on 256 crops 11.1 -> 6.4 ms (torch 7.0), O-net on 37 crops 7.4 -> 4.3 ms (torch 4.9).
 
 ``tests/test_mtcnn.py`` checks boxes, scores and landmarks against facenet-pytorch's own MTCNN, and the
 ONNX Runtime cascade against the torch one.
@@ -31,6 +38,7 @@ an installed package and are never a user's file. Detection therefore needs no t
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 from collections.abc import Callable
@@ -39,17 +47,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fsanet.errors import WeightsUnavailableError
-from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes, requested_engine
+from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes
 from fsanet.runtime.optimize import tune_allocator
 from fsanet.utils.boxes import nms
 from fsanet.utils.files import sha256_file
 
 CELL, STRIDE = 12, 2  # the P-net's receptive field and stride, in pixels
 STRIP_PIXELS = 100_000  # input pixels per P-net call: larger activations fall out of cache
-CHUNK = 256  # crops per R-net / O-net call
+# Crops per R-net / O-net call, per engine: the fastest on the quiet 2-core CPU for 320 R-net and 64 O-net
+# crops (ms, chunk 16/64/128/256) R-net torch 20.7/9.4/7.4/9.1, onnx 8.3/6.2/6.8/8.0; O-net torch
+# 10.3/8.6/8.5/8.6, onnx 6.0/7.6/7.6/7.5.
+CHUNKS = {"torch": {"rnet": 128, "onet": 128}, "onnx": {"rnet": 64, "onet": 16}}
 
 
 def _caffe_flatten(x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +85,8 @@ class PNet(nn.Module):
         x = self.pool1(self.prelu1(self.conv1(x)))
         x = self.prelu2(self.conv2(x))
         x = self.prelu3(self.conv3(x))
-        return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
+        logits = self.conv4_1(x)  # softmax(l)[1] = sigmoid(l1 - l0), without a reduction over channels
+        return torch.sigmoid(logits[:, 1] - logits[:, 0]), self.conv4_2(x)
 
 
 class RNet(nn.Module):
@@ -140,12 +153,9 @@ def weights_file(name: str) -> Path:
 
 # A net as the cascade calls it: normalised ``(N, H, W, 3)`` float32 in, its outputs as NumPy arrays.
 NetRunner = Callable[[np.ndarray], list[np.ndarray]]
+# Part of the cached graphs' key: a new form of the exported nets (e.g. the PReLU rewrite) is exported again.
+EXPORT_FORM = "prelu-bn"
 NET_OUTPUTS = {"pnet": ["prob", "offset"], "rnet": ["prob", "offset"], "onet": ["prob", "offset", "points"]}
-
-
-def detector_engine(engine: str | None, device: torch.device) -> str:
-    """The nets' engine: as asked (argument, else ``FSANET_ENGINE``), but torch for ``auto`` (see above)."""
-    return "torch" if requested_engine(engine) == "auto" else choose_engine(engine, device)
 
 
 def _load(net: nn.Module, name: str) -> nn.Module:
@@ -164,6 +174,36 @@ def _torch_runner(net: nn.Module, device: str) -> NetRunner:
     return run
 
 
+class _PReLUAsBatchNorm(nn.Module):
+    """``prelu(y) = a*y + (1-a)*relu(y)`` for any slope ``a``; on feature maps the two products are
+    BatchNormalization nodes, which ONNX Runtime runs in its blocked layout (see the module docstring)."""
+
+    def __init__(self, prelu: nn.PReLU):
+        super().__init__()
+        slope = prelu.weight.detach()
+        self.register_buffer("slope", slope)
+        self.register_buffer("complement", 1 - slope)
+        self.register_buffer("zeros", torch.zeros_like(slope))
+        self.register_buffer("ones", torch.ones_like(slope))
+
+    def _scale(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        if y.dim() == 2:
+            return y * scale
+        return F.batch_norm(y, self.zeros, self.ones, scale, self.zeros, training=False, eps=0.0)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self._scale(y, self.slope) + self._scale(F.relu(y), self.complement)
+
+
+def _for_onnx(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` with its PReLUs as :class:`_PReLUAsBatchNorm`."""
+    net = copy.deepcopy(net)
+    for name, child in net.named_children():
+        if isinstance(child, nn.PReLU):
+            setattr(net, name, _PReLUAsBatchNorm(child))
+    return net
+
+
 class _ChannelsLastInput(nn.Module):
     """The net taking ``(N, H, W, 3)``: ONNX Runtime's layout optimiser absorbs the transpose."""
 
@@ -179,11 +219,11 @@ def _onnx_runner(net: nn.Module, name: str) -> NetRunner:
     outputs = NET_OUTPUTS[name]
     side = {"pnet": 12, "rnet": 24, "onet": 48}[name]
     axes = {0: "batch", 1: "height", 2: "width"} if name == "pnet" else {0: "batch"}
-    key = f"mtcnn-{name}-{sha256_file(weights_file(name))}"
+    key = f"mtcnn-{name}-{EXPORT_FORM}-{sha256_file(weights_file(name))}"
     session = cached_session(
         key,
         lambda: onnx_bytes(
-            _ChannelsLastInput(net),
+            _ChannelsLastInput(_for_onnx(net)),
             torch.zeros(2, side, side, 3),
             outputs,
             {INPUT_NAME: axes, **{output: {0: "batch"} for output in outputs}},
@@ -265,7 +305,7 @@ class MTCNN:
     ):
         self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
         self.device = device
-        self.engine = detector_engine(engine, torch.device(device))
+        self.engine = choose_engine(engine, torch.device(device))
         tune_allocator()
         nets = zip(NET_OUTPUTS, (PNet, RNet, ONet), strict=True)
         self.nets = {name: _load(net(), name) for name, net in nets}
@@ -274,6 +314,7 @@ class MTCNN:
             for name, net in self.nets.items()
         }
         self.pnet, self.rnet, self.onet = runners["pnet"], runners["rnet"], runners["onet"]
+        self.chunks = CHUNKS[self.engine]
 
     def pyramid(self, height: int, width: int) -> list[tuple[float, int, int]]:
         """``(scale, level height, level width)`` from ``12 / min_face_size`` down to 12 pixels."""
@@ -361,9 +402,9 @@ class MTCNN:
             crops[k] = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
         return crops, valid
 
-    def _forward(self, net: NetRunner, crops: np.ndarray) -> list[np.ndarray]:
+    def _forward(self, net: NetRunner, chunk: int, crops: np.ndarray) -> list[np.ndarray]:
         """``net`` on the crops in chunks (a cluttered photo can have thousands of candidates)."""
-        outputs = [net(_normalise(part)) for part in np.split(crops, range(CHUNK, len(crops), CHUNK))]
+        outputs = [net(_normalise(part)) for part in np.split(crops, range(chunk, len(crops), chunk))]
         return [np.concatenate(parts) for parts in zip(*outputs, strict=True)]
 
     def _refine(self, pixels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -371,7 +412,7 @@ class MTCNN:
         crops, valid = self._crops(pixels, boxes, 24)
         if not len(crops):
             return np.zeros((0, 5))
-        probs, offsets = self._forward(self.rnet, crops)
+        probs, offsets = self._forward(self.rnet, self.chunks["rnet"], crops)
         keep = probs > self.thresholds[1]
         boxes = np.concatenate([boxes[valid][keep, :4], probs[keep, None]], axis=1)
         offsets = offsets[keep]
@@ -383,7 +424,7 @@ class MTCNN:
         crops, valid = self._crops(pixels, boxes, 48)
         if not len(crops):
             return _no_faces()
-        probs, offsets, points = self._forward(self.onet, crops)
+        probs, offsets, points = self._forward(self.onet, self.chunks["onet"], crops)
         keep = probs > self.thresholds[2]
         boxes = np.concatenate([boxes[valid][keep, :4], probs[keep, None]], axis=1)
         size = boxes[:, 2:4] - boxes[:, 0:2] + 1
@@ -397,11 +438,11 @@ class MTCNN:
 
 
 def shared_mtcnn(device: str = "cpu", min_face_size: int = 20, engine: str | None = None) -> MTCNN:
-    """One cascade per device, minimum face size and engine (default: :func:`detector_engine`), loaded
+    """One cascade per device, minimum face size and engine (default: as :func:`choose_engine`), loaded
     once per process."""
     if min_face_size < 1:
         raise ValueError(f"min_face_size must be a positive number of pixels, not {min_face_size}")
-    return _shared_mtcnn(device, min_face_size, detector_engine(engine, torch.device(device)))
+    return _shared_mtcnn(device, min_face_size, choose_engine(engine, torch.device(device)))
 
 
 @functools.cache
