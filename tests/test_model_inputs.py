@@ -43,10 +43,22 @@ def test_one_image_without_the_batch_axis(model_and_batch):
         torch.testing.assert_close(model(images[1]), reference[1:2])
 
 
-def test_the_optimised_model_takes_the_same_inputs(model_and_batch):
+ENGINES = ("onnx", "torch")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_optimised_model_takes_the_same_inputs(model_and_batch, engine):
     model, images, reference = model_and_batch
-    fast = fsanet.optimize_for_inference(model)
+    fast = fsanet.optimize_for_inference(model, engine=engine, cache=False)
     torch.testing.assert_close(fast(images), reference, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_chunk_asked_for_is_the_chunk_run(model_and_batch, engine):
+    model, images, reference = model_and_batch
+    fast = fsanet.optimize_for_inference(model, engine=engine, chunk=2, cache=False)
+    assert fast.chunk == 2
+    torch.testing.assert_close(fast(images), reference, atol=1e-3, rtol=0)  # 3 images: chunks of 2 and 1
 
 
 @pytest.mark.parametrize(
@@ -54,12 +66,16 @@ def test_the_optimised_model_takes_the_same_inputs(model_and_batch):
     [
         (np.zeros((2, 32, 32, 3), np.uint8), "shape (2, 32, 32, 3)"),
         (torch.zeros(2, 4, 64, 64), "shape (2, 4, 64, 64)"),
+        (torch.zeros(2, 3, 32, 32), "shape (2, 3, 32, 32)"),
         (np.zeros((2, 64, 64, 3), bool), "bool"),
         ("photo.jpg", "str"),
     ],
 )
-def test_anything_else_fails_with_the_contract(model_and_batch, bad, named):
+@pytest.mark.parametrize("engine", [None, *ENGINES])
+def test_anything_else_fails_with_the_contract(model_and_batch, bad, named, engine):
     model = model_and_batch[0]
+    if engine is not None:
+        model = fsanet.optimize_for_inference(model, engine=engine, cache=False)
     with pytest.raises(fsanet.FSANetError) as error:
         model(bad)
     assert "RGB images of 64x64, raw [0, 255]" in str(error.value) and named in str(error.value)

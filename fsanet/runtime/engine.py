@@ -1,8 +1,14 @@
-"""What every inference engine carries over from its source model: name, config and input size."""
+"""What every inference engine carries over from its source model: name, config, input size and input
+contract; subclasses only run their graph."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
+
+from fsanet.models.base import as_model_input
 
 
 class EngineModel(nn.Module):
@@ -16,3 +22,16 @@ class EngineModel(nn.Module):
         self.config = getattr(source, "config", {})
         self.input_size = int(getattr(source, "input_size", 64))
         self.resizes_input = bool(getattr(source, "resizes_input", False))
+        # Graphs are built at input_size; a model that resamples other sizes runs them itself.
+        self.other_sizes = source if self.resizes_input else None
+
+    def forward(self, x: Any) -> torch.Tensor:
+        x = as_model_input(x, self.input_size, any_size=self.resizes_input)  # what users pass, as model(x)
+        if self.other_sizes is not None and tuple(x.shape[2:]) != (self.input_size, self.input_size):
+            with torch.no_grad():
+                return self.other_sizes(x)
+        return self.run(x)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The engine's graph on a float ``(N, 3, input_size, input_size)`` batch."""
+        raise NotImplementedError

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from fsanet.errors import FSANetError
-from fsanet.models.base import as_model_input
 from fsanet.models.hub import weights_sha256
 from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.threads import inference_threads
@@ -210,14 +209,8 @@ class OnnxPoseModel(EngineModel):
     def __init__(self, session: Any, source: nn.Module, chunk: int = ONNX_CHUNK):
         super().__init__(source, chunk)
         self.session = session
-        # The graph is exported at input_size; a model that resamples other sizes runs them itself.
-        self.other_sizes = source if self.resizes_input else None
 
-    def forward(self, x: Any) -> torch.Tensor:
-        x = as_model_input(x, self.input_size, any_size=self.resizes_input)  # what users pass, as model(x)
-        if self.other_sizes is not None and tuple(x.shape[2:]) != (self.input_size, self.input_size):
-            with torch.no_grad():
-                return self.other_sizes(x)
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         parts = [
             self.session.run([OUTPUT_NAME], {INPUT_NAME: array[start : start + self.chunk]})[0]
@@ -226,9 +219,9 @@ class OnnxPoseModel(EngineModel):
         return torch.from_numpy(np.concatenate(parts) if len(parts) != 1 else parts[0])
 
 
-def onnx_pose_model(model: nn.Module, cache: bool = True) -> OnnxPoseModel:
+def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
     """``model`` on ONNX Runtime, its graph cached by weights sha256 and opset (``cache=False``: not
-    written, e.g. for untrained models whose weights are thrown away)."""
+    written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
     metadata = pose_metadata(model)
     session = cached_session(
         metadata["fsanet.weights_sha256"],
@@ -237,4 +230,4 @@ def onnx_pose_model(model: nn.Module, cache: bool = True) -> OnnxPoseModel:
         [OUTPUT_NAME],
         cache,
     )
-    return OnnxPoseModel(session, model)
+    return OnnxPoseModel(session, model, chunk)

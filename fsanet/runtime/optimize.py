@@ -26,10 +26,9 @@ import warnings
 import torch
 from torch import nn
 
-from fsanet.models.base import as_model_input
 from fsanet.models.layers import SeparableConvBlock
 from fsanet.runtime.engine import EngineModel
-from fsanet.runtime.onnx_engine import choose_engine, onnx_pose_model, requested_engine
+from fsanet.runtime.onnx_engine import ONNX_CHUNK, choose_engine, onnx_pose_model, requested_engine
 
 
 def fold_batchnorm(block: SeparableConvBlock) -> None:
@@ -68,8 +67,8 @@ def tune_allocator() -> bool:
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
-# Batches are run in chunks of this size: the activations of 32 crops stay in cache, and on a
-# 2-core CPU two chunks of 32 ran ~35% faster than one batch of 64.
+# Batches are run in chunks of this size on the torch engine: the activations of 32 crops stay in cache,
+# and on a 2-core CPU two chunks of 32 ran ~35% faster than one batch of 64 (ONNX Runtime: ONNX_CHUNK).
 DEFAULT_CHUNK = 32
 
 
@@ -77,7 +76,7 @@ def optimize_for_inference(
     model: nn.Module,
     script: bool = True,
     example_batch: int = 8,
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int | None = None,
     engine: str | None = None,
     cache: bool = True,
 ) -> nn.Module:
@@ -85,14 +84,16 @@ def optimize_for_inference(
 
     ``engine``: ``"onnx"``, ``"torch"`` or ``"auto"`` (default: ``$FSANET_ENGINE``, else ``auto``: ONNX
     Runtime on CPU when installed). ``cache=False`` does not write the exported graph to the cache.
-    Torch path: ``script=False`` only folds the BatchNorms; inputs larger than ``chunk`` run in chunks.
+    Batches larger than ``chunk`` run in chunks (default: the engine's own, :data:`DEFAULT_CHUNK` on torch,
+    :data:`fsanet.runtime.onnx_engine.ONNX_CHUNK` on ONNX Runtime). Torch path: ``script=False`` only folds
+    the BatchNorms.
     The result keeps ``name``/``config``/``input_size`` of the original.
     """
     tune_allocator()
     device = next(model.parameters()).device
     if choose_engine(engine, device) == "onnx":
         try:
-            return onnx_pose_model(model, cache=cache)
+            return onnx_pose_model(model, cache=cache, chunk=chunk or ONNX_CHUNK)
         except (torch.onnx.errors.OnnxExporterError, RuntimeError) as error:
             if requested_engine(engine) == "onnx":
                 raise
@@ -112,7 +113,7 @@ def optimize_for_inference(
             optimized = torch.jit.freeze(torch.jit.trace(optimized, example, check_trace=False))
             if device.type == "cpu":
                 optimized = torch.jit.optimize_for_inference(optimized)
-    return InferenceModel(optimized, model, chunk)
+    return InferenceModel(optimized, model, chunk or DEFAULT_CHUNK)
 
 
 class InferenceModel(EngineModel):
@@ -122,10 +123,7 @@ class InferenceModel(EngineModel):
         super().__init__(source, chunk)
         self.graph = graph
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # What users pass, converted as for the source model.
-        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 4 and x.shape[1] == 3):
-            x = as_model_input(x, self.input_size, any_size=self.resizes_input)
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             if len(x) <= self.chunk:
                 return self.graph(x)
