@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fsanet.data.recipes import recipe_of
+from fsanet.models.base import gflops_per_face
 from fsanet.models.registry import TRAINED_ON
 
 METHOD_FAMILIES = {
@@ -32,15 +32,6 @@ def provenance(config: dict[str, Any], model_name: str) -> tuple[str, str]:
         return str(config["trained_on"]), str(config["protocol"])
     tag = model_name.split("@", 1)[0].rpartition(".")[2]
     return TRAINED_ON.get(tag, (UNKNOWN, UNKNOWN))
-
-
-def gflops_per_face(model: torch.nn.Module, size: int) -> float:
-    """Forward FLOPs of one ``size`` x ``size`` face, counted by torch's own flop counter, in 10^9."""
-    device = next(model.parameters()).device
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(torch.zeros(1, 3, size, size, device=device))
-    return counter.get_total_flops() / 1e9
 
 
 def model_info(model: torch.nn.Module, model_name: str) -> dict[str, Any]:

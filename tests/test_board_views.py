@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fsanet.models.base import gflops_per_face
 from leaderboard.metrics import summarize
-from leaderboard.model_info import gflops_per_face, method_family, provenance
+from leaderboard.model_info import method_family, provenance
 from leaderboard.plots import PALETTE, cumulative_figure, mae_bars, robustness_figure
 from leaderboard.store import ResultKey, ResultsStore
 from leaderboard.views import ABOUT, FLAG, board_view

@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import fsanet
+import fsanet.models.base
 from fsanet.cli.main import main
 from tests.conftest import OFFICIAL, ROOT, require_shared
 
@@ -66,3 +69,9 @@ def test_bench_writes_a_report(tmp_path, capsys):
     engines = ("torch", "torch-optimized", "onnxruntime")
     assert rows == {(engine, batch) for engine in engines for batch in (1, 2)}
     assert all(r["images_per_s"] > 0 for r in report["results"])
+    # Work done per row (the model's FLOPs x faces/s) and the machine's float32 ceiling from the same run.
+    flops = fsanet.models.base.gflops_per_face(fsanet.create_model("fsanet_caps_1x1"), 64)
+    for row in report["results"]:
+        assert row["gflop_per_s"] == pytest.approx(flops * row["images_per_s"], abs=0.06)  # rounded to 0.1
+    assert report["machine"]["sgemm_gflop_per_s"] > 0
+    assert "GFLOP/s" in capsys.readouterr().out

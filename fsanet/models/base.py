@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from fsanet.errors import InvalidImageError
 from fsanet.models.hub import HubMixin
@@ -87,3 +88,12 @@ def _convert_input(model: PoseModel, inputs: tuple[Any, ...]) -> tuple[Any, ...]
     ):
         return None
     return (as_model_input(x, model.input_size, reference, model.resizes_input), *inputs[1:])
+
+
+def gflops_per_face(model: nn.Module, size: int) -> float:
+    """Forward FLOPs of one ``size`` x ``size`` face, counted by torch's own flop counter, in 10^9."""
+    device = next(model.parameters()).device
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.zeros(1, 3, size, size, device=device))
+    return counter.get_total_flops() / 1e9

@@ -8,6 +8,11 @@ graphs are found under ``FSANET_OFFICIAL_MIRROR``, they are timed side by side i
 process on the same inputs, which is the only fair comparison on a noisy machine; the report then
 gives each engine's speed as a ratio to TF's (throughput ratio at the largest batch, latency ratio
 at batch 1).
+
+Every row also states the useful work it did, in GFLOP/s (the model's forward FLOPs per face, counted by
+torch's flop counter, times faces per second), and the report measures the machine's own ceiling in the same
+run: a 2048x2048 float32 matrix product on torch's threads (``sgemm_gflop_per_s``), which convolutions of a
+few dozen channels do not reach. A throughput target above that ceiling cannot be met at float32.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fsanet.models.base import gflops_per_face
 from fsanet.models.registry import OFFICIAL_NAMES, create_model
 from fsanet.runtime.onnx_engine import onnxruntime_available
 from fsanet.runtime.optimize import optimize_for_inference
@@ -47,14 +53,27 @@ def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 3) -> flo
     return statistics.median(timings)
 
 
-def _record(model: str, backend: str, batch: int, seconds: float) -> dict[str, Any]:
+def _record(model: str, backend: str, batch: int, seconds: float, gflops: float) -> dict[str, Any]:
     return {
         "model": model,
         "backend": backend,
         "batch": batch,
         "median_ms": round(seconds * 1e3, 3),
         "images_per_s": round(batch / seconds, 1),
+        "gflop_per_s": round(gflops * batch / seconds, 1),
     }
+
+
+def sgemm_gflop_per_s(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """The machine's float32 ceiling as torch reaches it: one large square matrix product, GFLOP/s."""
+    a, b = (torch.rand(size, size, device=device) for _ in range(2))
+
+    def run() -> None:
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return 2 * size**3 / median_seconds(run, repeats) / 1e9
 
 
 def time_torch(model: torch.nn.Module, batch: int, repeats: int, device: torch.device) -> float:
@@ -98,6 +117,7 @@ def run_benchmark(
     results = []
     for name in models:
         model = create_model(name).to(target).eval()  # timings do not depend on the weight values
+        gflops = gflops_per_face(model, int(getattr(model, "input_size", 64)))
         backends = {"torch": model}
         if optimized:
             backends["torch-optimized"] = optimize_for_inference(model, engine="torch")
@@ -105,7 +125,8 @@ def run_benchmark(
                 backends["onnxruntime"] = optimize_for_inference(model, engine="onnx", cache=False)
         for backend, module in backends.items():
             for batch in batches:
-                results.append(_record(name, backend, batch, time_torch(module, batch, repeats, target)))
+                seconds = time_torch(module, batch, repeats, target)
+                results.append(_record(name, backend, batch, seconds, gflops))
         mirror = Path(os.environ.get("FSANET_OFFICIAL_MIRROR", ""))
         graph = mirror / "pre-trained/converted-models/tf" / FROZEN_GRAPHS.get(name, "-")
         runner = _frozen_graph_runner(graph) if official and graph.is_file() else None
@@ -118,6 +139,7 @@ def run_benchmark(
                         "tf-frozen-graph",
                         batch,
                         median_seconds(lambda x=x, run=runner: run(x), repeats),
+                        gflops,
                     )
                 )
     return {
@@ -131,6 +153,7 @@ def run_benchmark(
             "tensorflow": _version("tensorflow", "tensorflow-cpu"),
             "threads": torch.get_num_threads(),
             "device": str(target),
+            "sgemm_gflop_per_s": round(sgemm_gflop_per_s(target), 1),
         },
         "repeats": repeats,
         "results": results,
@@ -167,11 +190,11 @@ def ratios_to_tf(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    lines = [f"{'model':24} {'backend':18} {'batch':>5} {'median ms':>10} {'img/s':>9}"]
+    lines = [f"{'model':24} {'backend':18} {'batch':>5} {'median ms':>10} {'img/s':>9} {'GFLOP/s':>8}"]
     for row in report["results"]:
         lines.append(
             f"{row['model']:24} {row['backend']:18} {row['batch']:>5} {row['median_ms']:>10.3f} "
-            f"{row['images_per_s']:>9.1f}"
+            f"{row['images_per_s']:>9.1f} {row['gflop_per_s']:>8.1f}"
         )
     for ratio in report.get("ratios_to_tf", []):
         figure = (
@@ -180,6 +203,9 @@ def format_table(report: dict[str, Any]) -> str:
             else f"latency {ratio['latency_vs_tf']:.2f}x TF's"
         )
         lines.append(f"{ratio['model']:24} {ratio['backend']:18} {ratio['batch']:>5} {figure}")
+    ceiling = report["machine"].get("sgemm_gflop_per_s")
+    if ceiling:
+        lines.append(f"machine ceiling (float32 2048x2048 matrix product, same run): {ceiling:.1f} GFLOP/s")
     return "\n".join(lines)
 
 
