@@ -19,6 +19,7 @@ from fsanet.detect.detectors import Detection, Detector, create_detector
 from fsanet.pipeline.estimate import PoseEstimator, PoseResult, PoseSmoother, estimate, to_json
 
 from .conftest import DATA, OFFICIAL, require_shared
+from .videos import two_astronauts_clip
 
 AFLW = DATA / "aflw2000-sample16"
 
@@ -220,6 +221,26 @@ def test_smoother_averages_matched_faces_only():
     smoother(result(40.0, (10, 10, 50, 50)))
     assert smoother(result(0.0, (12, 10, 52, 50))).faces[0].yaw == pytest.approx(30.0)
     assert smoother(result(0.0, (60, 60, 90, 90))).faces[0].yaw == 0.0  # a different face: no history
+
+
+def test_video_loop_stops_at_the_frame_cap_and_at_a_refused_frame(estimator, tmp_path):
+    from fsanet.errors import InvalidImageError
+    from fsanet.pipeline.video import estimate_video
+
+    video = two_astronauts_clip(tmp_path / "two.mp4", frames=4)
+    seen = []
+    assert estimate_video(video, estimator, seen.append, max_frames=2) == 2
+    assert [frame.index for frame in seen] == [0, 1]
+    assert all(len(frame.result.faces) == 2 and frame.rgb.shape == (256, 512, 3) for frame in seen)
+
+    def refuse_the_second(rgb: np.ndarray) -> None:
+        if len(seen) == 1:
+            raise InvalidImageError("frame too large")
+
+    seen.clear()
+    with pytest.raises(InvalidImageError, match="frame too large"):
+        estimate_video(video, estimator, seen.append, check_frame=refuse_the_second)
+    assert [frame.index for frame in seen] == [0]
 
 
 def test_detector_names_are_checked():

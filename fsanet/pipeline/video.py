@@ -1,4 +1,5 @@
-"""Videos in and out: what a file holds (read from its container, before decoding) and an H.264 writer.
+"""Videos in and out: what a file holds (read from its container, before decoding), an H.264 writer,
+and :func:`estimate_video`, the one frame loop of the CLI and the Space.
 
 The writer makes MP4 files browsers play (H.264 High profile, yuv420p, ``+faststart`` so playback
 starts before the download ends), through PyAV's bundled FFmpeg and libx264. OpenCV's ``mp4v``
@@ -8,14 +9,18 @@ starts before the download ends), through PyAV's bundled FFmpeg and libx264. Ope
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from fsanet.errors import InvalidImageError
+from fsanet.pipeline.drawing import draw_poses
+from fsanet.pipeline.estimate import PoseEstimator, PoseResult, PoseSmoother
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,57 @@ class H264Writer:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class PosedFrame:
+    """One estimated video frame: its index from 0, its RGB pixels as read, and its faces left to right."""
+
+    index: int
+    rgb: np.ndarray
+    result: PoseResult
+
+
+def estimate_video(
+    path: str | os.PathLike,
+    estimator: PoseEstimator,
+    on_frame: Callable[[PosedFrame], None],
+    *,
+    writer: H264Writer | None = None,
+    smoothing: float | None = None,
+    cube: bool = False,
+    max_frames: int | None = None,
+    check_frame: Callable[[np.ndarray], None] | None = None,
+    name: str | None = None,
+) -> int:
+    """Estimate every frame of a video in order and return how many were estimated.
+
+    Each frame's faces are smoothed (``smoothing``: :class:`PoseSmoother`'s alpha) and numbered left to
+    right, drawn into ``writer`` when one is given, then handed to ``on_frame`` (the caller's own
+    reporting). ``max_frames`` stops the loop before any further frame is estimated; ``check_frame``
+    sees every frame's pixels before the estimator does and raises to refuse it. ``name`` stands for
+    the file in messages (a server must not show its own paths).
+    """
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InvalidImageError(f"{name or path} is not a video OpenCV can read")
+    smoother = PoseSmoother(smoothing) if smoothing is not None else None
+    index = 0
+    try:
+        while max_frames is None or index < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if check_frame is not None:
+                check_frame(rgb)
+            result = estimator.estimate_rgb(rgb)
+            # Smoothed in the detector's order (best faces matched first), then numbered as on screen.
+            result = (smoother(result) if smoother else result).left_to_right()
+            if writer is not None:
+                writer.write(draw_poses(rgb, result, cube=cube))
+            on_frame(PosedFrame(index, rgb, result))
+            index += 1
+    finally:
+        capture.release()
+    return index
