@@ -14,6 +14,7 @@ from PIL import Image
 from fsanet.cli.main import main
 
 from .conftest import DATA, OFFICIAL, require_shared
+from .videos import two_astronauts_clip
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +84,17 @@ def test_video_is_annotated_frame_by_frame_with_smoothing(tmp_path, capsys):
     with av.open(str(tmp_path / "out" / "clip_pose.mp4")) as written:  # what browsers play
         stream = written.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+
+
+def test_video_faces_are_numbered_left_to_right_in_every_frame(tmp_path, capsys):
+    video = two_astronauts_clip(tmp_path / "two.mp4")
+    assert main(["predict", str(video), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["frame"] for line in lines] == [0, 1, 2]
+    for line in lines:
+        first, second = line["faces"]
+        assert first["box"][2] < second["box"][0], "face 1 is the leftmost"
+        assert first["score"] < second["score"], "the detector's own order (best first) is the other way"
 
 
 def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):

@@ -2,14 +2,15 @@
 
 Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.pipeline.estimate.to_json`
 schema), else a short table. Videos (``.mp4``, ``.avi``, ...): one JSON line per frame (with a
-``"frame"`` index), a progress bar on a terminal's stderr and, with ``--out``, an annotated H.264
-``.mp4`` that browsers play. A bad input prints one line on
+``"frame"`` index; faces numbered left to right, as drawn), a progress bar on a terminal's stderr and,
+with ``--out``, an annotated H.264 ``.mp4`` that browsers play. A bad input prints one line on
 stderr and the run goes on with the next; the exit code is 2 when any input failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -22,15 +23,8 @@ from fsanet.data.imageio import is_video
 from fsanet.detect.detectors import DEFAULT_DETECTOR, list_detectors
 from fsanet.errors import FSANetError
 from fsanet.pipeline.drawing import draw_poses
-from fsanet.pipeline.estimate import (
-    DEFAULT_MODEL,
-    MAX_FACES,
-    PoseEstimator,
-    PoseResult,
-    iter_video,
-    to_json,
-)
-from fsanet.pipeline.video import H264Writer, probe_video
+from fsanet.pipeline.estimate import DEFAULT_MODEL, MAX_FACES, PoseEstimator, PoseResult, to_json
+from fsanet.pipeline.video import H264Writer, PosedFrame, estimate_video, probe_video
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -114,17 +108,12 @@ def _predict_video(name: str, estimator: PoseEstimator, args: argparse.Namespace
     info = probe_video(name)
     writer = H264Writer(args.out / f"{Path(name).stem}_pose.mp4", info.fps) if args.out else None
     progress = tqdm(total=info.frames or None, desc=Path(name).name, unit="frame", disable=None)
-    frames = 0
-    try:
-        for index, (frame, result) in enumerate(iter_video(name, estimator, args.smooth)):
-            frames += 1
-            progress.update()
-            _report(name, result, args, frame=index)
-            if writer is not None:
-                writer.write(draw_poses(frame, result, cube=args.cube))
-    finally:
-        progress.close()
-        if writer is not None:
-            writer.close()
+
+    def report(frame: PosedFrame) -> None:
+        progress.update()
+        _report(name, frame.result, args, frame=frame.index)
+
+    with progress, writer if writer is not None else contextlib.nullcontext():
+        frames = estimate_video(name, estimator, report, writer=writer, smoothing=args.smooth, cube=args.cube)
     if frames == 0:
         raise FSANetError("the video has no readable frame")
