@@ -19,8 +19,8 @@ from fsanet import FSANetError
 from fsanet.data.imageio import check_size, load_image, read_size
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.drawing import draw_poses
-from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, iter_video, to_json
-from fsanet.pipeline.video import H264Writer, probe_video
+from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
+from fsanet.pipeline.video import H264Writer, PosedFrame, estimate_video, probe_video
 from space import outputs, runtime
 from space.fairness import VIDEO, Busy, admission
 from space.uploads import (
@@ -180,18 +180,27 @@ def _predict_video(
     # The container's frame rate is the uploader's word: bound it, so a claimed 10,000 fps buys no frames.
     max_frames = math.ceil(max_video_seconds() * min(info.fps, MAX_VIDEO_FPS)) + 1
     records = []
+
+    def check_frame(rgb: np.ndarray) -> None:  # the container's size is the uploader's word too
+        check_size(rgb.shape[1], rgb.shape[0], MAX_VIDEO_FRAME_PIXELS, name=name)
+
+    def record(frame: PosedFrame) -> None:
+        records.append({"frame": frame.index, **to_json(frame.result, name)})
+        progress((frame.index + 1, max(info.frames, frame.index + 1)), desc="frames", unit="frames")
+
     with admission.admit(_session(request), VIDEO):
         estimator = runtime.estimator(model, detector)
         path = outputs.new_path(".mp4")
         with H264Writer(path, info.fps) as writer:
-            for index, (frame, result) in enumerate(iter_video(video, estimator, name=name)):
-                if index >= max_frames:
-                    break
-                check_size(frame.shape[1], frame.shape[0], MAX_VIDEO_FRAME_PIXELS, name=name)
-                result = result.left_to_right()
-                writer.write(draw_poses(frame, result))
-                records.append({"frame": index, **to_json(result, name)})
-                progress((index + 1, max(info.frames, index + 1)), desc="frames", unit="frames")
+            estimate_video(
+                video,
+                estimator,
+                record,
+                writer=writer,
+                max_frames=max_frames,
+                check_frame=check_frame,
+                name=name,
+            )
     if not records:
         raise FSANetError(f"{name} has no readable frame")
     return str(path), {"video": name, "fps": info.fps, "frames": records}

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import BOARD_MODELS, DATA, ROOT, require_shared
+from tests.videos import two_astronauts_clip
 
 SAMPLES = DATA / "aflw2000-sample16"
 MAX_UPLOAD_MB = 4  # Gradio's cap on any upload (submissions)
@@ -326,6 +327,25 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, tmp_path)
     with pytest.raises(Exception, match="upload config.json and model.safetensors, or give a Hub repo id"):
         client.predict(api_name="/submit")  # nothing to submit: the project's message
     assert "data" in client.predict(api_name="/requests")
+
+
+def test_cli_and_space_video_give_the_same_faces_in_every_frame(client, tmp_path, capsys):
+    from gradio_client import handle_file
+
+    from fsanet.cli.main import main
+
+    video = two_astronauts_clip(tmp_path / "two.mp4")
+    assert main(["predict", str(video), "--json"]) == 0
+    cli = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    _, space = client.predict(handle_file(str(video)), api_name="/video")
+    assert [f["frame"] for f in space["frames"]] == [line["frame"] for line in cli] == [0, 1, 2]
+    for got, want in zip(space["frames"], cli, strict=True):
+        assert len(got["faces"]) == len(want["faces"]) == 2
+        for got_face, want_face in zip(got["faces"], want["faces"], strict=True):
+            assert got_face["box"] == pytest.approx(want_face["box"], abs=0.11)  # both rounded to 0.1
+            assert [got_face[k] for k in ("yaw", "pitch", "roll")] == pytest.approx(
+                [want_face[k] for k in ("yaw", "pitch", "roll")], abs=0.01
+            )
 
 
 def test_hostile_images_get_the_same_outcome_from_the_cli_and_the_space(

@@ -11,7 +11,6 @@ the Space and the leaderboard share::
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,6 @@ from fsanet.data.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
 from fsanet.data.preprocess import DEMO_MARGIN, to_batch
 from fsanet.data.recipes import CropProtocol, crop_face, finish_face, recipe_of
 from fsanet.detect.detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
-from fsanet.errors import InvalidImageError
 from fsanet.models.base import PoseModel
 from fsanet.runtime.optimize import optimize_for_inference
 
@@ -249,25 +247,3 @@ class PoseSmoother:
             smoothed.append(face)
         self._previous = smoothed
         return PoseResult(smoothed, result.image_size, result.num_detected, result.message)
-
-
-def iter_video(
-    path: str, estimator: PoseEstimator, smoothing: float | None = None, name: str | None = None
-) -> Iterator[tuple[np.ndarray, PoseResult]]:
-    """``(rgb_frame, result)`` for every frame of a video; ``smoothing`` is :class:`PoseSmoother`'s alpha.
-
-    ``name`` stands for the file in messages (a server must not show its own paths)."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InvalidImageError(f"{name or path} is not a video OpenCV can read")
-    smoother = PoseSmoother(smoothing) if smoothing is not None else None
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            result = estimator.estimate_rgb(rgb)
-            yield rgb, smoother(result) if smoother else result
-    finally:
-        capture.release()
