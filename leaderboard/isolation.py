@@ -3,7 +3,8 @@
 Its one job is containment: whatever a submission does (crash, allocate without bound, loop), the caller gets
 an :class:`Outcome` with a readable reason and keeps running. The child is started as
 ``python -c <set the limit, then run this module>`` so the cap applies before torch is even imported, and it
-writes the result with the ordinary runner into a local results directory.
+writes the result with the ordinary runner into the results directory it is given (the worker's staging
+folder), reading the benchmark data of the board it is given.
 """
 
 from __future__ import annotations
@@ -53,17 +54,20 @@ def evaluate_isolated(
     submission: Path,
     model_name: str,
     benchmark: str,
+    data_root: Path,
     results_root: Path,
     memory_bytes: int,
     timeout_s: float,
     tick: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Score one submission folder on one benchmark in a child; ``tick()`` -> False aborts it (lost lease)."""
+    """Score one submission folder on one benchmark in a child, with the benchmark data of the board at
+    ``data_root``, storing the result under ``results_root``; ``tick()`` -> False aborts it (lost lease)."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="leaderboard-eval-") as tmp:
         out, err = Path(tmp) / "out.json", Path(tmp) / "stderr.txt"
-        command = [sys.executable, "-c", _BOOTSTRAP, str(memory_bytes), str(submission), model_name]
-        command += [benchmark, str(results_root), str(out)]
+        command = [sys.executable, "-c", _BOOTSTRAP, str(memory_bytes), str(submission)]
+        # Absolute: the child runs in the repository root, not in the worker's directory.
+        command += [model_name, benchmark, str(data_root.resolve()), str(results_root.resolve()), str(out)]
         env = {
             **os.environ,
             # RLIMIT_AS counts reserved address space: keep allocators from reserving ~1 GB they never use.
@@ -114,20 +118,25 @@ def _reason(returncode: int, stderr: str, memory_bytes: int) -> str:
 
 
 def _main(argv: list[str]) -> int:
-    submission, model_name, benchmark, results_root, out = argv[1:6]
+    submission, model_name, benchmark, data_root, results_root, out = argv[1:7]
     from fsanet.models.hub import load_directory
+    from fsanet.utils.files import sha256_file
 
     from .runner import evaluate
     from .store import ResultsStore
 
     model = load_directory(submission)
     model.name = model_name
-    evaluation = evaluate(model, benchmark, ResultsStore(results_root, repo=""), progress=False)
+    store = ResultsStore(results_root, repo="")
+    evaluation = evaluate(model, benchmark, store, data_root=data_root, progress=False)
     scores = evaluation.record["results"][evaluation.key.benchmark]
     summary = {
         "benchmark": evaluation.key.benchmark,
         "mae": scores["mae"],
         "result": evaluation.path.name,
+        # What this child wrote: the worker moves exactly these bytes onto the board.
+        "sha256": sha256_file(evaluation.path),
+        "predictions_sha256": sha256_file(store.paths(evaluation.key)[1]),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     Path(out).write_text(json.dumps(summary))

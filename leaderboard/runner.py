@@ -108,12 +108,17 @@ def evaluate(
     revision: str | None = None,
     robustness: bool = True,
     progress: bool = True,
+    data_root: str | Path | None = None,
 ) -> Evaluation:
-    """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored result unless ``force``."""
+    """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored result unless ``force``.
+
+    ``data_root``: the board whose benchmark data is used (default the store's root; a worker's evaluation
+    stores into a staging folder but reads the board's data).
+    """
     if batch_size < 1:  # datasets' iter(batch_size=0) never ends
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     store = store or ResultsStore()
-    name, data, filter_99 = resolve_benchmark(benchmark, store.root)
+    name, data, filter_99 = resolve_benchmark(benchmark, store.root if data_root is None else data_root)
     model_name, module = resolve_model(model, revision)
     key = ResultKey(model_name, fsanet.weights_sha256(module), name, data.revision, CODE_VERSION)
     stored = None if force else store.get(key)

@@ -7,9 +7,12 @@ Layout under ``LEADERBOARD_DIR`` (the one Hugging Face leaderboards read)::
          "results": {"<benchmark>": {"mae": ..., "mae_yaw": ..., ...}},
          "run": {"seconds": ..., "crops_per_s": ..., "device": ...}}
     predictions/<same stem>.parquet      per-sample predictions and errors
+    .staging/<random>/{results,predictions}/...   a worker's results until its request is published
 
 The parquet is written first and the JSON last, each atomically, so a result is visible only once complete.
-Files the reader cannot use (corrupt, foreign, half-written temp files) are reported and skipped.
+Files the reader cannot use (corrupt, foreign, half-written temp files) are reported and skipped. A worker's
+evaluations write into a staging folder of the same filesystem, moved in by :meth:`ResultsStore.move_in`
+once the whole request succeeded: the board never reads ``.staging``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json
+from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json, sha256_file
 
 from .config import leaderboard_dir, results_repo
 from .model_info import method_family, provenance
@@ -54,6 +63,7 @@ TABLE_COLUMNS = (
 )
 _REQUIRED_CONFIG = ("model_name", "model_sha", "benchmark", "dataset_revision", "code_version")
 _REQUIRED_RESULTS = ("mae", "mae_yaw", "mae_pitch", "mae_roll", "n", "n_dropped")
+STAGING_DIR = ".staging"
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,11 @@ class ResultsStore:
         return self.root / "results"
 
     def paths(self, key: ResultKey) -> tuple[Path, Path]:
-        return self.results_dir / f"{key.stem}.json", self.root / "predictions" / f"{key.stem}.parquet"
+        return self.files(key.stem)
+
+    def files(self, stem: str) -> tuple[Path, Path]:
+        """The result JSON and the predictions parquet of the result named ``stem``."""
+        return self.results_dir / f"{stem}.json", self.root / "predictions" / f"{stem}.parquet"
 
     def has(self, key: ResultKey) -> bool:
         return self.get(key) is not None
@@ -125,7 +139,56 @@ class ResultsStore:
     def publish(self, json_path: Path) -> None:
         """Mirror one stored result (its JSON and predictions) to ``RESULTS_REPO`` when one is set."""
         if self.repo:
-            self._upload(json_path, self.root / "predictions" / f"{json_path.stem}.parquet")
+            self._upload(*self.files(json_path.stem))
+
+    @contextmanager
+    def staging(self, stale_after_s: float) -> Iterator[Path]:
+        """A fresh private folder under ``<root>/.staging/``, removed on exit; staging folders untouched for
+        ``stale_after_s`` (left by a killed worker; a live one touches its own) are removed first."""
+        parent = self.root / STAGING_DIR
+        parent.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - stale_after_s
+        for stale in parent.iterdir():
+            try:
+                if stale.stat().st_mtime < cutoff:
+                    shutil.rmtree(stale)
+            except OSError:  # another worker removed it first
+                continue
+        folder = Path(tempfile.mkdtemp(prefix="staged-", dir=parent))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def move_in(self, staged_root: Path, staged: list[dict[str, Any]]) -> list[Path]:
+        """Move results staged under ``staged_root`` onto the board; returns their JSON paths.
+
+        ``staged`` holds each result's JSON name and the sha256 of its two files as the evaluation reported
+        them: every file is checked before any is moved (OSError or ValueError otherwise, board untouched).
+        Each move is an ``os.replace`` on one filesystem, predictions first and the JSON last, so a reader
+        never sees a result without its predictions.
+        """
+        source = ResultsStore(staged_root, repo="")
+        moves = []
+        for result in staged:
+            name = str(result["result"])
+            if Path(name).name != name or not name.endswith(".json"):
+                raise ValueError(f"not a result file name: {name[:80]!r}")
+            stem = name.removesuffix(".json")
+            json_file, parquet_file = source.files(stem)
+            for file, digest in ((json_file, result["sha256"]), (parquet_file, result["predictions_sha256"])):
+                if sha256_file(file) != digest:
+                    raise ValueError(f"{file.name} changed after its evaluation wrote it")
+            moves.append((stem, parquet_file, json_file))
+        moved = []
+        for stem, parquet_file, json_file in moves:
+            json_target, parquet_target = self.files(stem)
+            for target in (json_target, parquet_target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(parquet_file, parquet_target)
+            os.replace(json_file, json_target)
+            moved.append(json_target)
+        return moved
 
     def predictions(self, key: ResultKey) -> pd.DataFrame:
         return pd.read_parquet(self.paths(key)[1])

@@ -9,6 +9,8 @@ Any number of workers, on any machines sharing a store, agree through claims and
   longer names this worker and attempt: the child is then killed and its work dropped);
 * a worker killed with ``kill -9`` stops renewing, its lease expires, and the next worker to look takes the
   request over (that lost attempt is logged);
+* the children write into a staging folder beside the board, moved onto it only when every benchmark
+  succeeded and the claim is still held: a failed, aborted or taken-over attempt leaves no row;
 * an attempt that fails (crash, out of memory, timeout) sends the request back to ``pending``; after
   ``LEADERBOARD_MAX_ATTEMPTS`` failures it is ``failed`` with the last reason, and the queue moves on.
 """
@@ -43,6 +45,10 @@ from .store import ResultsStore
 from .validation import SubmissionError, validate_submission
 
 log = logging.getLogger(__name__)
+
+# A staging folder untouched for this many leases belongs to a dead worker (a live one touches it at every
+# renewal, three times a lease): the next worker removes it.
+STALE_STAGING_LEASES = 10
 
 
 def present_benchmarks(root: str | Path | None = None) -> list[str]:
@@ -174,20 +180,32 @@ class Worker:
 
     # ---------------------------------------------------------------------------------- evaluating
     def process(self, record: dict[str, Any], benchmarks: list[str]) -> dict[str, Any]:
-        """Evaluate a claimed request on ``benchmarks`` (each in a child); returns its final record."""
+        """Evaluate a claimed request on ``benchmarks`` (each in a child); returns its final record.
+
+        The children write into a staging folder; its results reach the board (and the Hub mirror) only once
+        every benchmark succeeded and the claim is still this worker's, else they are dropped with it.
+        """
         request_id = record["id"]
         renew_every = self.lease_s / 3
         last_renewal = time.monotonic()
+        results, published, reason = [], [], None
+        stale_after_s = STALE_STAGING_LEASES * self.lease_s
+        with (
+            tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp,
+            self.results.staging(stale_after_s) as staging,
+        ):
 
-        def tick(progress: str) -> bool:
-            nonlocal last_renewal
-            if time.monotonic() - last_renewal < renew_every:
+            def renew(progress: str) -> bool:
+                nonlocal last_renewal
+                last_renewal = time.monotonic()
+                if not self.renew(request_id, progress):
+                    return False
+                os.utime(staging)  # in use: younger than the age at which other workers remove it
                 return True
-            last_renewal = time.monotonic()
-            return self.renew(request_id, progress)
 
-        results, reason = [], None
-        with tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp:
+            def tick(progress: str) -> bool:
+                return time.monotonic() - last_renewal < renew_every or renew(progress)
+
             folder = self.queue.fetch_submission(request_id, Path(tmp))
             try:  # the stored files again, as the submit step did: a bad file in the store fails at once
                 validate_submission(folder)
@@ -196,15 +214,15 @@ class Worker:
                 return self.queue.get(request_id)
             for index, benchmark in enumerate(benchmarks, 1):
                 progress = f"{benchmark} ({index}/{len(benchmarks)})"
-                if not self.renew(request_id, progress):
+                if not renew(progress):
                     reason = "lost the claim"
                     break
-                last_renewal = time.monotonic()
                 outcome = evaluate_isolated(
                     folder,
                     record["model_name"],
                     benchmark,
                     self.results.root,
+                    staging,
                     eval_memory_bytes(),
                     eval_timeout_seconds(),
                     tick=lambda progress=progress: tick(progress),
@@ -213,12 +231,20 @@ class Worker:
                     reason = f"{benchmark}: {outcome.reason}"
                     break
                 results.append(outcome.summary)
-        if reason is None and not self.renew(request_id, "publishing"):
-            reason = "lost the claim"
-        if reason is None:
-            for summary in results:  # only the claim's holder publishes: one result per request
-                self.results.publish(self.results.results_dir / summary["result"])
-        closed = self._close(request_id, "finished" if reason is None else "failed", reason, results)
+            # Only the claim's holder publishes (one result per request); the fresh lease covers the moves.
+            if reason is None and not renew("publishing"):
+                reason = "lost the claim"
+            if reason is None:
+                try:
+                    published = self.results.move_in(staging, results)
+                except (OSError, ValueError) as error:
+                    reason = f"could not publish the results: {error}"
+        for path in published:  # moved onto the board: the request succeeded
+            self.results.publish(path)
+        finished = reason is None  # a failed attempt's scores name rows that never reached the board
+        closed = self._close(
+            request_id, "finished" if finished else "failed", reason, results if finished else []
+        )
         if not closed:
             log.warning("request %s was taken over by another worker; dropped this attempt", request_id)
         return self.queue.get(request_id)

@@ -19,11 +19,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import fsanet
+from fsanet.utils.files import sha256_file
 from leaderboard import plots
 from leaderboard.cli import main
 from leaderboard.data import write_dataset
 from leaderboard.importers import prepare_aflw2000
 from leaderboard.requests import RequestQueue, submit_directory, submit_files, submit_repo
+from leaderboard.runner import evaluate
 from leaderboard.seed import seed_rows
 from leaderboard.store import ResultsStore
 from leaderboard.validation import SubmissionError, validate_submission
@@ -285,9 +287,16 @@ def test_submission_is_queued_evaluated_and_listed(board, good_submission):
     assert done["status"] == "finished" and [r["benchmark"] for r in done["results"]] == ["aflw2000"]
     assert [a["outcome"] for a in done["attempts"]] == ["finished"]
     assert 0 < done["results"][0]["peak_rss_mb"] < 2048
-    table = ResultsStore().table()
+    store = ResultsStore()
+    table = store.table()
     assert list(table["model"]) == ["alice/caps"]
     assert table["weights_sha256"][0] == request["weights_sha256"]
+    # The board holds exactly the bytes the evaluation child wrote (it reported their sha256), moved there
+    # from its staging folder, which is gone.
+    json_file, parquet_file = store.files(done["results"][0]["result"].removesuffix(".json"))
+    assert sha256_file(json_file) == done["results"][0]["sha256"]
+    assert sha256_file(parquet_file) == done["results"][0]["predictions_sha256"]
+    assert list((board / ".staging").iterdir()) == []
     assert run_worker() == []  # nothing left: a finished request is never evaluated again
 
 
@@ -303,6 +312,105 @@ def test_claims_and_leases_between_two_workers(board, good_submission):
     assert taken["lease"]["worker"] == second.worker_id
     assert [a["outcome"] for a in taken["attempts"]] == ["lost", None]
     assert not first.renew(request["id"])  # its claim is gone: it must drop its work
+
+
+def _no_rows(board: Path) -> bool:
+    """Nothing on the board: no result, no predictions, no staging folder left behind."""
+    staged = list((board / ".staging").iterdir())
+    return ResultsStore().records() == ([], []) and not list(board.glob("predictions/*")) and staged == []
+
+
+def test_a_request_failing_on_its_second_benchmark_leaves_no_row(board, good_submission):
+    """Benchmarks are scored in turn, each in its child: aflw2000 succeeds, then biwi's child fails (no data
+    here). The aflw2000 result stays in staging and goes with it: a request reaches the board whole or not."""
+    submit_directory(good_submission, name="dave/caps")
+    worker = Worker()
+    done = worker.process(worker.claim_next(), ["aflw2000", "biwi"])
+    assert done["status"] == "pending" and done["reason"].startswith("biwi: "), done["reason"]
+    assert done["results"] == [] and _no_rows(board)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (command) state ppid ...": the command may hold spaces and parentheses
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # the process ended while listed
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _start_worker_once() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "leaderboard", "worker", "--once"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _evaluation_child(worker: subprocess.Popen, deadline: float) -> int:
+    while not (children := _children(worker.pid)):
+        assert worker.poll() is None and time.monotonic() < deadline, (
+            "the worker never started its evaluation"
+        )
+        time.sleep(0.05)
+    return children[0]
+
+
+def test_a_worker_that_lost_its_claim_leaves_no_row(board, good_submission, monkeypatch):
+    """A worker stalls (SIGSTOP) while its evaluation child finishes and writes its result; its lease
+    expires and another worker takes the request over; the first resumes: its result must not reach the
+    board (the one who took over publishes its own)."""
+    monkeypatch.setenv("LEADERBOARD_LEASE_S", "4")
+    submit_directory(good_submission, name="carol/caps")
+    stalled = _start_worker_once()
+    try:
+        deadline = time.monotonic() + 180
+        child = _evaluation_child(stalled, deadline)
+        os.kill(stalled.pid, signal.SIGSTOP)
+        while not _gone(child):
+            assert time.monotonic() < deadline, "the evaluation child never finished"
+            time.sleep(0.1)
+        taker = Worker()
+        while (taken := taker.claim_next()) is None:  # as soon as the stalled worker's lease expires
+            assert time.monotonic() < deadline, "the stalled worker's lease never expired"
+            time.sleep(0.2)
+        os.kill(stalled.pid, signal.SIGCONT)
+        stalled.wait(60)
+    finally:
+        if stalled.poll() is None:
+            stalled.kill()
+            stalled.wait(10)
+    assert _no_rows(board)
+    done = taker.process(taken, ["aflw2000"])
+    assert done["status"] == "finished" and [a["outcome"] for a in done["attempts"]] == ["lost", "finished"]
+    assert len(ResultsStore().records()[0]) == 1
+
+
+def test_a_stale_staging_folder_is_never_read_and_the_next_worker_removes_it(board, good_submission):
+    """A worker killed before publishing leaves a complete result in its staging folder: the board never
+    reads it, and the next worker removes it once it is older than its age limit (a live one's stays)."""
+    staging = board / ".staging"
+    killed, live = staging / "staged-killed", staging / "staged-live"
+    model = fsanet.load_model(str(good_submission))
+    model.name = "ghost"
+    evaluate(
+        model, "aflw2000", ResultsStore(killed, repo=""), data_root=board, progress=False, robustness=False
+    )
+    hour_ago = time.time() - 3600
+    os.utime(killed, (hour_ago, hour_ago))
+    live.mkdir()
+    store = ResultsStore()
+    assert store.records() == ([], []) and store.table().empty
+    submit_directory(good_submission, name="erin/caps")  # the same weights: not "already on the board"
+    (done,) = Worker(lease_s=60).run()  # stale after 10 leases: 10 minutes
+    assert done["status"] == "finished"
+    assert [p.name for p in staging.iterdir()] == ["staged-live"]
+    assert list(store.table()["model"]) == ["erin/caps"]
 
 
 def test_crash_oom_and_timeout_fail_the_attempt_with_a_reason(board, good_submission, monkeypatch):
@@ -352,7 +460,7 @@ def test_an_evaluation_does_not_outlive_its_worker(board, good_submission, tmp_p
         "import sys, threading, time\n"
         "from pathlib import Path\n"
         "from leaderboard.isolation import _RUNNING, evaluate_isolated\n"
-        "args = (Path(sys.argv[1]), 'x', 'aflw2000', Path(sys.argv[2]), 0, 600)\n"
+        "args = (Path(sys.argv[1]), 'x', 'aflw2000', Path(sys.argv[2]), Path(sys.argv[2]), 0, 600)\n"
         "threading.Thread(target=evaluate_isolated, args=args, daemon=True).start()\n"
         "while not _RUNNING:\n"
         "    time.sleep(0.02)\n"
