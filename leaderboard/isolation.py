@@ -5,6 +5,9 @@ an :class:`Outcome` with a readable reason and keeps running. The child is start
 ``python -c <set the limit, then run this module>`` so the cap applies before torch is even imported, and it
 writes the result with the ordinary runner into the results directory it is given (the worker's staging
 folder), reading the benchmark data of the board it is given.
+
+The child never outlives its worker: ``atexit`` kills it when the worker's process ends, the worker kills it
+when interrupted, and on Linux the kernel kills it (``PR_SET_PDEATHSIG``) when the worker is ``kill -9``-ed.
 """
 
 from __future__ import annotations
@@ -22,11 +25,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+# argv: the parent's pid, the memory cap, then _main's arguments. PR_SET_PDEATHSIG (1) makes the kernel send
+# SIGKILL when the parent dies, even by SIGKILL; a parent already gone before prctl is caught by getppid().
 _BOOTSTRAP = (
-    "import resource, runpy, sys\n"
-    "limit = int(sys.argv[1])\n"
+    "import os, resource, runpy, signal, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
+    "    if os.getppid() != int(sys.argv[1]): sys.exit('the worker exited before its evaluation started')\n"
+    "limit = int(sys.argv[2])\n"
     "if limit > 0: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
-    "sys.argv = sys.argv[1:]\n"
+    "sys.argv = sys.argv[2:]\n"
     "runpy.run_module('leaderboard.isolation', run_name='__main__', alter_sys=True)\n"
 )
 TICK_SECONDS = 1.0
@@ -61,11 +70,15 @@ def evaluate_isolated(
     tick: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Score one submission folder on one benchmark in a child, with the benchmark data of the board at
-    ``data_root``, storing the result under ``results_root``; ``tick()`` -> False aborts it (lost lease)."""
+    ``data_root``, storing the result under ``results_root``; ``tick()`` -> False aborts it (lost lease).
+
+    The calling thread waits for the child: it must, since PR_SET_PDEATHSIG fires when the thread that
+    started the child exits, not the process (the Space runs its worker in a thread).
+    """
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="leaderboard-eval-") as tmp:
         out, err = Path(tmp) / "out.json", Path(tmp) / "stderr.txt"
-        command = [sys.executable, "-c", _BOOTSTRAP, str(memory_bytes), str(submission)]
+        command = [sys.executable, "-c", _BOOTSTRAP, str(os.getpid()), str(memory_bytes), str(submission)]
         # Absolute: the child runs in the repository root, not in the worker's directory.
         command += [model_name, benchmark, str(data_root.resolve()), str(results_root.resolve()), str(out)]
         env = {

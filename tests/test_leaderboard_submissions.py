@@ -480,6 +480,38 @@ def test_an_evaluation_does_not_outlive_its_worker(board, good_submission, tmp_p
         time.sleep(0.1)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_an_evaluation_does_not_outlive_its_worker_killed_with_sigkill(
+    board, good_submission, tmp_path, monkeypatch
+):
+    """``kill -9`` of the worker alone (not its process group): no atexit runs, the kernel kills its
+    evaluation child (here one of tens of seconds)."""
+    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 3000)))
+    submit_directory(good_submission, name="frank/caps")
+    worker = _start_worker_once()
+    child = None
+    try:
+        child = _evaluation_child(worker, time.monotonic() + 120)
+        time.sleep(2.0)  # past the child's start-up, into its evaluation
+        assert not _gone(child), (
+            "the evaluation ended before its worker could be killed: make the data bigger"
+        )
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 15
+        while not _gone(child):
+            assert time.monotonic() < deadline, "the evaluation child outlived its worker killed with SIGKILL"
+            time.sleep(0.1)
+        staged = list(board.glob(".staging/*/results/*.json"))
+        assert staged == [], "the evaluation child finished instead of being killed with its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        if child is not None and not _gone(child):  # this test's orphan, if the fix is broken
+            os.kill(child, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_killing_the_worker_mid_run_loses_nothing(board, good_submission, tmp_path, monkeypatch):
     monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 512)))
