@@ -352,8 +352,22 @@ def _start_worker_once() -> subprocess.Popen:
     )
 
 
+def _is_evaluation(pid: int) -> bool:
+    try:  # the bootstrap runs this module (a worker's imports may start short-lived helpers too)
+        return b"leaderboard.isolation" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _has_loaded_torch(pid: int) -> bool:
+    try:
+        return b"libtorch" in Path(f"/proc/{pid}/maps").read_bytes()
+    except OSError:
+        return False
+
+
 def _evaluation_child(worker: subprocess.Popen, deadline: float) -> int:
-    while not (children := _children(worker.pid)):
+    while not (children := [pid for pid in _children(worker.pid) if _is_evaluation(pid)]):
         assert worker.poll() is None and time.monotonic() < deadline, (
             "the worker never started its evaluation"
         )
@@ -481,21 +495,22 @@ def test_an_evaluation_does_not_outlive_its_worker(board, good_submission, tmp_p
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-def test_an_evaluation_does_not_outlive_its_worker_killed_with_sigkill(
-    board, good_submission, tmp_path, monkeypatch
-):
-    """``kill -9`` of the worker alone (not its process group): no atexit runs, the kernel kills its
-    evaluation child (here one of tens of seconds)."""
-    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(synthetic_benchmark(tmp_path / "big", 3000)))
-    submit_directory(good_submission, name="frank/caps")
+def test_an_evaluation_does_not_outlive_its_worker_killed_with_sigkill(board, tmp_path):
+    """``kill -9`` of the worker alone (not its process group, so no atexit runs) as soon as its evaluation
+    child has loaded torch (a ResNet-18 head at 224x224 then has seconds of work left): the kernel kills
+    the child, which writes no result."""
+    torch.manual_seed(0)
+    slow = fsanet.save_pretrained(fsanet.create_model("fsanet_timm_resnet18"), tmp_path / "resnet18")
+    submit_directory(slow, name="frank/resnet18")
     worker = _start_worker_once()
     child = None
     try:
-        child = _evaluation_child(worker, time.monotonic() + 120)
-        time.sleep(2.0)  # past the child's start-up, into its evaluation
-        assert not _gone(child), (
-            "the evaluation ended before its worker could be killed: make the data bigger"
-        )
+        deadline = time.monotonic() + 120
+        child = _evaluation_child(worker, deadline)
+        while not _has_loaded_torch(child):  # past its bootstrap (prctl), into the evaluation
+            assert not _gone(child) and time.monotonic() < deadline, "the evaluation child never loaded torch"
+            time.sleep(0.05)
+        assert not _gone(child), "the evaluation ended before its worker could be killed"
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
         deadline = time.monotonic() + 15
