@@ -3,6 +3,7 @@ attempts, ``kill -9``), foreign files in the store, reserved names, seed rows an
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -375,6 +376,23 @@ def _evaluation_child(worker: subprocess.Popen, deadline: float) -> int:
     return children[0]
 
 
+def _stop_outside_the_store_lock(pid: int, board: Path) -> None:
+    """SIGSTOP ``pid`` at a moment it does not hold the store's update lock (others would wait forever)."""
+    with (board / ".update.lock").open("a") as lock:
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+                time.sleep(0.01)  # stopping is asynchronous
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # stopped while renewing its lease: let it finish, then again
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.01)
+                continue
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return
+
+
 def test_a_worker_that_lost_its_claim_leaves_no_row(board, good_submission, monkeypatch):
     """A worker stalls (SIGSTOP) while its evaluation child finishes and writes its result; its lease
     expires and another worker takes the request over; the first resumes: its result must not reach the
@@ -385,7 +403,7 @@ def test_a_worker_that_lost_its_claim_leaves_no_row(board, good_submission, monk
     try:
         deadline = time.monotonic() + 180
         child = _evaluation_child(stalled, deadline)
-        os.kill(stalled.pid, signal.SIGSTOP)
+        _stop_outside_the_store_lock(stalled.pid, board)
         while not _gone(child):
             assert time.monotonic() < deadline, "the evaluation child never finished"
             time.sleep(0.1)
