@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import fsanet  # noqa: E402
-from leaderboard.data import write_dataset  # noqa: E402
-from leaderboard.runner import evaluate, predict  # noqa: E402
-from leaderboard.store import ResultsStore  # noqa: E402
+from leaderboard.protocol.data import write_dataset  # noqa: E402
+from leaderboard.protocol.runner import evaluate, predict  # noqa: E402
+from leaderboard.service.store import ResultsStore  # noqa: E402
 from tests.test_leaderboard_submissions import synthetic_rows  # noqa: E402
 
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import fsanet  # noqa: E402
-from leaderboard.backends import LocalBackend  # noqa: E402
-from leaderboard.requests import RequestQueue  # noqa: E402
-from leaderboard.validation import SubmissionError, validate_submission  # noqa: E402
+from leaderboard.service.backends import LocalBackend  # noqa: E402
+from leaderboard.submission.requests import RequestQueue  # noqa: E402
+from leaderboard.submission.validation import SubmissionError, validate_submission  # noqa: E402
 from tests.test_leaderboard_submissions import synthetic_benchmark  # noqa: E402
 from tests.test_space_api import serve_app  # noqa: E402
 

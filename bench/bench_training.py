@@ -19,27 +19,19 @@ import datasets
 import numpy as np
 import torch
 
-from fsanet.models.base import PoseModel
 from fsanet.models.registry import create_model
 from fsanet.training.data import PoseData, batch_loader
-from fsanet.training.loop import TrainSettings, _amp_dtype, mae_loss, resolve_device, to_input
+from fsanet.training.loop import TrainSettings, _amp_dtype, mae_loss, to_input
+from fsanet.utils.settings import device as choose_device
 
 PROTOCOL1_IMAGES = 122_450
-
-
-def build(name: str) -> PoseModel:
-    if name.startswith("fsanet_timm_"):
-        from fsanet.models.timm_head import create_timm_model_by_name
-
-        return create_timm_model_by_name(name)
-    return create_model(name)
 
 
 def step_throughput(
     name: str, batch_size: int, steps: int, device: torch.device, settings: TrainSettings
 ) -> float:
     torch.manual_seed(0)
-    model = build(name).to(device).train()
+    model = create_model(name).to(device).train()
     channels_last = device.type == "cuda" and settings.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -113,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = choose_device(args.device)
     settings = TrainSettings(amp=args.amp)
     name_of_device = (
         torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"

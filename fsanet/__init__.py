@@ -10,21 +10,25 @@ from fsanet.data.imageio import load_image
 from fsanet.detect.detectors import Detection, create_detector, list_detectors
 from fsanet.errors import FSANetError, InvalidImageError, InvalidWeightsError, WeightsUnavailableError
 from fsanet.models.base import PoseModel
-from fsanet.models.factory import build_model, register_architecture
-from fsanet.models.hub import (
-    from_pretrained,
-    push_to_hub,
-    save_pretrained,
+from fsanet.models.family import register_family
+from fsanet.models.hub import push_to_hub, save_pretrained
+from fsanet.models.registry import (
+    ModelIdentity,
+    build_model,
+    create_model,
+    list_models,
+    load_model,
+    model_identity,
     validate_state_dict,
-    weights_sha256,
 )
-from fsanet.models.registry import create_model, list_models, load_model
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import FacePose, PoseEstimator, PoseResult, estimate, to_json
 from fsanet.runtime.optimize import optimize_for_inference
 
+from_pretrained = PoseModel.from_pretrained  # any family; ``SomeFamily.from_pretrained`` only that one
 __all__ = [
     "Detection",
+    "ModelIdentity",
     "FSANetError",
     "FacePose",
     "InvalidImageError",
@@ -44,15 +48,15 @@ __all__ = [
     "list_models",
     "load_image",
     "load_model",
+    "model_identity",
     "optimize_for_inference",
     "pretrained_names",
     "push_to_hub",
-    "register_architecture",
+    "register_family",
     "rotation_matrix",
     "save_pretrained",
     "to_json",
     "validate_state_dict",
-    "weights_sha256",
 ]
 
 

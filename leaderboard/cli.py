@@ -22,9 +22,11 @@ from fsanet.cli.args import (
 )
 from fsanet.errors import FSANetError
 
-from .config import BENCHMARKS, get_benchmark, leaderboard_dir, looked_in, remember_dataset
-from .data import DatasetUnavailableError, push_dataset_to_hub
-from .store import ResultsStore, format_table
+from .display.columns import format_table
+from .protocol.benchmarks import BENCHMARKS, get_benchmark, looked_in, remember_dataset
+from .protocol.data import DatasetUnavailableError, push_dataset_to_hub
+from .service.store import ResultsStore
+from .settings import leaderboard_dir
 
 SUMMARY_KEYS = (
     "mae_yaw",
@@ -47,7 +49,7 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _prepare(args: argparse.Namespace) -> Any:
-    from . import importers
+    from .protocol import importers
 
     benchmark = args.benchmark or {"aflw2000": "aflw2000", "biwi": "biwi"}.get(args.kind)
     if benchmark is None:
@@ -68,7 +70,7 @@ def _prepare(args: argparse.Namespace) -> Any:
 
 
 def _evaluate(args: argparse.Namespace) -> Any:
-    from .runner import evaluate
+    from .protocol.runner import evaluate
 
     evaluation = evaluate(
         args.model,
@@ -105,14 +107,14 @@ def _table(args: argparse.Namespace) -> str:
 
 
 def _queue(args: argparse.Namespace) -> Any:
-    from .backends import open_backend
-    from .requests import RequestQueue
+    from .service.backends import open_backend
+    from .submission.requests import RequestQueue
 
     return RequestQueue(open_backend(_root(args)))
 
 
 def _submit(args: argparse.Namespace) -> Any:
-    from .requests import submit
+    from .submission.requests import submit
 
     results = ResultsStore(_root(args))
     return submit(args.source, name=args.name, revision=args.revision, queue=_queue(args), results=results)
@@ -129,21 +131,21 @@ def _requests(args: argparse.Namespace) -> Any:
 
 
 def _retry(args: argparse.Namespace) -> Any:
-    from .requests import retry_request
+    from .submission.requests import retry_request
 
     return retry_request(args.id, _queue(args))
 
 
 def _worker(args: argparse.Namespace) -> Any:
-    from .worker import Worker
+    from .service.worker import Worker
 
     worker = Worker(_queue(args), ResultsStore(_root(args)))  # datasets located for that board too
     return worker.run(watch=args.watch, limit=args.limit, poll_s=args.poll)
 
 
 def _seed(args: argparse.Namespace) -> Any:
-    from .seed import seed_rows
-    from .worker import present_benchmarks
+    from .protocol.data import present_benchmarks
+    from .service.seed import seed_rows
 
     root = _root(args)
     benchmarks = present_benchmarks(root)
@@ -156,7 +158,7 @@ def _seed(args: argparse.Namespace) -> Any:
 
 
 def _plot(args: argparse.Namespace) -> Any:
-    from . import plots
+    from .display import plots
 
     if args.ext == "png" and importlib.util.find_spec("kaleido") is None:
         raise FSANetError(

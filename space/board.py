@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -25,8 +27,8 @@ from leaderboard import (
     submit_repo,
     yaw_bin_figure,
 )
-from leaderboard.config import leaderboard_dir, poll_seconds, results_repo, worker_enabled
-from leaderboard.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL_COLUMNS, board_view
+from leaderboard.display.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL, board_view
+from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
 from space.outputs import save_bytes
 
 ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
@@ -52,6 +54,16 @@ class _Reloads:
     listing: tuple[list[dict[str, Any]], list[str]] = ([], [])
 
 
+@functools.cache
+def _store(root: str, repo: str | None) -> ResultsStore:
+    return ResultsStore(root, repo)
+
+
+def board_store() -> ResultsStore:
+    """One store per board for every browser tab: each result file is parsed once until it changes."""
+    return _store(str(leaderboard_dir()), results_repo())
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%H:%M:%S UTC")
 
@@ -66,7 +78,7 @@ def reload_store() -> str:
     with _Reloads.lock:
         if time.monotonic() - _Reloads.pulled_at >= poll_seconds():
             try:
-                ResultsStore().pull()
+                board_store().pull()
                 _Reloads.pulled_stamp = _utc_now()
             except Exception:  # noqa: BLE001  (the Hub being away must not break the board; shown as stale)
                 pass
@@ -90,7 +102,7 @@ def board_table(
     contains ``search`` (case-insensitive), plus the ``technical`` columns asked for."""
     reload_store()
     try:
-        return board_view(ResultsStore().table(), benchmark, show_all, search, technical or ())
+        return board_view(board_store().table(), benchmark, show_all, search, technical or ())
     except ValueError as error:
         raise gr.Error(str(error)) from None
 
@@ -99,7 +111,7 @@ def board_status() -> str:
     """The empty-state instructions when no result is stored, else a count of rows; when it was last
     reloaded, and the store's files that were skipped (listed once each)."""
     updated = reload_store()
-    store = ResultsStore()
+    store = board_store()
     table = store.table()
     problems = store.records()[1] + list_requests()[1]
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
@@ -114,7 +126,7 @@ def board_status() -> str:
 
 def refresh_plots(benchmark: str, search: str, show_all: bool, shown: int) -> tuple[Any, ...]:
     """The figures again when the number of stored results differs from ``shown`` (else no update)."""
-    stored = len(ResultsStore().records()[0])
+    stored = len(board_store().records()[0])
     if stored == shown:
         return (*(gr.skip() for _ in PLOT_LABELS), shown)
     return (*board_plots(benchmark, search, show_all), stored)
@@ -125,7 +137,7 @@ def board_plots(
 ) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
     """MAE per axis, MAE by |yaw|, cumulative MAE, cumulative geodesic error and the robustness sweep of
     the models the table shows on one benchmark (the first stored one for ``all``)."""
-    store = ResultsStore()
+    store = board_store()
     table = store.table()
     if benchmark == ALL:
         benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
@@ -145,7 +157,7 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
     # One pruned folder, files named by content: calls leave no folder behind.
-    return save_bytes(format_table(ResultsStore().table(), fmt).encode(), f".{fmt}", stem="leaderboard")
+    return save_bytes(format_table(board_store().table(), fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
 def _status(request: dict[str, Any]) -> str:
@@ -185,28 +197,51 @@ def _accepted_message(request: dict[str, Any]) -> str:
     )
 
 
+def submitter(request: gr.Request | None) -> str:
+    """Whose limits a submission counts against: the logged-in Hub user, else the client's address (kept
+    only as a hash)."""
+    if request is None:
+        return "anonymous"
+    if getattr(request, "username", None):
+        return f"hf:{request.username}"
+    host = getattr(getattr(request, "client", None), "host", None) or "unknown"
+    return "ip:" + hashlib.sha256(str(host).encode()).hexdigest()[:16]
+
+
 def submit_variant(
-    files: list[str] | None = None, name: str = "", repo_id: str = "", revision: str = ""
+    files: list[str] | None = None,
+    name: str = "",
+    repo_id: str = "",
+    revision: str = "",
+    request: gr.Request | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, str]:
     """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision.
 
-    The repo id is only ever a Hub id (``owner/name``): it is never looked up on this server's disk.
+    The repo id is only ever a Hub id (``owner/name``): it is never looked up on this server's disk. Each
+    submitter has the leaderboard's limits (requests waiting, submissions an hour).
     """
+    who = submitter(request)
     try:
         if files and repo_id.strip():
             raise SubmissionError("give either files or a Hub repo id, not both")
         if files:
             if not name.strip():
                 raise SubmissionError("give the variant a name")
-            request = submit_files(files, name.strip())
+            queued = submit_files(files, name.strip(), results=board_store(), submitter=who)
         elif repo_id.strip():
-            request = submit_repo(repo_id, revision=revision.strip() or None, name=name.strip() or None)
+            queued = submit_repo(
+                repo_id,
+                revision=revision.strip() or None,
+                name=name.strip() or None,
+                results=board_store(),
+                submitter=who,
+            )
         else:
             raise SubmissionError("upload config.json and model.safetensors, or give a Hub repo id")
     except SubmissionError as error:
         raise gr.Error(str(error), title="Submission rejected") from None
     _Reloads.listed_at = -float("inf")  # the queue shown next includes this request
-    return request, requests_table(), _accepted_message(request)
+    return queued, requests_table(), _accepted_message(queued)
 
 
 def leaderboard_tab(demo: gr.Blocks) -> None:
@@ -220,7 +255,7 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
             False, label="Show every model (also those trained for the other protocol)", elem_id="board-all"
         )
     technical = gr.CheckboxGroup(
-        list(TECHNICAL_COLUMNS), value=[], label="Technical columns", elem_id="board-technical"
+        list(TECHNICAL), value=[], label="Technical columns", elem_id="board-technical"
     )
     table = gr.Dataframe(
         board_table, label="Mean absolute error (degrees)", interactive=False, elem_id="board-table"

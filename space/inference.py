@@ -69,7 +69,7 @@ def estimate_upload(
         rgb = load_image(source, name=name, **caps)
         if mirrored:  # the browser mirrors webcam frames like a mirror; the model needs the camera's view
             rgb = np.ascontiguousarray(rgb[:, ::-1])
-        return name, rgb, estimator.estimate_rgb(rgb).left_to_right()
+        return name, rgb, estimator.estimate_rgb(rgb)
 
 
 @runtime.gpu

@@ -13,7 +13,6 @@ Environment variables:
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,8 +25,8 @@ from fsanet import FSANetError, load_model, optimize_for_inference
 from fsanet.detect.detectors import create_detector
 from fsanet.pipeline.estimate import DETECT_MAX_SIDE, PoseEstimator
 from fsanet.runtime.threads import configure_threads  # noqa: F401 - called as runtime.configure_threads
+from fsanet.utils import settings
 
-DEVICE_ENV = "FSANET_DEVICE"
 F = TypeVar("F", bound=Callable[..., Any])
 _lock = threading.Lock()
 
@@ -35,13 +34,7 @@ _lock = threading.Lock()
 @functools.cache
 def device() -> torch.device:
     """The inference device, decided once per process from ``FSANET_DEVICE``."""
-    choice = os.environ.get(DEVICE_ENV, "auto").strip().lower() or "auto"
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    chosen = torch.device(choice)
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"{DEVICE_ENV}={choice} but CUDA is not available on this machine")
-    return chosen
+    return settings.device()
 
 
 @functools.cache

@@ -24,7 +24,7 @@ import gradio as gr
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
-from leaderboard.config import worker_enabled
+from leaderboard.settings import worker_enabled
 from space import board, inference, runtime, uploads
 from space.choices import detector_choices, model_choices
 from space.examples import example_images

@@ -26,7 +26,7 @@ from typing import Any
 import gradio as gr
 
 from fsanet import InvalidImageError
-from leaderboard.config import max_submission_bytes
+from leaderboard.settings import max_submission_bytes
 
 # Webcam frames: a 1280x720 frame is ~1 MP; a bigger "frame" is an API caller's photo in disguise.
 MAX_FRAME_PIXELS = 4_000_000

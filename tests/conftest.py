@@ -54,9 +54,9 @@ BOARD_MODELS = ("ssrnet_md.300w_lp", "fsanet_caps_1x1.300w_lp")
 
 def fill_leaderboard(root: Path, models: tuple[str, ...]) -> None:
     """Score ``models`` on the 16 AFLW2000 samples with the leaderboard's own importer and runner."""
-    from leaderboard.importers import prepare_aflw2000
-    from leaderboard.runner import evaluate
-    from leaderboard.store import ResultsStore
+    from leaderboard.protocol.importers import prepare_aflw2000
+    from leaderboard.protocol.runner import evaluate
+    from leaderboard.service.store import ResultsStore
 
     dataset = prepare_aflw2000(require_shared(DATA / "aflw2000-sample16"), root / "datasets" / "aflw2000")
     for model in models:
@@ -69,3 +69,39 @@ def board_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("leaderboard")
     fill_leaderboard(root, BOARD_MODELS)
     return root
+
+
+def write_result(
+    store,
+    name: str,
+    scores: dict,
+    benchmark: str = "aflw2000",
+    namespace: str = "community",
+    predictions=None,
+    **config,
+) -> None:
+    """Store a result record of ``scores`` for a made-up model ``name`` (its identity made from the name)."""
+    import hashlib
+
+    import pandas as pd
+
+    from fsanet.models.registry import ModelIdentity
+    from leaderboard.service.store import ResultKey
+
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    key = ResultKey(namespace, ModelIdentity(digest, digest[::-1]), benchmark, "sha256:abc", "2")
+    record = {
+        "config": {
+            "model_name": name,
+            "namespace": namespace,
+            "weights_identity": key.identity.weights,
+            "config_identity": key.identity.config,
+            "benchmark": benchmark,
+            "dataset_revision": key.dataset_revision,
+            "code_version": key.code_version,
+            **config,
+        },
+        "results": {benchmark: scores},
+    }
+    frame = predictions if predictions is not None else pd.DataFrame({"sample_id": ["s0"]})
+    store.write(key, record, frame)

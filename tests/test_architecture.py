@@ -15,15 +15,15 @@ from tests.conftest import ROOT
 FSANET_LAYERS = {
     "errors": 0,
     "utils": 1,
-    "models": 2,
     "data": 2,
-    "runtime": 3,
-    "detect": 4,
-    "pipeline": 5,
-    "training": 5,
-    "cli": 6,
-    "__init__": 7,  # the public API re-exports every layer
-    "__main__": 7,
+    "models": 3,  # a family declares its pre-processing recipe (fsanet.data.recipes)
+    "runtime": 4,
+    "detect": 5,
+    "pipeline": 6,
+    "training": 6,
+    "cli": 7,
+    "__init__": 8,  # the public API re-exports every layer
+    "__main__": 8,
 }
 PROJECT_LAYERS = {"fsanet": 0, "leaderboard": 1, "space": 2, "app": 3}
 

@@ -128,7 +128,7 @@ def test_leaderboard_refuses_careless_values_in_one_line(argv, fragment, files, 
 
 
 def test_the_library_refuses_a_batch_size_that_would_never_end(tmp_path):
-    from leaderboard.runner import evaluate
+    from leaderboard.protocol.runner import evaluate
 
     for size in (0, -5):
         with pytest.raises(ValueError, match="batch_size must be at least 1"):
@@ -186,7 +186,7 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_every_verb_finds_the_data_where_prepare_put_it(prepared, capsys, monkeypatch):
-    from leaderboard.worker import present_benchmarks
+    from leaderboard.protocol.data import present_benchmarks
 
     monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000", raising=False)
     board = str(prepared["board"])
@@ -217,8 +217,8 @@ def test_evaluate_of_a_broken_model_folder_is_one_line(prepared, files, capsys):
 
 
 def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
-    from leaderboard.data import write_dataset
-    from leaderboard.importers import aflw2000_rows
+    from leaderboard.protocol.data import write_dataset
+    from leaderboard.protocol.importers import aflw2000_rows
 
     rows = list(aflw2000_rows(AFLW))[:8]
     other = write_dataset(rows, tmp_path / "mini", {"benchmark": "mini8"})
@@ -238,8 +238,8 @@ def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
 
 def test_retry_requeues_failed_requests_only(tmp_path, capsys, monkeypatch):
     import fsanet
-    from leaderboard.backends import LocalBackend
-    from leaderboard.requests import RequestQueue, submit
+    from leaderboard.service.backends import LocalBackend
+    from leaderboard.submission.requests import RequestQueue, submit
 
     monkeypatch.delenv("REQUESTS_REPO", raising=False)
     fsanet.create_model("fsanet_caps_1x1").save_pretrained(tmp_path / "mine")
@@ -280,4 +280,4 @@ def test_a_training_run_folder_stands_for_its_latest_model(tmp_path):
 
     model = fsanet.create_model("fsanet_caps_1x1")
     model.save_pretrained(tmp_path / "run" / "model")
-    assert fsanet.weights_sha256(fsanet.load_model(str(tmp_path / "run"))) == fsanet.weights_sha256(model)
+    assert fsanet.model_identity(fsanet.load_model(str(tmp_path / "run"))) == fsanet.model_identity(model)

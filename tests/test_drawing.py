@@ -7,7 +7,7 @@ import pytest
 
 from fsanet.data.geometry import rotation_matrix
 from fsanet.pipeline.drawing import draw_axis, draw_cube, draw_poses, face_labels
-from fsanet.pipeline.estimate import FacePose, PoseResult
+from fsanet.pipeline.estimate import FacePose, PoseResult, left_to_right
 
 CENTER = (100, 100)
 SIZE = 80
@@ -89,7 +89,7 @@ def _face(x1: float, y1: float, x2: float, y2: float) -> FacePose:
 def test_group_labels_are_numbered_left_to_right_sized_to_faces_inside_and_apart():
     # Three touching faces in a row, the middle one the detector's best, plus one at the top edge.
     faces = [_face(160, 60, 240, 150), _face(80, 60, 160, 150), _face(240, 62, 320, 152), _face(0, 0, 40, 44)]
-    result = PoseResult(faces, (400, 300), 4).left_to_right()
+    result = PoseResult(left_to_right(faces), (400, 300), 4)
     assert [f.box[0] for f in result.faces] == [0, 80, 160, 240]
     labels = face_labels(result, (300, 400, 3))
     assert [text for text, _, _ in labels] == ["1", "2", "3", "4"]

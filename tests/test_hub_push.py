@@ -312,7 +312,7 @@ def test_from_pretrained_of_a_missing_repo_names_the_hub(fake_hub: FakeHub):
 def test_results_mirror_to_results_repo_and_pull_back(fake_hub: FakeHub, tmp_path, monkeypatch):
     """RESULTS_REPO: every stored result (JSON + predictions) is uploaded, and a fresh leaderboard
     directory pulls the same table back."""
-    from leaderboard.store import ResultsStore
+    from leaderboard.service.store import ResultsStore
 
     from .conftest import fill_leaderboard
 

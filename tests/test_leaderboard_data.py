@@ -10,8 +10,13 @@ import pytest
 import scipy.io
 from scipy.spatial.transform import Rotation
 
-from leaderboard.data import DatasetUnavailableError, iter_batches, load_benchmark_data, write_dataset
-from leaderboard.importers import biwi_angles, prepare_aflw2000, prepare_biwi, prepare_npz
+from leaderboard.protocol.data import (
+    DatasetUnavailableError,
+    iter_batches,
+    load_benchmark_data,
+    write_dataset,
+)
+from leaderboard.protocol.importers import biwi_angles, prepare_aflw2000, prepare_biwi, prepare_npz
 from tests.conftest import DATA, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -128,7 +133,7 @@ def test_unloadable_sources_are_reported(tmp_path):
 
 def test_prepare_biwi_with_the_projects_mtcnn(tmp_path):
     require_shared(BIWI)
-    from leaderboard.importers import default_detector
+    from leaderboard.protocol.importers import default_detector
 
     detect = default_detector()
     image = cv2.imread(str(BIWI / "01" / "frame_00003_rgb.png"))[..., ::-1].copy()

@@ -12,9 +12,10 @@ import torch
 
 import fsanet
 from fsanet.data.geometry import geodesic_distance, rotation_matrix
-from leaderboard.data import write_dataset
-from leaderboard.importers import prepare_aflw2000
-from leaderboard.metrics import (
+from leaderboard.display.columns import format_table
+from leaderboard.protocol.data import write_dataset
+from leaderboard.protocol.importers import prepare_aflw2000
+from leaderboard.protocol.metrics import (
     cumulative_curve,
     keep_mask,
     mae_by_yaw_bin,
@@ -22,8 +23,8 @@ from leaderboard.metrics import (
     transform_faces,
     transform_labels,
 )
-from leaderboard.runner import evaluate, predict
-from leaderboard.store import ResultsStore, format_table
+from leaderboard.protocol.runner import evaluate, predict
+from leaderboard.service.store import ResultsStore
 from tests.conftest import DATA, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -76,7 +77,10 @@ def test_evaluate_matches_the_hand_computed_mae_and_is_stored_once(aflw, model, 
     scores = first.record["results"]["aflw2000"]
     assert scores["mae"] == pytest.approx(_hand_mae(model), abs=1e-4)
     assert scores["n"] == 16 and scores["n_dropped"] == 0
-    assert first.record["config"]["model_sha"] == fsanet.weights_sha256(model)
+    identity = fsanet.model_identity(model)
+    config = first.record["config"]
+    assert (config["weights_identity"], config["config_identity"]) == (identity.weights, identity.config)
+    assert config["namespace"] == "official" and first.path.parent.name == "official"  # a registry name
     predictions = store.predictions(first.key)
     assert len(predictions) == 16 and predictions["mae"].mean() == pytest.approx(scores["mae"])
 
@@ -120,11 +124,11 @@ def test_official_filter_drops_and_counts_out_of_range_samples(model, tmp_path):
 def test_corrupt_and_foreign_result_files_are_reported_and_skipped(aflw, tmp_path):
     store = ResultsStore(tmp_path / "board", repo="")
     evaluate(MODEL, aflw, store, progress=False, robustness=False)
-    (store.results_dir / "broken.json").write_text('{"config": {"model_name": ')
-    (store.results_dir / "foreign.json").write_text(
-        json.dumps({"config": {"model_name": "x"}, "results": {}})
-    )
-    (store.results_dir / "binary.json").write_bytes(b"\xff\xfe\x00")
+    folder = store.results_dir / "community"
+    folder.mkdir()
+    (folder / "broken.json").write_text('{"config": {"model_name": ')
+    (folder / "foreign.json").write_text(json.dumps({"config": {"model_name": "x"}, "results": {}}))
+    (folder / "binary.json").write_bytes(b"\xff\xfe\x00")
     records, problems = store.records()
     assert len(records) == 1 and len(problems) == 3
     table = store.table()
@@ -168,7 +172,7 @@ def test_transformed_labels_are_exact_rotations():
 
 
 def test_model_follows_the_transformed_labels(aflw, model):
-    from leaderboard.data import iter_batches, load_benchmark_data
+    from leaderboard.protocol.data import iter_batches, load_benchmark_data
 
     _, faces, labels = next(iter_batches(load_benchmark_data(aflw).dataset, 64))
     for angle, flip in ((25.0, False), (-25.0, False), (0.0, True)):

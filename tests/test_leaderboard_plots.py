@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leaderboard.metrics import summarize
-from leaderboard.plots import (
+from leaderboard.display.plots import (
     cumulative_figure,
     mae_bars,
     robustness_figure,
@@ -15,7 +14,9 @@ from leaderboard.plots import (
     scatter_figure,
     yaw_bin_figure,
 )
-from leaderboard.store import ResultKey, ResultsStore
+from leaderboard.protocol.metrics import summarize
+from leaderboard.service.store import ResultsStore, key_of
+from tests.conftest import write_result
 
 
 @pytest.fixture
@@ -29,24 +30,13 @@ def store(tmp_path):
         scores = summarize(ids, pred, labels)
         scores["robustness"] = [
             {"angle": a, "flip": f, "mae": noise + abs(a) / 10, "geodesic_mean": 2 * noise}
-            for f in (0, 1)
-            for a in (-15, 0, 15)
+            for f in (False, True)
+            for a in (-15.0, 0.0, 15.0)
         ]
-        key = ResultKey(model, "0" * 64, "aflw2000", "sha256:abc", "1")
-        record = {
-            "config": {
-                "model_name": model,
-                "model_sha": key.weights_sha256,
-                "benchmark": "aflw2000",
-                "dataset_revision": key.dataset_revision,
-                "code_version": "1",
-            },
-            "results": {"aflw2000": scores},
-        }
         frame = pd.DataFrame({"sample_id": ids})
         for i, axis in enumerate(("yaw", "pitch", "roll")):
             frame[f"true_{axis}"], frame[f"pred_{axis}"] = labels[:, i], pred[:, i]
-        store.write(key, record, frame)
+        write_result(store, model, scores, predictions=frame)
     return store
 
 
@@ -68,7 +58,7 @@ def test_figures_carry_the_stored_numbers(store, tmp_path):
         0,
         15,
     ]
-    key = ResultKey("good", "0" * 64, "aflw2000", "sha256:abc", "1")
+    (key,) = [key_of(r) for r in records if r["config"]["model_name"] == "good"]
     scatter = scatter_figure(store.predictions(key))
     assert len(scatter.data) == 6 and list(scatter.data[0].x) == store.predictions(key)["true_yaw"].tolist()
 

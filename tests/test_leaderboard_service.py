@@ -20,8 +20,8 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
 import fsanet
-from leaderboard.backends import HubBackend
-from leaderboard.requests import RequestQueue, submit_directory
+from leaderboard.service.backends import HubBackend
+from leaderboard.submission.requests import RequestQueue, submit_directory
 from tests.conftest import ROOT
 from tests.test_hub_push import FakeHub, fake_hub  # noqa: F401  (the fixture)
 from tests.test_leaderboard_submissions import synthetic_benchmark
@@ -47,9 +47,9 @@ def hub_board(fake_hub: FakeHub, monkeypatch, tmp_path) -> FakeHub:  # noqa: F81
 
 def test_a_stale_parent_commit_is_refused_and_the_update_retried(hub_board: FakeHub):
     backend = HubBackend(REQUESTS)
-    backend.put({"requests/x.json": b"0"}, "start")
+    backend.update("requests/x.json", lambda _: b"0", "start")
     stale = backend.head()
-    backend.put({"requests/y.json": b"other"}, "someone else")
+    backend.update("requests/y.json", lambda _: b"other", "someone else")
     with pytest.raises(HfHubHTTPError) as refused:
         backend._commit({"requests/x.json": b"lost"}, "stale", parent=stale)
     assert refused.value.response.status_code == 412 and "A commit has happened since" in str(refused.value)
@@ -59,7 +59,7 @@ def test_a_stale_parent_commit_is_refused_and_the_update_retried(hub_board: Fake
     def increment(old: bytes | None) -> bytes:
         calls.append(old)
         if len(calls) == 1:  # another writer commits between our read and our commit
-            backend.put({"requests/x.json": b"41"}, "racing writer")
+            backend.update("requests/x.json", lambda _: b"41", "racing writer")
         return str(int(old) + 1).encode()
 
     assert backend.update("requests/x.json", increment, "increment") == b"42"

@@ -21,16 +21,16 @@ from safetensors.torch import load_file, save_file
 
 import fsanet
 from fsanet.utils.files import sha256_file
-from leaderboard import plots
 from leaderboard.cli import main
-from leaderboard.data import write_dataset
-from leaderboard.importers import prepare_aflw2000
-from leaderboard.requests import RequestQueue, submit_directory, submit_files, submit_repo
-from leaderboard.runner import evaluate
-from leaderboard.seed import seed_rows
-from leaderboard.store import ResultsStore
-from leaderboard.validation import SubmissionError, validate_submission
-from leaderboard.worker import Worker, run_worker
+from leaderboard.display import plots
+from leaderboard.protocol.data import write_dataset
+from leaderboard.protocol.importers import prepare_aflw2000
+from leaderboard.protocol.runner import evaluate
+from leaderboard.service.seed import seed_rows
+from leaderboard.service.store import ResultsStore
+from leaderboard.service.worker import Worker, run_worker
+from leaderboard.submission.requests import RequestQueue, submit_directory, submit_files, submit_repo
+from leaderboard.submission.validation import SubmissionError, validate_submission
 from tests.conftest import DATA, OFFICIAL, ROOT, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -121,7 +121,7 @@ def test_bad_submissions_are_rejected_with_their_reason(board, good_submission, 
     cases = {
         pickled: "pickle",
         shapes: f"{key}: shape",
-        unknown: "architecture 'resnet_magic' is not accepted",
+        unknown: "unknown architecture 'resnet_magic'",
         truncated: "truncated",
         missing: "missing model.safetensors",
         float8: "dtype F8_E4M3 is not accepted",
@@ -172,13 +172,7 @@ def test_poison_requests_in_the_store_fail_with_their_reason_and_the_good_one_is
     good = submit_directory(good_submission, name="good/caps")
     for index, name in enumerate(POISON_CONFIGS):
         folder = _poison(good_submission, tmp_path, name)
-        record = {
-            **good,
-            "id": name,
-            "model_name": name,
-            "identity": name,
-            "created": f"2000-01-0{index + 1}",
-        }
+        record = {**good, "id": name, "model_name": name, "created": f"2000-01-0{index + 1}"}
         queue.add(record, folder)  # queued before the good one (older "created")
     processed = run_worker()
     final = {r["id"]: r for r in RequestQueue().list()[0]}
@@ -202,7 +196,7 @@ def test_huge_stage_num_with_real_weights_is_rejected_without_allocating(good_su
     (huge / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header.encode() + b"\0" * 64)
     script = (
         "import json, resource, sys, time\n"
-        "from leaderboard.validation import SubmissionError, validate_submission\n"
+        "from leaderboard.submission.validation import SubmissionError, validate_submission\n"
         "out = []\n"
         "for folder in sys.argv[1:]:\n"
         "    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -264,18 +258,17 @@ def test_same_weights_tell_which_request_and_a_changed_config_is_new(board, good
         submit_directory(good_submission, name="bob/caps")
     changed = _variant(good_submission, tmp_path, "changed", lambda_d=0.5)
     second = submit_directory(changed, name="alice/caps-lambda")
-    assert second["id"] != first["id"] and second["weights_sha256"] == first["weights_sha256"]
+    assert second["id"] != first["id"] and second["identity"]["weights"] == first["identity"]["weights"]
     assert [r["id"] for r in RequestQueue().list()[0]] == [first["id"], second["id"]]
 
 
 def test_weights_already_on_the_board_are_named(board, tmp_path):
     require_shared(OFFICIAL)
-    from leaderboard.runner import evaluate
+    from leaderboard.protocol.runner import evaluate
 
-    official = fsanet.load_model("ssrnet_md.300w_lp")
-    evaluate(official, "aflw2000", robustness=False, progress=False)
-    copy = fsanet.save_pretrained(official, tmp_path / "copy")
-    with pytest.raises(SubmissionError, match="already on the board as the row 'ssrnet_md.300w_lp'"):
+    evaluate("ssrnet_md.300w_lp", "aflw2000", robustness=False, progress=False)
+    copy = fsanet.save_pretrained(fsanet.load_model("ssrnet_md.300w_lp"), tmp_path / "copy")
+    with pytest.raises(SubmissionError, match="already on the board as the official row 'ssrnet_md.300w_lp'"):
         submit_directory(copy, name="my_ssrnet")
 
 
@@ -291,10 +284,11 @@ def test_submission_is_queued_evaluated_and_listed(board, good_submission):
     store = ResultsStore()
     table = store.table()
     assert list(table["model"]) == ["alice/caps"]
-    assert table["weights_sha256"][0] == request["weights_sha256"]
+    assert table["weights_identity"][0] == request["identity"]["weights"]
+    assert table["params"][0] == request["params"]  # one definition of the model's size
     # The board holds exactly the bytes the evaluation child wrote (it reported their sha256), moved there
     # from its staging folder, which is gone.
-    json_file, parquet_file = store.files(done["results"][0]["result"].removesuffix(".json"))
+    json_file, parquet_file = store.files("community", done["results"][0]["result"].removesuffix(".json"))
     assert sha256_file(json_file) == done["results"][0]["sha256"]
     assert sha256_file(parquet_file) == done["results"][0]["predictions_sha256"]
     assert list((board / ".staging").iterdir()) == []
@@ -318,7 +312,8 @@ def test_claims_and_leases_between_two_workers(board, good_submission):
 def _no_rows(board: Path) -> bool:
     """Nothing on the board: no result, no predictions, no staging folder left behind."""
     staged = list((board / ".staging").iterdir())
-    return ResultsStore().records() == ([], []) and not list(board.glob("predictions/*")) and staged == []
+    predictions = list(board.glob("predictions/**/*.parquet"))
+    return ResultsStore().records() == ([], []) and not predictions and staged == []
 
 
 def test_a_request_failing_on_its_second_benchmark_leaves_no_row(board, good_submission):
@@ -355,7 +350,7 @@ def _start_worker_once() -> subprocess.Popen:
 
 def _is_evaluation(pid: int) -> bool:
     try:  # the bootstrap runs this module (a worker's imports may start short-lived helpers too)
-        return b"leaderboard.isolation" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"leaderboard.service.isolation" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -466,7 +461,7 @@ def test_crash_oom_and_timeout_fail_the_attempt_with_a_reason(board, good_submis
 
 
 def test_the_memory_cap_defaults_to_2_gb_without_cuda_and_to_none_with_it(monkeypatch):
-    from leaderboard.config import eval_memory_bytes
+    from leaderboard.settings import eval_memory_bytes
 
     monkeypatch.delenv("LEADERBOARD_EVAL_MEMORY_MB", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -491,8 +486,9 @@ def test_an_evaluation_does_not_outlive_its_worker(board, good_submission, tmp_p
     script = (
         "import sys, threading, time\n"
         "from pathlib import Path\n"
-        "from leaderboard.isolation import _RUNNING, evaluate_isolated\n"
-        "args = (Path(sys.argv[1]), 'x', 'aflw2000', Path(sys.argv[2]), Path(sys.argv[2]), 0, 600)\n"
+        "from leaderboard.service.isolation import _RUNNING, evaluate_isolated\n"
+        "request = {'id': 'x', 'model_name': 'x', 'identity': None}\n"
+        "args = (Path(sys.argv[1]), request, ['aflw2000'], Path(sys.argv[2]), Path(sys.argv[2]), 0, 600)\n"
         "threading.Thread(target=evaluate_isolated, args=args, daemon=True).start()\n"
         "while not _RUNNING:\n"
         "    time.sleep(0.02)\n"
@@ -630,10 +626,12 @@ def test_a_minimal_result_shows_its_row_and_plots_skip_what_it_lacks(board):
     minimal = {
         "config": {
             "model_name": "minimal",
-            "model_sha": "0" * 64,
+            "namespace": "community",
+            "weights_identity": "0" * 64,
+            "config_identity": "1" * 64,
             "benchmark": "aflw2000",
             "dataset_revision": "r",
-            "code_version": "1",
+            "code_version": "2",
         },
         "results": {
             "aflw2000": {
@@ -646,8 +644,8 @@ def test_a_minimal_result_shows_its_row_and_plots_skip_what_it_lacks(board):
             }
         },
     }
-    (board / "results").mkdir(parents=True)
-    (board / "results" / "minimal.json").write_text(json.dumps(minimal))
+    (board / "results" / "community").mkdir(parents=True)
+    (board / "results" / "community" / "minimal.json").write_text(json.dumps(minimal))
     store = ResultsStore()
     records, problems = store.records()
     assert problems == [] and list(store.table()["model"]) == ["minimal"]
@@ -692,7 +690,8 @@ def test_cli_prepare_evaluate_table(board, tmp_path, capsys):
     assert summary["mae"] == stored["results"]["aflw2000"]["mae"]
     assert main(args) == 0 and json.loads(capsys.readouterr().out)["cached"]
     assert main(["table", "--format", "csv"]) == 0
-    assert "fsanet_caps_var.300w_lp,aflw2000" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert table.startswith("model,") and "\nfsanet_caps_var.300w_lp,FSA-Net,300W-LP," in table
     assert main(["evaluate", "--model", "no_such_model", "--benchmark", str(out)]) == 2
 
 
@@ -714,4 +713,4 @@ def test_validate_submission_accepts_every_shipped_architecture(tmp_path):
     for name in fsanet.list_models():
         folder = fsanet.save_pretrained(fsanet.create_model(name), tmp_path / name)
         info = validate_submission(folder)
-        assert info["params"] == sum(t.numel() for t in fsanet.create_model(name).state_dict().values())
+        assert info.params == sum(p.numel() for p in fsanet.create_model(name).parameters())

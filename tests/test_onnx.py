@@ -18,8 +18,8 @@ import torch
 
 import fsanet
 from fsanet.errors import FSANetError
-from fsanet.models.hub import weights_sha256
-from fsanet.models.timm_head import create_timm_model
+from fsanet.models.families.fusion import PoseEnsemble
+from fsanet.models.families.timm_head import create_timm_model
 from fsanet.runtime import onnx_engine
 from fsanet.runtime.onnx_engine import OPSET, OnnxPoseModel, choose_engine, onnx_pose_model
 from fsanet.runtime.optimize import InferenceModel, optimize_for_inference
@@ -97,7 +97,7 @@ def test_exported_fusion_runs_in_a_bare_onnxruntime(tmp_path, references):
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     model = fsanet.create_model("fsanet_fusion.300w_lp", pretrained=True)
-    assert printed["weights_sha256"] == weights_sha256(model) and printed["opset"] == OPSET
+    assert printed["identity"] == fsanet.model_identity(model).key and printed["opset"] == OPSET
 
     inputs = bgr_nhwc_to_rgb_nchw(references["inputs_face"]).numpy()
     bare = run_bare(out, inputs, tmp_path)
@@ -111,7 +111,7 @@ def test_exported_fusion_runs_in_a_bare_onnxruntime(tmp_path, references):
     metadata = bare["metadata"]
     assert metadata["fsanet.name"] == "fsanet_fusion.300w_lp"
     assert json.loads(metadata["fsanet.config"]) == json.loads(json.dumps(model.config))
-    assert metadata["fsanet.weights_sha256"] == weights_sha256(model)
+    assert metadata["fsanet.identity"] == fsanet.model_identity(model).key
     assert metadata["fsanet.input_size"] == "64"
     name, dtype, shape = bare["input"]
     assert (name, dtype, shape[1:]) == ("input", "tensor(float)", [3, 64, 64])
@@ -174,7 +174,7 @@ def test_fusion_on_onnx_matches_official(references, protocol):
         load_official(protocol, f"fsanet_{v}_3_16_2_{n}_5")
         for v, n in (("capsule", 21), ("var_capsule", 21), ("noS_capsule", 192))
     ]
-    fusion = fsanet.models.fsanet.PoseEnsemble({"architecture": "ensemble", "members": []}, members).eval()
+    fusion = PoseEnsemble({"architecture": "ensemble", "members": []}, members).eval()
     engine = optimize_for_inference(fusion, engine="onnx")
     for kind, tolerance in OFFICIAL_TOL.items():
         inputs = bgr_nhwc_to_rgb_nchw(references[f"inputs_{kind}"])
@@ -215,12 +215,12 @@ def test_engine_keeps_the_model_identity_and_mode():
     assert engine(torch.rand(2, 3, 64, 64, dtype=torch.float64) * 255).dtype == torch.float32
 
 
-def test_exported_graph_is_cached_by_sha256_and_opset(monkeypatch, tmp_path):
+def test_exported_graph_is_cached_by_identity_and_opset(monkeypatch, tmp_path):
     monkeypatch.setenv("FSANET_CACHE", str(tmp_path))
     model = fsanet.create_model("fsanet_caps_1x1")
     x = torch.rand(3, 3, 64, 64) * 255
     first = optimize_for_inference(model)(x)
-    cached = tmp_path / "onnx" / f"{weights_sha256(model)}.opset{OPSET}.onnx"
+    cached = tmp_path / "onnx" / f"{fsanet.model_identity(model).key}.opset{OPSET}.onnx"
     assert [p.name for p in (tmp_path / "onnx").iterdir()] == [cached.name]  # no temporary file left
 
     def no_export(*args, **kwargs):

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from fsanet.models.convert import convert_h5
-from fsanet.models.factory import build_model
-from fsanet.models.registry import OFFICIAL_NAMES, TAG_FOLDERS
+from fsanet.models.families.fsanet import OFFICIAL_FILES, TAG_FOLDERS
+from fsanet.models.families.ssrnet_md import OFFICIAL_NAME as SSRNET_OFFICIAL_NAME
+from fsanet.models.registry import build_model
 from fsanet.runtime.optimize import optimize_for_inference
 from tests.conftest import OFFICIAL, REFERENCE, require_shared
 
@@ -28,7 +29,7 @@ ENGINES = ("torch", "onnx")
 def shipped_models() -> list[tuple[str, str]]:
     pairs = []
     for protocol, folder in (("300W_LP", "300W_LP_models"), ("BIWI", "BIWI_models")):
-        for official in OFFICIAL_NAMES.values():
+        for official in [*(folder for folder, _ in OFFICIAL_FILES.values()), SSRNET_OFFICIAL_NAME]:
             if (OFFICIAL / "pre-trained" / folder / official / f"{official}.h5").exists():
                 pairs.append((protocol, official))
     return pairs or [("300W_LP", "fsanet_capsule_3_16_2_21_5")]  # absent ../shared: the test skips
@@ -103,7 +104,7 @@ def test_score_maps_match_frozen_graph():
 
 def test_fusion_matches_official_ensemble():
     outputs = np.load(require_shared(REFERENCE / "reference_outputs.npz"))
-    from fsanet.models.fsanet import PoseEnsemble
+    from fsanet.models.families.fusion import PoseEnsemble
 
     members = [
         load_official("300W_LP", f"fsanet_{v}_3_16_2_{n}_5")

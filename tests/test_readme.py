@@ -76,8 +76,8 @@ EXAMPLES = readme_examples(README.read_text())
 
 def _write_inputs(folder: Path) -> None:
     import fsanet
-    from leaderboard.data import authors_crop, write_dataset
-    from leaderboard.importers import aflw2000_rows
+    from leaderboard.protocol.data import authors_crop, write_dataset
+    from leaderboard.protocol.importers import aflw2000_rows
 
     aflw = DATA / "aflw2000-sample16"
     shutil.copy(aflw / "image00050.jpg", folder / "photo.jpg")

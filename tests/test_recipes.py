@@ -17,13 +17,13 @@ from fsanet.data.recipes import (
     crop_region,
     finish_face,
     fsanet_recipe,
-    recipe_of,
 )
-from fsanet.models.whenet import WHENET_RECIPE
-from leaderboard.config import get_benchmark
-from leaderboard.data import iter_batches, load_benchmark_data
-from leaderboard.importers import prepare_aflw2000, prepare_biwi
-from leaderboard.runner import crop_protocol
+from fsanet.models.families.whenet import WHENET_RECIPE
+from fsanet.models.registry import recipe_of
+from leaderboard.protocol.benchmarks import get_benchmark
+from leaderboard.protocol.data import iter_batches, load_benchmark_data
+from leaderboard.protocol.importers import prepare_aflw2000, prepare_biwi
+from leaderboard.protocol.runner import crop_protocol
 from tests.conftest import DATA, REFERENCE, require_shared
 
 AFLW = DATA / "aflw2000-sample16"

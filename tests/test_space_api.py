@@ -166,7 +166,7 @@ def test_bad_uploads_get_clear_errors_and_server_keeps_serving(client, tmp_path)
 
 
 def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
-    from leaderboard.store import ResultsStore
+    from leaderboard.service.store import ResultsStore
 
     expected = ResultsStore(board_dir).table()
     assert sorted(expected["model"]) == sorted(BOARD_MODELS)
@@ -185,7 +185,7 @@ def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_results_download(client, board_dir, fmt):
-    from leaderboard.store import ResultsStore
+    from leaderboard.service.store import ResultsStore
 
     path = Path(client.predict(fmt, api_name="/results"))
     assert path.suffix == f".{fmt}"

@@ -102,7 +102,7 @@ def test_webcam_streams_annotated_frames_back(page):
 
 
 def test_leaderboard_renders_filters_and_downloads(page, board_dir):
-    from leaderboard.store import ResultsStore
+    from leaderboard.service.store import ResultsStore
 
     page.get_by_role("tab", name="Leaderboard").click()
     rows = page.locator("#board-table [role=row]:has([role=gridcell])")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fsanet.models.factory import build_model
+from fsanet.models.families.timm_head import TimmFSANet, create_timm_model, timm_config
 from fsanet.models.hub import load_directory, save_pretrained
 from fsanet.models.layers import CapsuleAggregation, FineGrainedMapping, SSRRegression
-from fsanet.models.timm_head import TimmFSANet, create_timm_model, create_timm_model_by_name, timm_config
+from fsanet.models.registry import build_model, create_model
 from fsanet.utils.torchvision_compat import ensure_torchvision
 
 ensure_torchvision()
@@ -82,7 +82,7 @@ def test_missing_weights_file_and_unknown_backbone():
     with pytest.raises(FileNotFoundError):
         create_timm_model("resnet18", pretrained_backbone="/nonexistent/weights.safetensors")
     with pytest.raises(ValueError, match="unknown timm model"):
-        create_timm_model_by_name("fsanet_timm_not_a_backbone")
+        create_model("fsanet_timm_not_a_backbone")
 
 
 def test_registry_and_build_model_reach_the_timm_head(tmp_path):
@@ -104,21 +104,21 @@ def test_a_config_naming_a_huge_backbone_is_rejected_without_building_it(tmp_pat
     """Weights are checked against a meta-device skeleton: a hostile config naming a 1-billion
     parameter backbone next to small weights never allocates that backbone."""
     import fsanet
-    from fsanet.models import hub
+    from fsanet.models import registry
 
     small = fsanet.create_model("fsanet_timm_mobilenetv3_small_100")
     config = timm_config("vit_giant_patch14_224", image_size=small.config["image_size"])
     built_on = []
-    real_build = hub.build_model
+    real_build = registry.build_model
 
     def recording_build(cfg):
         model = real_build(cfg)
         built_on.append(next(model.parameters()).device.type)
         return model
 
-    monkeypatch.setattr(hub, "build_model", recording_build)
+    monkeypatch.setattr(registry, "build_model", recording_build)
     with pytest.raises(fsanet.InvalidWeightsError, match="missing tensors"):
-        hub.validate_state_dict(config, small.state_dict())
+        registry.validate_state_dict(config, small.state_dict())
     assert built_on == ["meta"]
-    hub.validate_state_dict(small.config, small.state_dict())  # valid weights: checked, then built
+    registry.validate_state_dict(small.config, small.state_dict())  # valid weights: checked, then built
     assert built_on == ["meta", "meta", "cpu"]

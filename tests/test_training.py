@@ -40,9 +40,9 @@ def _rows(faces: np.ndarray, labels: np.ndarray, prefix: str) -> list[dict]:
 
 def _aflw_set(directory: Path, rotations: tuple[float, ...]) -> Path:
     """The 16 AFLW2000 crops, flipped and rotated in-plane, with exactly transformed labels."""
-    from leaderboard.data import authors_crop, write_dataset
-    from leaderboard.importers import aflw2000_rows
-    from leaderboard.metrics import transform_faces, transform_labels
+    from leaderboard.protocol.data import authors_crop, write_dataset
+    from leaderboard.protocol.importers import aflw2000_rows
+    from leaderboard.protocol.metrics import transform_faces, transform_labels
 
     rows = list(aflw2000_rows(require_shared(AFLW)))
     faces = np.stack([authors_crop(row["image"], row["box"]) for row in rows])
@@ -123,7 +123,7 @@ def test_augmentation_is_reproducible_and_varied():
 
 
 def test_sources_concatenate_and_filter_the_protocol_range(tiny_set, tmp_path):
-    from leaderboard.data import write_dataset
+    from leaderboard.protocol.data import write_dataset
 
     rng = np.random.default_rng(0)
     full = rng.integers(0, 256, (3, 100, 120, 3), dtype=np.uint8)
@@ -159,8 +159,8 @@ def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:
 
 def _board_mae(model_dir: Path, data_dir: Path, board: Path) -> float:
     """MAE of a saved model as users get it: loaded from disk, eval mode, through the leaderboard."""
-    from leaderboard.runner import evaluate as leaderboard_evaluate
-    from leaderboard.store import ResultsStore
+    from leaderboard.protocol.runner import evaluate as leaderboard_evaluate
+    from leaderboard.service.store import ResultsStore
 
     evaluation = leaderboard_evaluate(
         str(model_dir), data_dir, store=ResultsStore(board), robustness=False, progress=False
@@ -209,7 +209,7 @@ def test_fsanet_learns_the_tiny_set(flip_set, tmp_path):
 
 
 def test_timm_head_learns_the_tiny_set(flip_set, tmp_path):
-    from fsanet.models.timm_head import create_timm_model
+    from fsanet.models.families.timm_head import create_timm_model
 
     torch.manual_seed(0)
     model = create_timm_model("mobilenetv3_small_100", image_size=64)
@@ -271,9 +271,9 @@ def _learning_columns(out: Path) -> list[dict]:
 
 
 def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path, capsys):
-    from leaderboard.runner import evaluate as leaderboard_evaluate
-    from leaderboard.store import ResultsStore
-    from leaderboard.validation import validate_submission
+    from leaderboard.protocol.runner import evaluate as leaderboard_evaluate
+    from leaderboard.service.store import ResultsStore
+    from leaderboard.submission.validation import validate_submission
 
     out = tmp_path / "run"
     args = [

@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 import fsanet
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
 from fsanet.models.hub import CONFIG_NAME, WEIGHTS_NAME, load_directory
-from fsanet.models.registry import OFFICIAL_SHA256
-from fsanet.utils.downloads import cache_dir
+from fsanet.models.registry import model_entry
+from fsanet.utils.settings import cache_dir
 from tests.conftest import OFFICIAL, REFERENCE, require_shared
 
 H5 = "pre-trained/BIWI_models/fsanet_capsule_3_16_2_21_5/fsanet_capsule_3_16_2_21_5.h5"
@@ -56,7 +56,8 @@ def test_registry_names_and_tags():
     assert "fsanet_netvlad_uniform.300w_lp" not in tagged  # the authors shipped no such file
     # every shipped file, plus the two fusions and WHENet, less the NaN-weighted one (listed only on request)
     assert "fsanet_netvlad_var.300w_lp" not in tagged
-    assert len(tagged) == len(OFFICIAL_SHA256) + 3 - 1
+    shipped_files = [p for name in fsanet.list_models() for p in model_entry(name).pretrained if p.file]
+    assert len(tagged) == len(shipped_files) + 2 - 1
     shipped = fsanet.list_models(pretrained=True, include_unusable=True)
     assert set(shipped) == {*tagged, "fsanet_netvlad_var.300w_lp"}
     with pytest.raises(ValueError, match="no pretrained tag"):
@@ -81,7 +82,7 @@ def test_pretrained_from_local_mirror_is_converted_once_and_cached(empty_cache, 
     cached = empty_cache / "fsanet_caps_1x1.biwi"
     assert (cached / CONFIG_NAME).is_file() and (cached / WEIGHTS_NAME).is_file()
     config = json.loads((cached / CONFIG_NAME).read_text())
-    assert config["source"]["sha256"] == OFFICIAL_SHA256[("biwi", "fsanet_capsule_3_16_2_21_5")]
+    assert config["source"]["sha256"] == model_entry("fsanet_caps_1x1").weights("biwi").file.sha256
     # The cache now serves it without any mirror.
     monkeypatch.setenv("FSANET_OFFICIAL_MIRROR", str(empty_cache / "nowhere"))
     assert_official_angles(fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True), face_inputs)
@@ -178,10 +179,14 @@ def test_broken_official_weights_are_refused_not_cached(empty_cache, monkeypatch
 def test_save_and_from_pretrained_round_trip(tmp_path, face_inputs):
     model = fsanet.create_model("fsanet_caps_1x1.biwi", pretrained=True)
     model.save_pretrained(tmp_path / "saved")
-    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["README.md", CONFIG_NAME, WEIGHTS_NAME]
+    card = (tmp_path / "saved" / "README.md").read_text()
+    # The model card: library, licence and tags in its metadata; training data, protocol, recipe in its text.
+    assert "library_name: fsanet" in card and "license: apache-2.0" in card and "head-pose-estimation" in card
+    assert "BIWI 70% (protocol 2)" in card and '"box": "margin"' in card and "FSA-Net" in card
     reloaded = fsanet.from_pretrained(tmp_path / "saved")
     assert_official_angles(reloaded, face_inputs)
-    assert fsanet.weights_sha256(reloaded) == fsanet.weights_sha256(model)
+    assert fsanet.model_identity(reloaded) == fsanet.model_identity(model)
     fusion = fsanet.create_model("fsanet_fusion.biwi", pretrained=True)
     fusion.save_pretrained(tmp_path / "fusion")
     x = face_inputs[0]

@@ -12,8 +12,9 @@ import torch
 
 import fsanet
 from fsanet.data.preprocess import to_batch
-from fsanet.data.recipes import DEMO, crop_face, finish_face, recipe_of
+from fsanet.data.recipes import DEMO, crop_face, finish_face
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
+from fsanet.models.registry import recipe_of
 from fsanet.models.whenet_convert import convert_whenet_layers, read_keras_layers
 from fsanet.utils.downloads import ChecksumMismatchError
 from tests.conftest import DATA, REFERENCE, WHENET_OFFICIAL, require_shared
@@ -129,15 +130,15 @@ def test_converted_once_then_read_from_the_cache(tmp_path, monkeypatch):
     assert (tmp_path / "cache" / NAME / "model.safetensors").is_file()
     monkeypatch.setenv("WHENET_OFFICIAL_MIRROR", str(tmp_path / "nowhere"))  # the cache alone must do
     second = fsanet.create_model(NAME, pretrained=True)
-    assert fsanet.weights_sha256(first) == fsanet.weights_sha256(second)
+    assert fsanet.model_identity(first) == fsanet.model_identity(second)
 
 
 def test_whenet_on_the_aflw2000_sample_through_the_leaderboard(tmp_path):
     """WHENet's MAE on the 16 samples (reported, not asserted tight) and the label signs it finds."""
     require_shared(WHENET_OFFICIAL / "WHENet.h5")
-    from leaderboard.importers import prepare_aflw2000
-    from leaderboard.runner import evaluate
-    from leaderboard.store import ResultsStore
+    from leaderboard.protocol.importers import prepare_aflw2000
+    from leaderboard.protocol.runner import evaluate
+    from leaderboard.service.store import ResultsStore
 
     store = ResultsStore(tmp_path / "board", repo="")
     dataset = prepare_aflw2000(require_shared(DATA / "aflw2000-sample16"), tmp_path / "aflw2000")

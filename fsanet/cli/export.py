@@ -1,8 +1,8 @@
 """``python -m fsanet export NAME|DIR|REPO_ID --format onnx --out FILE [--opset N]``.
 
 Writes the model as one ONNX graph (the fusion too): float32 ``(N, 3, S, S)`` RGB in [0, 255] in,
-``(N, 3)`` [yaw, pitch, roll] degrees out, dynamic batch, with the model's name, config and weights
-sha256 in the file's metadata (see :mod:`fsanet.runtime.onnx_engine`). Prints one JSON line.
+``(N, 3)`` [yaw, pitch, roll] degrees out, dynamic batch, with the model's name, config and identity
+in the file's metadata (see :mod:`fsanet.runtime.onnx_engine`). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export", help="export a model to ONNX", description=__doc__.split("\n\n")[1]
     )
-    parser.add_argument("model", help="registry name[.tag], a saved model's folder, or a Hub id")
+    parser.add_argument("model", help="registry name[.tag], a saved model's folder, or hf-hub:owner/name")
     parser.add_argument("--format", choices=["onnx"], default="onnx", help="file format (only onnx)")
     parser.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
     parser.add_argument(
@@ -39,7 +39,7 @@ def run_export(args: argparse.Namespace) -> int:
                 "out": str(path),
                 "format": args.format,
                 "opset": args.opset,
-                "weights_sha256": metadata["fsanet.weights_sha256"],
+                "identity": metadata["fsanet.identity"],
                 "bytes": path.stat().st_size,
             }
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from fsanet.cli.args import device_name, positive_int
+from fsanet.errors import FSANetError
 from fsanet.models.registry import list_models
 
 
@@ -16,9 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     convert = subparsers.add_parser(
         "convert",
-        help="convert an official Keras .h5 (FSA-Net, SSR-Net-MD, WHENet) to config.json + safetensors",
+        help="convert an original weight file (e.g. the authors' Keras .h5) to config.json + safetensors",
     )
-    convert.add_argument("h5", help="the authors' .h5 weight file")
+    convert.add_argument("h5", help="the original weight file; its family is recognised from its content")
     convert.add_argument("out_dir", help="directory to write config.json and model.safetensors into")
     convert.add_argument("--name", help="model name to record in config.json (default: the file's stem)")
     convert.set_defaults(func=run_convert)
@@ -41,12 +43,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from fsanet.models.convert import convert_h5
-    from fsanet.models.hub import save_pretrained, validate_state_dict
-    from fsanet.models.whenet_convert import convert_whenet_h5, is_whenet_file
+    from fsanet.models.hub import save_pretrained
+    from fsanet.models.registry import converter_for, validate_state_dict
 
-    convert = convert_whenet_h5 if is_whenet_file(args.h5) else convert_h5
-    config, state = convert(args.h5, name=args.name)
+    path = Path(args.h5)
+    if not path.is_file():
+        raise FSANetError(f"{path}: no such file")
+    converter = converter_for(path).converter
+    assert converter is not None
+    config, state = converter.convert(path, args.name)
     model = validate_state_dict(config, state)
     model.load_state_dict(state)
     save_pretrained(model, args.out_dir)

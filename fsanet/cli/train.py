@@ -14,8 +14,6 @@ from fsanet.models.base import PoseModel
 from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
 from fsanet.training.loop import MODEL_DIR, TrainSettings, train
 
-TIMM_PREFIX = "fsanet_timm_"
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = TrainSettings()
@@ -100,26 +98,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def create_training_model(args: argparse.Namespace) -> PoseModel:
-    """An untrained model for ``--model``; ``fsanet_timm_<backbone>`` goes through the timm head."""
-    if args.model.startswith(TIMM_PREFIX):
-        from fsanet.models.timm_head import create_timm_model
+    """An untrained model for ``--model``, built by its family (with the training options if it takes any)."""
+    from fsanet.models.registry import create_model, split_name
 
-        pretrained = args.pretrained_backbone
-        if pretrained == "imagenet":
-            pretrained = True
-        try:
-            return create_timm_model(
-                args.model[len(TIMM_PREFIX) :],
-                args.aggregation,
-                args.scoring,
-                pretrained_backbone=pretrained or False,
-                image_size=args.image_size,
-            )
-        except (ValueError, FileNotFoundError) as error:
-            raise FSANetError(str(error)) from error
-    from fsanet.models.registry import create_model
-
-    return create_model(args.model, pretrained=False)  # an unknown name: UnknownModelError lists the known
+    family = split_name(args.model)[0]  # an unknown name: UnknownModelError lists the known
+    if family.for_training is None:
+        return create_model(args.model, pretrained=False)
+    options = {
+        "aggregation": args.aggregation,
+        "scoring": args.scoring,
+        "pretrained_backbone": args.pretrained_backbone,
+        "image_size": args.image_size,
+    }
+    try:
+        return family.for_training(args.model, options)
+    except (ValueError, FileNotFoundError) as error:
+        raise FSANetError(str(error)) from error
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = args.out / MODEL_DIR
     print(f"saved {model_dir} (config.json + model.safetensors)")
     if args.push_to_hub:
-        from fsanet.models.hub import from_pretrained, push_to_hub
+        from fsanet.models.hub import load_directory, push_to_hub
 
-        print(push_to_hub(from_pretrained(model_dir), args.push_to_hub))
+        print(push_to_hub(load_directory(model_dir), args.push_to_hub))
     return 0

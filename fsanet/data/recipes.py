@@ -1,8 +1,8 @@
 """Per-model pre-processing: each model's config declares how a face box becomes its input.
 
-``config["preprocess"]`` (absent: FSA-Net's recipe at the config's ``image_size``)::
+``config["preprocess"]`` (absent: the family's recipe, :func:`fsanet.models.registry.recipe_of`)::
 
-    {"box": "margin" | "whenet",     # margin: FSA-Net's rule; whenet: WHENet's demo padding
+    {"box": "margin" | <a rule a family registered>,   # margin: FSA-Net's rule
      "margin": 0.6 | null,          # FSA rule: each side grows by margin * width/height; null: the protocol's
      "crop_end": "inclusive" | "exclusive" | null,   # FSA rule: slice end; null: the protocol's
      "square": false,               # true: the box becomes a square on its centre (side = max(w, h)) first
@@ -14,18 +14,20 @@
 FSA-Net's authors cropped differently in their demo (margin 0.6, inclusive end, min-max) and in their test
 databases (AFLW2000: margin 0.6 exclusive; BIWI: margin 0.4 inclusive; no min-max), so their recipe leaves
 those to the :class:`CropProtocol` of the context: :data:`DEMO` for photos, the benchmark's for the
-leaderboard. WHENet's recipe fixes everything. :func:`crop_face` is the one function that applies a recipe;
-the ImageNet mean/std of models that need it happen inside the model.
+leaderboard. Other families' recipes may fix everything (their box rule registered here by their module).
+:func:`crop_face` is the one function that applies a recipe; the mean/std of models that need it happen
+inside the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fsanet.data.preprocess import DEMO_MARGIN, INPUT_SIZE, expand_box, minmax_normalize
 
@@ -35,8 +37,38 @@ INTERPOLATIONS = {
     "cubic": cv2.INTER_CUBIC,
     "nearest": cv2.INTER_NEAREST,
 }
-BOX_RULES = ("margin", "whenet")
-RECIPE_KEYS = ("box", "margin", "crop_end", "square", "size", "interpolation", "color", "minmax")
+# Box rule name -> (box, frame size (width, height)) -> the slice (x1, y1, x2, y2) it cuts. "margin" is the
+# rule of every FSA-Net recipe (it takes margin and slice end from the recipe or the protocol, so it lives in
+# crop_region); families add theirs with register_box_rule when their module is imported.
+BoxRule = Callable[[Sequence[float], tuple[int, int]], tuple[int, int, int, int]]
+MARGIN_RULE = "margin"
+BOX_RULES: dict[str, BoxRule] = {}
+
+
+def register_box_rule(name: str, rule: BoxRule) -> None:
+    """Make ``{"box": name}`` a valid recipe box rule, cut by ``rule``."""
+    BOX_RULES[name] = rule
+
+
+class Recipe(BaseModel):
+    """A model's pre-processing, as its config declares it (every field bounded; see the module doc)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    box: str = MARGIN_RULE
+    margin: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    crop_end: Literal["inclusive", "exclusive"] | None = None
+    square: bool = False
+    size: Annotated[int, Field(ge=8, le=1024)] = INPUT_SIZE
+    interpolation: Literal["linear", "area", "cubic", "nearest"] = "linear"
+    color: Literal["rgb", "bgr"] = "rgb"
+    minmax: bool | None = None
+
+    @field_validator("box")
+    @classmethod
+    def _known_box_rule(cls, box: str) -> str:
+        if box != MARGIN_RULE and box not in BOX_RULES:
+            raise ValueError(f"box rule {box[:40]!r} is not one of {', '.join([MARGIN_RULE, *BOX_RULES])}")
+        return box
 
 
 @dataclass(frozen=True)
@@ -52,39 +84,15 @@ DEMO = CropProtocol()  # the authors' demo: what photos, videos and the webcam g
 
 
 def fsanet_recipe(size: int = INPUT_SIZE) -> dict[str, Any]:
-    """FSA-Net's recipe at ``size`` (64 for the authors' models; a timm backbone's own size for its heads)."""
-    return {
-        "box": "margin",
-        "margin": None,
-        "crop_end": None,
-        "square": False,
-        "size": int(size),
-        "interpolation": "linear",
-        "color": "rgb",
-        "minmax": None,
-    }
+    """The default recipe, FSA-Net's, at ``size`` (64 for the authors' models; a timm backbone's own size for
+    its heads): margin, slice end and min-max come from the context."""
+    return Recipe(size=int(size)).model_dump()
 
 
-def recipe_of(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The model's recipe, validated; configs without one (every FSA-Net file) get FSA-Net's."""
-    declared = config.get("preprocess")
-    if declared is None:
-        members = config.get("members") or []
-        size = config.get("image_size") or (members[0].get("image_size") if members else None)
-        return fsanet_recipe(size or INPUT_SIZE)
-    recipe = fsanet_recipe(declared.get("size", config.get("image_size", INPUT_SIZE))) | dict(declared)
-    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
-    if unknown:
-        raise ValueError(f"unknown pre-processing keys {unknown} (known: {', '.join(RECIPE_KEYS)})")
-    if recipe["box"] not in BOX_RULES:
-        raise ValueError(f"pre-processing box rule {recipe['box']!r} is not one of {BOX_RULES}")
-    if recipe["interpolation"] not in INTERPOLATIONS:
-        raise ValueError(f"interpolation {recipe['interpolation']!r} is not one of {sorted(INTERPOLATIONS)}")
-    if recipe["color"] not in ("rgb", "bgr") or recipe["crop_end"] not in (None, "inclusive", "exclusive"):
-        raise ValueError(f"invalid colour order or crop end in {recipe}")
-    if not 8 <= int(recipe["size"]) <= 1024:
-        raise ValueError(f"input size {recipe['size']} is outside 8..1024")
-    return recipe
+def validated_recipe(declared: Mapping[str, Any], size: int | None = None) -> dict[str, Any]:
+    """A declared ``preprocess`` with every default filled in (``size``: the config's input size), or
+    ValueError (a pydantic ``ValidationError``) naming the first bad field."""
+    return Recipe.model_validate({"size": int(size or INPUT_SIZE), **declared}).model_dump()
 
 
 def _square(box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -92,21 +100,6 @@ def _square(box: Sequence[float]) -> tuple[float, float, float, float]:
     side = max(x2 - x1, y2 - y1)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-
-
-def whenet_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """WHENet demo's padding of ``(x1, y1, x2, y2)``, as a slice ``image[y1:y2, x1:x2]``.
-
-    Sequential as in the demo: each updated coordinate feeds the next one's padding; each is clipped to the
-    image (``frame_size`` = (width, height)) and truncated with ``int()`` at the end.
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    width, height = frame_size
-    y1 = max(0.0, y1 - abs(y1 - y2) / 10)
-    y2 = min(float(height), y2 + abs(y1 - y2) / 10)
-    x1 = max(0.0, x1 - abs(x1 - x2) / 5)
-    x2 = min(float(width), x2 + abs(x1 - x2) / 5)
-    return int(x1), int(y1), int(x2), int(y2)
 
 
 def crop_region(
@@ -119,8 +112,8 @@ def crop_region(
     box = tuple(float(v) for v in box)
     if recipe.get("square"):
         box = _square(box)
-    if recipe["box"] == "whenet":
-        return whenet_box(box, frame_size)
+    if recipe["box"] != MARGIN_RULE:
+        return BOX_RULES[recipe["box"]](box, frame_size)
     margin = protocol.margin if recipe.get("margin") is None else float(recipe["margin"])
     crop_end = recipe.get("crop_end") or protocol.crop_end
     x1, y1, x2, y2 = box

@@ -35,8 +35,10 @@ import cv2
 import numpy as np
 
 from fsanet.errors import FSANetError, WeightsUnavailableError
-from fsanet.utils.downloads import cache_dir, download_verified, offline
+from fsanet.utils.downloads import download_verified
 from fsanet.utils.files import atomic_write
+from fsanet.utils.settings import cache_dir, offline, ssd_dir
+from fsanet.utils.settings import device as settings_device
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,9 @@ class MTCNNDetector(Detector):
 
     def __init__(self, min_score: float = 0.9, min_face_size: int = 20, device: str | None = None):
         super().__init__(min_score)
-        import torch
-
         from fsanet.detect.mtcnn import shared_mtcnn
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = str(settings_device(device))
         self.net = shared_mtcnn(self.device, min_face_size)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
@@ -152,7 +152,7 @@ def ssd_model_dir(model_dir: str | os.PathLike | None = None, download: bool = T
     ``~/.cache/fsanet/...``) are downloaded and checked against their sha256 unless ``download``
     is false or ``HF_HUB_OFFLINE`` is set.
     """
-    explicit = model_dir or os.environ.get("FSANET_SSD_DIR")
+    explicit = model_dir or ssd_dir()
     if explicit:
         folder = Path(explicit)
         missing = [name for name in SSD_FILES if not (folder / name).is_file()]

@@ -1,22 +1,31 @@
-"""The base class of every pose model: config, display name, input size, and Hub methods."""
+"""The base class of every pose model: config, display name, input size, and the Hub methods
+(``huggingface_hub.ModelHubMixin``: ``save_pretrained``, ``push_to_hub``, ``from_pretrained``)."""
 
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import ModelCard, ModelHubMixin
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from fsanet.errors import InvalidImageError
-from fsanet.models.hub import HubMixin
+from fsanet.errors import InvalidImageError, InvalidWeightsError
 
 DEFAULT_IMAGE_SIZE = 64  # FSA-Net's crop; configs of other sizes say so
 
 
-class PoseModel(HubMixin, nn.Module):
+class PoseModel(
+    ModelHubMixin,
+    nn.Module,
+    library_name="fsanet",
+    repo_url="https://github.com/shamangary/FSA-Net",
+    tags=["head-pose-estimation"],
+):
     """Holds the config, a display name, and the output column names.
 
     Forward contract: ``model(x)`` with ``x`` float32 ``(N, 3, S, S)`` RGB in [0, 255] at the
@@ -37,6 +46,38 @@ class PoseModel(HubMixin, nn.Module):
     @property
     def input_size(self) -> int:
         return int(self.config.get("image_size", DEFAULT_IMAGE_SIZE))
+
+    # ``huggingface_hub.ModelHubMixin``: its save_pretrained / push_to_hub call these two.
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from fsanet.models.hub import write_model_files
+
+        write_model_files(self, save_directory)
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        from fsanet.models.hub import model_card
+
+        return model_card(self, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None, **_: Any
+    ) -> PoseModel:
+        """A model of this class from any spec :func:`fsanet.load_model` takes: a registry name, a folder,
+        ``hf-hub:owner/name[@rev]``. Another family's model is refused, never returned in its place.
+
+        Not the mixin's: it asks the Hub for any string that is not a folder, so a mistyped local path
+        would become a Hub request; the registry's spec rules refuse it instead.
+        """
+        from fsanet.models.registry import family_of, load_model
+
+        model = load_model(pretrained_model_name_or_path, revision=revision)
+        if not isinstance(model, cls):
+            method = family_of(model.config).method
+            raise InvalidWeightsError(
+                f"{pretrained_model_name_or_path} holds a {method} model ({type(model).__name__}), "
+                f"not a {cls.__name__}"
+            )
+        return model
 
 
 def as_model_input(
@@ -88,6 +129,11 @@ def _convert_input(model: PoseModel, inputs: tuple[Any, ...]) -> tuple[Any, ...]
     ):
         return None
     return (as_model_input(x, model.input_size, reference, model.resizes_input), *inputs[1:])
+
+
+def parameter_count(model: nn.Module) -> int:
+    """The model's size as the board and the submission check report it: its parameters (not buffers)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def gflops_per_face(model: nn.Module, size: int) -> float:

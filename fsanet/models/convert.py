@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from fsanet.errors import InvalidWeightsError
-from fsanet.models.factory import build_model
-from fsanet.models.fsanet import fsanet_config, ssrnet_md_config
+from fsanet.models.families.fsanet import fsanet_config
+from fsanet.models.families.ssrnet_md import ssrnet_md_config
+from fsanet.models.registry import build_model
 
 # Keras weight-file names: stream A blocks are separable_conv2d_1..7, stream B 8..14.
 STREAM_BLOCKS = {"stream_a": range(1, 8), "stream_b": range(8, 15)}
@@ -193,6 +194,27 @@ def convert_ssrnet_md(
         state |= _dense(f"{prefix}.delta", _find(layers, f"delta_s{stage + 1}"))
         state |= _dense(f"{prefix}.eta", _find(layers, f"local_delta_stage{stage + 1}"))
     return ssrnet_md_config(), state
+
+
+def _groups(path: str | Path) -> set[str] | None:
+    """The top-level groups of an HDF5 file, or None when it is not one."""
+    try:
+        with h5py.File(path, "r") as handle:
+            root = handle["model_weights"] if "model_weights" in handle else handle
+            return set(root.keys())
+    except OSError:
+        return None
+
+
+def is_fsanet_file(path: str | Path) -> bool:
+    """Whether ``path`` is one of the authors' FSA-Net files (its G, S and F sub-models)."""
+    return "ssr_G_model" in (_groups(path) or set())
+
+
+def is_ssrnet_md_file(path: str | Path) -> bool:
+    """Whether ``path`` is the authors' SSR-Net-MD file (its named delta layers, no FSA sub-models)."""
+    groups = _groups(path)
+    return groups is not None and "delta_s1" in groups and "ssr_G_model" not in groups
 
 
 def convert_h5(path: str | Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -1,52 +1,50 @@
-"""``config.json`` + ``model.safetensors`` on disk and on the Hugging Face Hub, as ``huggingface_hub`` does.
+"""``config.json`` + ``model.safetensors`` (+ a model card) on disk and on the Hugging Face Hub.
 
-No pickle anywhere: weights are read only through ``safetensors`` and configs through JSON.
-Every load checks the tensors against the architecture the config names (names, shapes,
-dtype, finiteness) before they reach a module, so a bad file fails with a reason.
+:class:`~fsanet.models.base.PoseModel` is a ``huggingface_hub.ModelHubMixin``: ``save_pretrained`` and
+``push_to_hub`` come from the mixin and write, through :func:`write_model_files` and :func:`model_card`, the
+two files every loader here reads plus a ``README.md`` model card. Loading goes through one validated path
+(:func:`load_directory`: the config against its family's schema, every tensor against the architecture),
+and every Hub download through :func:`download_snapshot`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
+from collections.abc import Mapping, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
-from fsanet.models.factory import build_model
+from fsanet.errors import InvalidWeightsError, UnknownModelError, WeightsUnavailableError
+from fsanet.models.registry import family_of, recipe_of, validate_state_dict
+from fsanet.models.weights import WEIGHTS_NAME, load_weights_file
 from fsanet.utils.files import atomic_write
 
 if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
     from fsanet.models.base import PoseModel
 
 CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
 TRAINING_MODEL_DIR = "model"  # where `python -m fsanet train` saves the latest model of a run
-WEIGHTS_NAME = "model.safetensors"
-MAX_WEIGHTS_BYTES = 512 * 1024 * 1024  # far above any FSA variant (a few MB); stops absurd uploads
-
-
-def _state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+MAX_CONFIG_BYTES = 64 * 1024
+# Other installed packages may add sections to every model card (the leaderboard adds its scores): each
+# entry point is a function ``(model) -> list of {"benchmark", "mae", ...}`` rows.
+CARD_RESULTS_GROUP = "fsanet.model_card_results"
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:
     """The model's ``model.safetensors`` content (deterministic for the same weights)."""
-    return save_safetensors_bytes(_state_for_saving(model))
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    return save_safetensors_bytes(state)
 
 
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 of the model's safetensors serialisation: the leaderboard's weights identity."""
-    return hashlib.sha256(weights_bytes(model)).hexdigest()
-
-
-def save_pretrained(model: PoseModel, directory: str | os.PathLike) -> Path:
+def write_model_files(model: PoseModel, directory: str | os.PathLike) -> Path:
     """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically)."""
     directory = Path(directory)
     atomic_write(directory / WEIGHTS_NAME, weights_bytes(model))
@@ -54,61 +52,19 @@ def save_pretrained(model: PoseModel, directory: str | os.PathLike) -> Path:
     return directory
 
 
-def validate_state_dict(config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> PoseModel:
-    """Build ``config``'s model and check ``tensors`` fit it exactly; returns the untrained model.
-
-    Raises :class:`InvalidWeightsError` naming the first problems: unknown architecture,
-    missing or unexpected tensors, wrong shapes, non-float dtypes, NaN or infinite values.
-    """
-    # Checked against a skeleton on the meta device (shapes, no memory): a config naming a huge
-    # timm backbone costs nothing until its weights are known to fit.
-    with torch.device("meta"):
-        expected = build_model(config).state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    problems, broken = [], []
-    if missing:
-        problems.append(f"missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-    for key in sorted(set(expected) & set(tensors)):
-        tensor, reference = tensors[key], expected[key]
-        if tuple(tensor.shape) != tuple(reference.shape):
-            problems.append(
-                f"{key}: shape {tuple(tensor.shape)}, architecture needs {tuple(reference.shape)}"
-            )
-        elif reference.is_floating_point() and not tensor.is_floating_point():
-            problems.append(f"{key}: dtype {tensor.dtype}, expected a float tensor")
-        elif tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            broken.append(key)
-    if broken:
-        problems.append(
-            f"{len(broken)} tensors hold NaN/inf values (e.g. {broken[0]}): the weights are broken "
-            "and would only produce NaN angles"
-        )
-    if problems:
-        raise InvalidWeightsError(f"{config.get('name', config['architecture'])}: " + "; ".join(problems[:6]))
-    return build_model(config)
-
-
-def load_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` file with a size cap and a clear error for anything else."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise InvalidWeightsError(f"{path.name}: only .safetensors weights are accepted (no pickle files)")
-    size = path.stat().st_size
-    if size > MAX_WEIGHTS_BYTES:
-        raise InvalidWeightsError(f"{path.name}: {size} bytes is over the {MAX_WEIGHTS_BYTES}-byte cap")
-    try:
-        return load_safetensors_bytes(path.read_bytes())
-    except (SafetensorError, ValueError, RuntimeError) as error:
-        raise InvalidWeightsError(f"{path.name}: corrupt or truncated safetensors file ({error})") from error
+def save_pretrained(model: PoseModel, directory: str | os.PathLike, **options: Any) -> Path:
+    """``model.save_pretrained(directory)``: config, weights and model card; returns the directory."""
+    model.save_pretrained(directory, **options)
+    return Path(directory)
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
     try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InvalidWeightsError(f"{path.name} is over {MAX_CONFIG_BYTES} bytes")
+        config = json.loads(path.read_bytes())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidWeightsError(f"{path}: unreadable config.json ({error})") from error
     if not isinstance(config, dict):
         raise InvalidWeightsError(f"{path}: config.json must hold a JSON object")
@@ -135,54 +91,105 @@ def load_directory(directory: str | os.PathLike, name: str | None = None) -> Pos
     return model.eval()
 
 
-def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None) -> PoseModel:
-    """A model from a local directory or a Hub repo id (``huggingface_hub`` conventions)."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return load_directory(path)
+def download_snapshot(repo_id: str, revision: str | None, patterns: Sequence[str]) -> Path:
+    """The files of Hub model repo ``repo_id`` matching ``patterns``, in the local Hub cache."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    repo_id = str(name_or_path)
     try:
-        local = snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME])
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(patterns)))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
         raise WeightsUnavailableError(
             f"could not fetch {repo_id!r} from the Hugging Face Hub ({type(error).__name__}); "
             "give a local directory, or allow Hub access (HF_HUB_OFFLINE unset, HF_ENDPOINT reachable)"
         ) from error
+
+
+def download_model(repo_id: str, revision: str | None = None) -> PoseModel:
+    """A model from a Hub repo (``config.json`` + ``model.safetensors`` at its root)."""
+    local = download_snapshot(repo_id, revision, [CONFIG_NAME, WEIGHTS_NAME])
     return load_directory(local, name=repo_id if revision is None else f"{repo_id}@{revision}")
 
 
-def push_to_hub(
-    model: PoseModel,
-    repo_id: str,
-    private: bool = False,
-    commit_message: str | None = None,
-    token: str | None = None,
-) -> str:
-    """Upload ``config.json`` + ``model.safetensors`` to ``repo_id``; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    with tempfile.TemporaryDirectory() as directory:
-        save_pretrained(model, directory)
-        info = api.upload_folder(
-            repo_id=repo_id, folder_path=directory, commit_message=commit_message or f"Upload {model.name}"
-        )
-    return str(info)
+def push_to_hub(model: PoseModel, repo_id: str, **options: Any) -> str:
+    """``model.push_to_hub(repo_id)``: config, weights and model card in one commit; the commit URL."""
+    return str(model.push_to_hub(repo_id, **options))
 
 
-class HubMixin:
-    """``save_pretrained`` / ``push_to_hub`` / ``from_pretrained`` as methods, as Hub models have."""
+# ------------------------------------------------------------------------------------------ model card
+def card_results(model: PoseModel) -> list[Mapping[str, Any]]:
+    """Scores other packages hold for this model (the leaderboard's rows with its identity)."""
+    rows: list[Mapping[str, Any]] = []
+    for entry_point in entry_points(group=CARD_RESULTS_GROUP):
+        try:
+            rows += entry_point.load()(model)
+        except Exception:  # noqa: BLE001  (a card is written even when a results store is unreadable)
+            continue
+    return rows
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        return save_pretrained(self, directory)
 
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        return push_to_hub(self, repo_id, **kwargs)
+def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = None) -> ModelCard:
+    """The ``README.md`` of a saved or pushed model: library, licence, tags, training data, its recipe, and
+    the board's numbers where a results store has them (``results``, else :func:`card_results`)."""
+    from huggingface_hub import ModelCard, ModelCardData
 
-    @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any) -> PoseModel:
-        return from_pretrained(name_or_path, **kwargs)
+    config = model.config
+    fam = family_of(config)
+    trained_on, licence = config.get("trained_on"), _licence(config)
+    rows = list(results) if results is not None else card_results(model)
+    data = ModelCardData(
+        library_name="fsanet",
+        license=licence or "other",
+        tags=sorted({"pytorch", "head-pose-estimation", *fam.tags}),
+    )
+    lines = [
+        "---",
+        data.to_yaml(),
+        "---",
+        "",
+        f"# {model.name}",
+        "",
+        f"A **{fam.method}** head-pose model (`{fam.architecture}`) saved with the `fsanet` library: "
+        "yaw, pitch and roll in degrees of a face crop.",
+        "",
+        f"* Trained on: {trained_on or 'not stated'} ({config.get('protocol') or 'protocol not stated'})",
+        f"* Licence: {licence or 'not stated'}",
+    ]
+    if fam.paper:
+        lines.append(f"* Paper: {fam.paper}")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import fsanet",
+        'model = fsanet.load_model("hf-hub:OWNER/NAME")  # or a local folder',
+        "angles = model(crops)  # (N, 3) [yaw, pitch, roll]: RGB crops in [0, 255], the recipe below",
+        "```",
+        "",
+        "## Pre-processing recipe",
+        "",
+        "```json",
+        json.dumps(recipe_of(config), indent=2, sort_keys=True),
+        "```",
+    ]
+    if rows:
+        header = "| benchmark | MAE yaw | MAE pitch | MAE roll | MAE | n |"
+        lines += ["", "## Leaderboard", "", header, "|---" * 6 + "|"]
+        lines += [
+            f"| {r['benchmark']} | {r['mae_yaw']:.2f} | {r['mae_pitch']:.2f} | {r['mae_roll']:.2f} | "
+            f"{r['mae']:.2f} | {r['n']} |"
+            for r in rows
+        ]
+    return ModelCard("\n".join(lines) + "\n")
+
+
+def _licence(config: Mapping[str, Any]) -> str | None:
+    """The licence of registry weights (``name.tag``); a saved model of one's own states none."""
+    from fsanet.models.registry import split_name
+
+    try:
+        weights = split_name(str(config.get("name", "")))[2]
+    except UnknownModelError:
+        return None
+    return weights.licence if weights else None

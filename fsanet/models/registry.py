@@ -1,358 +1,415 @@
-"""timm-style registry: ``list_models()``, ``create_model(name, pretrained=...)``.
+"""The one catalogue of models, timm-style: ``list_models()``, ``create_model(name, pretrained=...)``,
+``load_model(spec)``, and every question about a family (schema, recipe, method, provenance, labels).
 
-Names are ``fsanet_{caps,netvlad,metric}_{1x1,var,uniform}``, ``fsanet_fusion`` (FSA-Caps-Fusion:
-mean of the three capsule models), ``ssrnet_md``, ``whenet`` (WHENet, BMVC 2020) and
-``fsanet_timm_<backbone>`` for any timm model (not listed: there are hundreds). Pretrained tags say
-what the weights were trained on: ``.300w_lp`` (protocol 1), ``.biwi`` (protocol 2, BIWI 70/30) and
-``.300w_lp_panoptic`` (WHENet's 300W-LP + CMU Panoptic, protocol 1). Only combinations the authors
-shipped weights for have tags.
+Families are found, never listed: every module of :mod:`fsanet.models.families`, and every module (or
+:class:`~fsanet.models.family.Family`) another installed package declares under the ``fsanet.families``
+entry-point group, is imported once, and each registers itself (:func:`fsanet.register_family`).
 
-Where pretrained weights come from, in order:
+Names are ``<name>`` (untrained) or ``<name>.<tag>`` (pretrained weights, where a family ships them). Where a
+``name.tag``'s weights come from, in order:
 
-1. the local cache, ``$FSANET_CACHE`` (default ``~/.cache/fsanet``), one
-   ``config.json`` + ``model.safetensors`` directory per tagged name;
-2. a Hub repo, when ``FSANET_HUB_REPO`` names one (a folder per tagged name in it);
-3. the authors' ``.h5`` under ``FSANET_OFFICIAL_MIRROR`` (WHENet: ``WHENET_OFFICIAL_MIRROR``; a
-   base URL or a local directory laid out like the upstream repository), checked against the
-   sha256 pinned below, converted once and cached.
+1. the local cache, ``$FSANET_CACHE`` (default ``~/.cache/fsanet``), one ``config.json`` +
+   ``model.safetensors`` directory per ``name.tag``;
+2. a Hub repo, when ``FSANET_HUB_REPO`` names one (a folder per ``name.tag`` in it);
+3. the family's original file under its mirror (``FSANET_OFFICIAL_MIRROR``, ``WHENET_OFFICIAL_MIRROR``...: a
+   base URL or a local directory laid out like the upstream repository), checked against its pinned sha256,
+   converted by the family's converter once and cached.
+
+Model specs (:func:`load_model`): a registry name, ``hf-hub:owner/name[@revision]``, ``local-dir:PATH``, or a
+plain path of an existing folder. A spec that looks like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``, or
+``a/b`` where ``a`` is a local folder) and does not exist is an error naming it: never a Hub request. A bare
+``owner/name`` that is neither is taken as a Hub repo id, as ``huggingface_hub`` does.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
+import importlib
+import json
+import logging
+import pkgutil
+import re
 import shutil
 import tempfile
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
+import torch
+from pydantic import ValidationError
+
+from fsanet.data.recipes import validated_recipe
 from fsanet.errors import InvalidWeightsError, UnknownModelError, WeightsUnavailableError
-from fsanet.models.base import PoseModel
-from fsanet.models.convert import convert_h5
-from fsanet.models.factory import build_model
-from fsanet.models.fsanet import PoseEnsemble, fsanet_config, ssrnet_md_config
-from fsanet.models.hub import load_directory, save_pretrained, validate_state_dict
-from fsanet.utils.downloads import cache_dir, download_verified, offline, verify_sha256
+from fsanet.models import families as builtin_families
+from fsanet.models.family import (
+    DESCRIPTIVE_FIELDS,
+    Family,
+    ModelEntry,
+    Pretrained,
+    WeightsFile,
+    add_family,
+    registered,
+)
+from fsanet.models.weights import non_finite, tensor_problems, tensor_spec, weights_identity
+from fsanet.utils import settings
+from fsanet.utils.downloads import download_verified, verify_sha256
 
-DEFAULT_OFFICIAL_MIRROR = "https://github.com/shamangary/FSA-Net/raw/4361d0e48103bb215d15734220c9d17e6812bb48"
-TAG_FOLDERS = {"300w_lp": "300W_LP_models", "biwi": "BIWI_models"}
-FUSION_MEMBERS = ("fsanet_caps_1x1", "fsanet_caps_var", "fsanet_caps_uniform")
+if TYPE_CHECKING:
+    from fsanet.models.base import PoseModel
 
-# Our name -> the authors' weight directory name.
-OFFICIAL_NAMES = {
-    "fsanet_caps_1x1": "fsanet_capsule_3_16_2_21_5",
-    "fsanet_caps_var": "fsanet_var_capsule_3_16_2_21_5",
-    "fsanet_caps_uniform": "fsanet_noS_capsule_3_16_2_192_5",
-    "fsanet_metric_1x1": "fsanet_metric_3_16_2_21_5",
-    "fsanet_metric_var": "fsanet_var_metric_3_16_2_21_5",
-    "fsanet_metric_uniform": "fsanet_noS_metric_3_16_2_192_5",
-    "fsanet_netvlad_1x1": "fsanet_netvlad_3_16_2_21_5",
-    "fsanet_netvlad_var": "fsanet_var_netvlad_3_16_2_21_5",
-    "fsanet_netvlad_uniform": "fsanet_noS_netvlad_3_16_2_192_5",
-    "ssrnet_md": "ssrnet_mt",
-}
+log = logging.getLogger(__name__)
 
-# sha256 of every file the authors shipped (pre-trained/<folder>/<name>/<name>.h5 at the pinned commit).
-OFFICIAL_SHA256 = {
-    (
-        "300w_lp",
-        "fsanet_capsule_3_16_2_21_5",
-    ): "51814906b845474e329d4c935636e03475a7d5c675c35e233b69588ef007f67b",
-    (
-        "300w_lp",
-        "fsanet_metric_3_16_2_21_5",
-    ): "62fee91749ee9e93fe8e4f82637ea9b951995eb719c4ba86fde8aab3b012917c",
-    (
-        "300w_lp",
-        "fsanet_netvlad_3_16_2_21_5",
-    ): "1d3d963cdd59afe2923d900b82bb02218ae01345df60a2072c99ef67837ec5f6",
-    (
-        "300w_lp",
-        "fsanet_noS_capsule_3_16_2_192_5",
-    ): "eca4f66b69a0ab1f6c9b0535429c00834197af0094004f761c754d52e67becac",
-    (
-        "300w_lp",
-        "fsanet_noS_metric_3_16_2_192_5",
-    ): "a6b0a2e408ed078234778e9d35a681d11d7351cdd43551e184edff2196682e5b",
-    (
-        "300w_lp",
-        "fsanet_var_capsule_3_16_2_21_5",
-    ): "64b8163d0102e52da7c42906e03b6d8065c34aac56111eea914413d6698f07a1",
-    (
-        "300w_lp",
-        "fsanet_var_metric_3_16_2_21_5",
-    ): "30d104122e99dadb19b16df0ab2310a03fff36920c7f284ebe0d8f81988739ee",
-    (
-        "300w_lp",
-        "fsanet_var_netvlad_3_16_2_21_5",
-    ): "359ead6fe156524f877af7810ebcfb81275f2a6384315e237c513e1f88e22ebb",
-    ("300w_lp", "ssrnet_mt"): "1016ae85c0ac26727d9bcbb63499993041a1f339ce4517265cf093bbb473ef91",
-    (
-        "biwi",
-        "fsanet_capsule_3_16_2_21_5",
-    ): "4ef0297d6ba9d0d9b6594e011e8ed4427d9216f7e284484f88b36ca3c064eb05",
-    ("biwi", "fsanet_metric_3_16_2_21_5"): "0fe040ea5986ed0b98f5731f4b9b4e5b02e3edc2de1c8590972d36d9729c3e18",
-    (
-        "biwi",
-        "fsanet_netvlad_3_16_2_21_5",
-    ): "dd1c65e4b9f072e8aa3017bec0db6c67c3df855aab86e24748e68a13a278e9b9",
-    (
-        "biwi",
-        "fsanet_noS_capsule_3_16_2_192_5",
-    ): "fb8102bc68f9d503280c7f00c724e1a3f0397daec302831ad19c0682d6d1acc8",
-    (
-        "biwi",
-        "fsanet_noS_metric_3_16_2_192_5",
-    ): "0a5e89d3b9769e7e4a0c81c5799c7b9ea0084bac37f9271b4c2add7e51f027a1",
-    (
-        "biwi",
-        "fsanet_noS_netvlad_3_16_2_192_5",
-    ): "76758e94023a8856954ed4c4c0bbdfa2db5079d3bcda56f3574dfa89435fc61e",
-    (
-        "biwi",
-        "fsanet_var_capsule_3_16_2_21_5",
-    ): "644de8ce1f559ecc2c3b1448c6cbd0edbc5913ba150ed191e5115e5ebb3a90f6",
-    (
-        "biwi",
-        "fsanet_var_metric_3_16_2_21_5",
-    ): "47823747fb90f1e444502036cec1ea61c762ac44476adcf8536e4659f3285068",
-    (
-        "biwi",
-        "fsanet_var_netvlad_3_16_2_21_5",
-    ): "d871545a88e963146ae4278db1952fa4726cec6b0cc9fca1863a8658593d7ab6",
-    ("biwi", "ssrnet_mt"): "9e723a9bd6f9c0be5a0e58488e5d3e38f20993827835bd70213d51f327b44ab1",
-}
+ENTRY_POINT_GROUP = "fsanet.families"
+HF_HUB_PREFIX, LOCAL_DIR_PREFIX = "hf-hub:", "local-dir:"
+# Hub rules: owner/name, letters, digits, '-', '_', '.', no '--' or '..', at most 96 characters each.
+REPO_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+REVISION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_discovery = threading.RLock()
+_discovered = False
 
 
-@dataclass(frozen=True)
-class PretrainedSource:
-    """Where one tagged model's weights come from and how to check them."""
-
-    tag: str
-    official_name: str
-    sha256: str
-    file: str = ""  # path under the mirror; the authors' FSA-Net layout when empty
-    mirror_env: str = "FSANET_OFFICIAL_MIRROR"
-    default_mirror: str = DEFAULT_OFFICIAL_MIRROR
-
-    @property
-    def relative_path(self) -> str:
-        if self.file:
-            return self.file
-        folder = TAG_FOLDERS[self.tag]
-        return f"pre-trained/{folder}/{self.official_name}/{self.official_name}.h5"
+# ------------------------------------------------------------------------------------------ discovery
+def families() -> Mapping[str, Family]:
+    """Every family, by architecture: this package's modules and the ``fsanet.families`` entry points."""
+    global _discovered
+    if not _discovered:
+        with _discovery:
+            if not _discovered:
+                for module in pkgutil.iter_modules(builtin_families.__path__):
+                    importlib.import_module(f"{builtin_families.__name__}.{module.name}")
+                for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                    _load_entry_point(entry_point)
+                _discovered = True
+    return registered()
 
 
-# WHENet (Zhou & Gregson, BMVC 2020, BSD-3-Clause): the upstream repository's WHENet.h5 at a pinned commit.
-DEFAULT_WHENET_MIRROR = "https://github.com/Ascend-Research/HeadPoseEstimation-WHENet/raw/a0d7bdfb5e2ac97ae6b0ae3eef79fdcf4075ab82"
-WHENET_SOURCES = {
-    "300w_lp_panoptic": PretrainedSource(
-        "300w_lp_panoptic",
-        "WHENet",
-        "8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
-        file="WHENet.h5",
-        mirror_env="WHENET_OFFICIAL_MIRROR",
-        default_mirror=DEFAULT_WHENET_MIRROR,
-    )
-}
-
-# What each tag's weights were trained on, and so which test protocol they belong to.
-TRAINED_ON = {
-    "300w_lp": ("300W-LP", "protocol 1"),
-    "biwi": ("BIWI 70%", "protocol 2"),
-    "300w_lp_panoptic": ("300W-LP + CMU Panoptic", "protocol 1"),
-}
+def _load_entry_point(entry_point: Any) -> None:
+    """Import a declared family module (it registers itself), or register a declared Family object."""
+    try:
+        loaded = entry_point.load()
+    except Exception as error:  # noqa: BLE001  (a broken plug-in must not take the built-in families down)
+        log.warning("model family %r (%s) did not load: %s", entry_point.name, entry_point.value, error)
+        return
+    if isinstance(loaded, Family):
+        add_family(loaded)
 
 
-def _base_config(name: str) -> dict:
-    if name == "whenet":
-        from fsanet.models.whenet import whenet_config
-
-        return whenet_config()
-    if name == "ssrnet_md":
-        return ssrnet_md_config(name=name)
-    if name == "fsanet_fusion":
-        return {
-            "architecture": "ensemble",
-            "name": name,
-            "members": [_base_config(m) for m in FUSION_MEMBERS],
-        }
-    _, aggregation, scoring = name.split("_")
-    return fsanet_config(aggregation, scoring, name=name)
+def family(architecture: str) -> Family:
+    found = families().get(architecture)
+    if found is None:
+        known = ", ".join(sorted(families()))
+        raise InvalidWeightsError(f"unknown architecture {str(architecture)[:40]!r} (known: {known})")
+    return found
 
 
-MODEL_NAMES = (*OFFICIAL_NAMES, "fsanet_fusion", "whenet")
-# Tagged weights the authors shipped that cannot be used (value: why): not listed; loading them fails the
-# finiteness check of validate_state_dict.
-UNUSABLE_WEIGHTS = {"fsanet_netvlad_var.300w_lp": "the authors' file holds NaN weights"}
+def family_of(config: Mapping[str, Any]) -> Family:
+    """The family a config belongs to (its ``architecture``)."""
+    if not isinstance(config, Mapping) or "architecture" not in config:
+        raise InvalidWeightsError("config has no 'architecture' key")
+    return family(config["architecture"])
 
 
-def _pretrained_sources(name: str) -> dict[str, PretrainedSource]:
-    if name == "whenet":
-        return WHENET_SOURCES
-    official = OFFICIAL_NAMES.get(name)
-    return {
-        tag: PretrainedSource(tag, official, OFFICIAL_SHA256[(tag, official)])
-        for tag in TAG_FOLDERS
-        if (tag, official) in OFFICIAL_SHA256
-    }
+def _listed() -> dict[str, tuple[Family, ModelEntry]]:
+    return {entry.name: (fam, entry) for fam in families().values() for entry in fam.models}
 
 
-def _tags(name: str) -> list[str]:
-    if name == "fsanet_fusion":
-        return [tag for tag in TAG_FOLDERS if all(tag in _pretrained_sources(m) for m in FUSION_MEMBERS)]
-    return list(_pretrained_sources(name))
+def model_entry(name: str) -> ModelEntry:
+    """The registry name ``name`` (no tag), listed or resolved by a family (``fsanet_timm_<backbone>``)."""
+    return _entry(name)[1]
+
+
+def _entry(name: str) -> tuple[Family, ModelEntry]:
+    listed = _listed()
+    if name in listed:
+        return listed[name]
+    for fam in families().values():
+        entry = fam.resolve_name(name) if fam.resolve_name else None
+        if entry is not None:
+            return fam, entry
+    raise UnknownModelError(f"unknown model {name[:80]!r}; known: {', '.join(listed)}")
+
+
+def split_name(model_name: str) -> tuple[Family, ModelEntry, Pretrained | None]:
+    """``name`` or ``name.tag`` -> (family, entry, its weights of that tag, None without a tag)."""
+    name, _, tag = model_name.partition(".")
+    fam, entry = _entry(name)
+    if not tag:
+        return fam, entry, None
+    weights = entry.weights(tag)
+    if weights is None:
+        available = ", ".join(p.tag for p in entry.pretrained) or "none"
+        raise UnknownModelError(f"no pretrained tag {tag!r} for {name} (available: {available})")
+    return fam, entry, weights
+
+
+def is_registry_name(spec: str) -> bool:
+    try:
+        split_name(spec)
+    except UnknownModelError:
+        return False
+    return True
 
 
 def list_models(pretrained: bool = False, include_unusable: bool = False) -> list[str]:
-    """Architecture names, or with ``pretrained=True`` every ``name.tag`` that has usable weights.
+    """Registry names, or with ``pretrained=True`` every ``name.tag`` that has usable weights.
 
-    ``include_unusable`` adds the shipped but unusable ones (:data:`UNUSABLE_WEIGHTS`).
+    ``include_unusable`` adds the shipped but unusable ones (a :class:`Pretrained` with ``unusable``).
     """
+    entries = [entry for _, entry in _listed().values()]
     if not pretrained:
-        return list(MODEL_NAMES)
-    tagged = (f"{name}.{tag}" for name in MODEL_NAMES for tag in _tags(name))
-    return [name for name in tagged if include_unusable or name not in UNUSABLE_WEIGHTS]
+        return [entry.name for entry in entries]
+    return [
+        f"{entry.name}.{weights.tag}"
+        for entry in entries
+        for weights in entry.pretrained
+        if include_unusable or weights.unusable is None
+    ]
 
 
-TIMM_PREFIX = "fsanet_timm_"  # fsanet_timm_<any timm model>: an FSA head on that backbone, untrained
+def describe(model_name: str) -> str:
+    """``"<label> — <what it was trained on and when to use it>"`` for a ``name`` or ``name.tag``."""
+    _, entry, weights = split_name(model_name)
+    return " — ".join(filter(None, [entry.label, weights.trained_on.advice if weights else ""]))
 
 
-def split_name(model_name: str) -> tuple[str, str | None]:
-    name, _, tag = model_name.partition(".")
-    if name.startswith(TIMM_PREFIX) and not tag:
-        return name, None
-    if name not in MODEL_NAMES:
-        raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
-    if tag and tag not in _tags(name):
-        raise UnknownModelError(
-            f"no pretrained tag {tag!r} for {name} (available: {', '.join(_tags(name)) or 'none'})"
+# ------------------------------------------------------------------------------------- configs, builds
+def validate_config(config: Any) -> dict[str, Any]:
+    """``config`` if its family's schema accepts it, else InvalidWeightsError naming the first bad field."""
+    if not isinstance(config, dict):
+        raise InvalidWeightsError("a config must be a JSON object")
+    fam = family_of(config)
+    try:
+        fam.schema.model_validate(config)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "config"
+        raise InvalidWeightsError(f"invalid {fam.architecture} config: {where}: {first['msg']}") from None
+    return config
+
+
+def build_model(config: dict[str, Any]) -> PoseModel:
+    """An untrained module for a valid ``config`` (:func:`validate_config` first)."""
+    return family_of(validate_config(config)).build(config)
+
+
+def skeleton(config: dict[str, Any]) -> PoseModel:
+    """``config``'s model on the meta device: its parameters and state dict's names, shapes and dtypes, and
+    no memory (a config naming a huge backbone costs nothing until its weights are known to fit)."""
+    with torch.device("meta"):
+        return build_model(config)
+
+
+def validate_state_dict(config: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> PoseModel:
+    """Build ``config``'s model and check ``tensors`` fit it exactly; returns the untrained model.
+
+    Raises :class:`InvalidWeightsError` naming the first problems: unknown architecture, invalid config,
+    missing or unexpected tensors, wrong shapes, non-float dtypes, NaN or infinite values.
+    """
+    expected = skeleton(config).state_dict()
+    problems = tensor_problems(expected, {key: tensor_spec(t) for key, t in tensors.items()})
+    broken = [] if problems else non_finite(tensors)
+    if broken:
+        problems.append(
+            f"{len(broken)} tensors hold NaN/inf values (e.g. {broken[0]}): the weights are broken "
+            "and would only produce NaN angles"
         )
-    return name, tag or None
+    if problems:
+        raise InvalidWeightsError(f"{config.get('name', config['architecture'])}: " + "; ".join(problems[:6]))
+    return build_model(config)
 
 
+def recipe_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's pre-processing recipe, validated: the one its config declares, else its family's."""
+    declared = config.get("preprocess")
+    if declared is not None:
+        return validated_recipe(declared, config.get("image_size"))
+    return family_of(config).recipe(config)
+
+
+def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a config makes the model compute, with every default filled in and nothing descriptive (name,
+    source, training data, protocol, method): two configs with the same canonical form are one model."""
+    fam = family_of(config)
+    data = fam.schema.model_validate(config).model_dump(mode="json", exclude=set(DESCRIPTIVE_FIELDS))
+    if "members" in data:
+        data["members"] = [canonical_config(member) for member in config["members"]]
+    data["preprocess"] = recipe_of(config)
+    return data
+
+
+def config_identity(config: Mapping[str, Any]) -> str:
+    """sha256 of :func:`canonical_config`: the identity of what a config makes the model compute."""
+    canonical = json.dumps(canonical_config(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a model computes: its weights (:func:`~fsanet.models.weights.weights_identity`) and its config
+    (:func:`config_identity`). Rows, requests, duplicate checks and the ONNX cache are keyed by it."""
+
+    weights: str
+    config: str
+
+    @property
+    def key(self) -> str:
+        """One string for both (file names): 16 + 8 hex digits, far from any collision at this scale."""
+        return f"{self.weights[:16]}-{self.config[:8]}"
+
+
+def identify(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> ModelIdentity:
+    """The identity of ``config`` with the weights ``tensors`` (a loaded file or a module's state dict)."""
+    return ModelIdentity(weights_identity(tensors), config_identity(config))
+
+
+def model_identity(model: torch.nn.Module) -> ModelIdentity:
+    """The identity of a model: its config and the state dict it runs with."""
+    return identify(model.config, model.state_dict())
+
+
+def method_of(config: Mapping[str, Any]) -> str:
+    """The method a model belongs to: its config's ``method``, else its family's."""
+    return str(config.get("method") or family_of(config).method)
+
+
+def provenance(config: Mapping[str, Any], model_name: str = "") -> tuple[str | None, str | None]:
+    """``(trained on, protocol)``: what the config states, else what the registry says of ``name.tag``;
+    ``None`` for what nobody states."""
+    trained_on, protocol = config.get("trained_on"), config.get("protocol")
+    if trained_on and protocol:
+        return str(trained_on), str(protocol)
+    try:
+        weights = split_name(model_name.split("@", 1)[0])[2]
+    except UnknownModelError:
+        weights = None
+    if weights is None:
+        return (str(trained_on) if trained_on else None), (str(protocol) if protocol else None)
+    return weights.trained_on.name, weights.trained_on.protocol
+
+
+# ----------------------------------------------------------------------------------- pretrained models
 def create_model(model_name: str, pretrained: bool = False) -> PoseModel:
-    """Build ``model_name`` (``name`` or ``name.tag``), untrained or with the authors' weights.
+    """Build ``model_name`` (``name`` or ``name.tag``), untrained or with its pretrained weights.
 
-    ``pretrained=True`` without a tag takes the first tag (``300w_lp`` where it exists).
+    ``pretrained=True`` without a tag takes the name's first tag (``300w_lp`` for the authors' models).
     """
-    name, tag = split_name(model_name)
-    if name.startswith(TIMM_PREFIX):
-        if pretrained:
-            raise WeightsUnavailableError(
-                f"{name} has no pretrained FSA weights: train it with python -m fsanet train"
-            )
-        from fsanet.models.timm_head import create_timm_model_by_name
-
-        return create_timm_model_by_name(name).eval()
+    fam, entry, weights = split_name(model_name)
     if not pretrained:
-        return build_model(_base_config(name)).eval()
-    tag = tag or (_tags(name) or [None])[0]
-    if tag is None:
-        raise WeightsUnavailableError(f"the authors shipped no weights for {name}")
-    if name == "fsanet_fusion":
-        members = [create_model(f"{member}.{tag}", pretrained=True) for member in FUSION_MEMBERS]
-        config = {"architecture": "ensemble", "name": f"{name}.{tag}", "members": [], **_provenance(tag)}
-        return PoseEnsemble(config, members).eval()
-    return _load_pretrained(name, _pretrained_sources(name)[tag])
+        return build_model(entry.config()).eval()
+    weights = weights or (entry.pretrained[0] if entry.pretrained else None)
+    if weights is None:
+        raise WeightsUnavailableError(
+            f"{entry.name} has no pretrained weights: train it with python -m fsanet train"
+        )
+    return _load_pretrained(fam, entry, weights)
 
 
-def _load_pretrained(name: str, source: PretrainedSource) -> PoseModel:
-    full_name = f"{name}.{source.tag}"
-    cached = cache_dir() / full_name
+def _load_pretrained(fam: Family, entry: ModelEntry, weights: Pretrained) -> PoseModel:
+    from fsanet.models.hub import load_directory
+
+    full_name = f"{entry.name}.{weights.tag}"
+    trained_on = weights.trained_on
+    stated = {"name": full_name, "trained_on": trained_on.name, "protocol": trained_on.protocol}
+    if weights.members:
+        members = [create_model(f"{member}.{weights.tag}", pretrained=True) for member in weights.members]
+        assemble = fam.assemble or (lambda config, _: fam.build(config))
+        return assemble({"architecture": fam.architecture, "members": [], **stated}, members).eval()
+    cached = settings.cache_dir() / full_name
     if cached.is_dir():
         return load_directory(cached, name=full_name)
-    hub_repo = os.environ.get("FSANET_HUB_REPO")
-    if hub_repo:
-        model = _load_from_hub(hub_repo, full_name)
-        if model is not None:
-            return model
-    config, state = convert_h5_bytes(fetch_official(source), source)
-    config["name"] = full_name
-    config |= _provenance(source.tag)
+    model = _load_from_hub(settings.hub_repo(), full_name) if settings.hub_repo() else None
+    if model is not None:
+        return model
+    if weights.file is None or fam.converter is None:
+        raise WeightsUnavailableError(f"{full_name} is not cached and its family names no file to convert")
+    config, state = convert_original(fam, weights.file)
+    config |= stated
     model = validate_state_dict(config, state)  # refuses NaN weights (300W_LP netvlad_var) before caching
     model.load_state_dict(state)
     _store_in_cache(model, cached)
     return model.eval()
 
 
-def _provenance(tag: str) -> dict[str, str]:
-    trained_on, protocol = TRAINED_ON[tag]
-    return {"trained_on": trained_on, "protocol": protocol}
-
-
 def _load_from_hub(repo_id: str, full_name: str) -> PoseModel | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from fsanet.models.hub import download_snapshot, load_directory
 
     try:
-        local = snapshot_download(repo_id, allow_patterns=[f"{full_name}/*"])
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
-        return None  # fall through to the official files
-    directory = Path(local) / full_name
+        local = download_snapshot(repo_id, None, [f"{full_name}/*"])
+    except WeightsUnavailableError:
+        return None  # fall through to the original files
+    directory = local / full_name
     return load_directory(directory, name=full_name) if directory.is_dir() else None
 
 
-def _unavailable(source: PretrainedSource, reason: str) -> WeightsUnavailableError:
+def _unavailable(file: WeightsFile, reason: str) -> WeightsUnavailableError:
     return WeightsUnavailableError(
-        f"weights for {source.official_name} ({source.tag}) are not cached and {reason}. "
-        f"Set {source.mirror_env} to a directory (or base URL) holding the authors' "
-        f"'{source.relative_path}', or put a converted copy in FSANET_CACHE ({cache_dir()}), "
-        "or set FSANET_HUB_REPO to a Hub repo with converted weights."
+        f"the weights {file.path} are not cached and {reason}. Set {file.mirror_env} to a directory (or base "
+        f"URL) laid out like the upstream repository, or put a converted copy in FSANET_CACHE "
+        f"({settings.cache_dir()}), or set FSANET_HUB_REPO to a Hub repo with converted weights."
     )
 
 
-def fetch_official(source: PretrainedSource) -> bytes:
-    """The authors' ``.h5`` bytes from the source's mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked."""
-    mirror = os.environ.get(source.mirror_env) or source.default_mirror
+def fetch_original(file: WeightsFile) -> bytes:
+    """An original weight file's bytes from its mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked."""
+    mirror = settings.mirror(file.mirror_env, file.default_mirror)
     location = mirror.removeprefix("file://")
     if Path(location).is_dir():
-        path = Path(location) / source.relative_path
+        path = Path(location) / file.path
         if not path.is_file():
-            raise _unavailable(source, f"the mirror directory {location} has no {source.relative_path}")
+            raise _unavailable(file, f"the mirror directory {location} has no {file.path}")
         data = path.read_bytes()
     elif mirror.startswith(("http://", "https://")):
-        if offline():
-            raise _unavailable(source, f"HF_HUB_OFFLINE is set, so {mirror} is not tried")
+        if settings.offline():
+            raise _unavailable(file, f"HF_HUB_OFFLINE is set, so {mirror} is not tried")
         try:
-            return download_verified(f"{mirror.rstrip('/')}/{source.relative_path}", source.sha256)
+            return download_verified(f"{mirror.rstrip('/')}/{file.path}", file.sha256)
         except WeightsUnavailableError as error:
             if "sha256" in str(error):
                 raise
-            raise _unavailable(source, str(error)) from error
+            raise _unavailable(file, str(error)) from error
     else:
-        raise _unavailable(
-            source, f"{source.mirror_env}={mirror!r} is neither a directory nor an http(s) URL"
-        )
-    verify_sha256(data, source.sha256, f"{source.relative_path} from {mirror}")
+        raise _unavailable(file, f"{file.mirror_env}={mirror!r} is neither a directory nor an http(s) URL")
+    verify_sha256(data, file.sha256, f"{file.path} from {mirror}")
     return data
 
 
-def convert_h5_bytes(data: bytes, source: PretrainedSource) -> tuple[dict, dict]:
+def convert_original(fam: Family, file: WeightsFile) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Fetch and convert an original weight file with its family's converter; the config says whence."""
+    assert fam.converter is not None
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / f"{source.official_name}.h5"
-        path.write_bytes(data)
-        if source.official_name == "WHENet":
-            from fsanet.models.whenet_convert import convert_whenet_h5
-
-            config, state = convert_whenet_h5(path)
-        else:
-            config, state = convert_h5(path)
+        path = Path(directory) / Path(file.path).name
+        path.write_bytes(fetch_original(file))
+        config, state = fam.converter.convert(path, None)
     config["source"] = {
-        "format": "keras-h5",
-        "file": source.relative_path,
-        "sha256": source.sha256,
-        "mirror_commit": source.default_mirror.rsplit("/", 1)[-1],
+        "format": path.suffix.lstrip(".") or "original",
+        "file": file.path,
+        "sha256": file.sha256,
+        "mirror_commit": file.default_mirror.rsplit("/", 1)[-1],
     }
     return config, state
 
 
+def converter_for(path: Path) -> Family:
+    """The family whose converter recognises the original weight file at ``path``."""
+    for fam in families().values():
+        if fam.converter is not None and fam.converter.recognises(path):
+            return fam
+    convertible = ", ".join(fam.method for fam in families().values() if fam.converter)
+    raise InvalidWeightsError(f"{path.name}: not an original weight file of any family ({convertible})")
+
+
 def _store_in_cache(model: PoseModel, target: Path) -> None:
     """Write the converted model next to ``target`` and rename it into place (atomic)."""
+    from fsanet.models.hub import write_model_files
+
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        save_pretrained(model, staging)
-        os.replace(staging, target)
+        write_model_files(model, staging)
+        staging.rename(target)
     except OSError:
         if not target.is_dir():  # another process won the race: its copy is as good
             raise
@@ -360,18 +417,78 @@ def _store_in_cache(model: PoseModel, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def load_model(spec: str, revision: str | None = None) -> PoseModel:
-    """A model from a registry ``name[.tag]``, a local directory, or a Hub repo id."""
-    if Path(spec).is_dir():
-        return load_directory(spec)
-    name = spec.partition(".")[0]
-    if name in MODEL_NAMES:
-        return create_model(spec, pretrained=True)
-    if "/" in spec:
-        from fsanet.models.hub import from_pretrained
+# ---------------------------------------------------------------------------------------- model specs
+@dataclass(frozen=True)
+class ModelSpec:
+    """What :func:`load_model` was asked for: a registry name, a Hub repo (at a revision), a local folder."""
 
-        return from_pretrained(spec, revision=revision)
-    raise InvalidWeightsError(
-        f"{spec!r} is neither a model name ({', '.join(list_models(pretrained=True)[:3])}, ...), "
-        "a directory with config.json + model.safetensors, nor a Hub repo id"
+    kind: Literal["registry", "hub", "local"]
+    value: str
+    revision: str | None = None
+
+
+def is_repo_id(text: str) -> bool:
+    """Whether ``text`` is a Hub repo id ``owner/name`` by the Hub's rules (nothing is looked up)."""
+    return (
+        bool(REPO_ID_PATTERN.fullmatch(text))
+        and ".." not in text
+        and "--" not in text
+        and not (text.endswith((".git", ".")))
     )
+
+
+def is_revision(text: str) -> bool:
+    return bool(REVISION_PATTERN.fullmatch(text)) and ".." not in text
+
+
+def _looks_like_path(text: str) -> bool:
+    parent = Path(text).expanduser().parent
+    return (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or text.endswith("/")
+        or text.count("/") > 1
+        or (str(parent) not in ("", ".") and parent.is_dir())
+    )
+
+
+def parse_spec(spec: str | Path, revision: str | None = None) -> ModelSpec:
+    """Read a model spec (see the module docstring); a path-like spec that does not exist is an error."""
+    text = str(spec).strip()
+    if text.startswith(HF_HUB_PREFIX):
+        repo_id, _, pinned = text.removeprefix(HF_HUB_PREFIX).partition("@")
+        revision = pinned or revision
+        if not is_repo_id(repo_id) or (revision is not None and not is_revision(revision)):
+            raise InvalidWeightsError(f"{text[:100]!r} is not hf-hub:owner/name[@revision]")
+        return ModelSpec("hub", repo_id, revision)
+    if text.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(text.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+        if not folder.is_dir():
+            raise InvalidWeightsError(f"{folder}: no such folder")
+        return ModelSpec("local", str(folder))
+    if isinstance(spec, str) and is_registry_name(text):
+        return ModelSpec("registry", text)
+    if Path(text).expanduser().is_dir():
+        return ModelSpec("local", str(Path(text).expanduser()))
+    if _looks_like_path(text):
+        raise InvalidWeightsError(
+            f"{text}: no such folder (for a Hub repo write hf-hub:owner/name, for a model see fsanet list)"
+        )
+    if is_repo_id(text):
+        return ModelSpec("hub", text, revision)
+    raise InvalidWeightsError(
+        f"{text[:100]!r} is neither a model name ({', '.join(list_models(pretrained=True)[:3])}, ...), "
+        "a folder with config.json + model.safetensors, nor a Hub repo id (hf-hub:owner/name)"
+    )
+
+
+def load_model(spec: str | Path, revision: str | None = None) -> PoseModel:
+    """A model in eval mode from a registry ``name[.tag]``, a folder or a Hub repo (:func:`parse_spec`)."""
+    from fsanet.models.hub import download_model, load_directory
+
+    parsed = parse_spec(spec, revision)
+    if parsed.kind == "registry":
+        return create_model(parsed.value, pretrained=True)
+    if parsed.kind == "local":
+        return load_directory(parsed.value)
+    return download_model(parsed.value, parsed.revision)

@@ -1,4 +1,4 @@
-"""WHENet's Keras ``.h5`` -> the :class:`~fsanet.models.whenet.WHENet` state dict, by architecture order.
+"""WHENet's Keras ``.h5`` -> the :class:`~fsanet.models.families.whenet.WHENet` state dict, by layer order.
 
 The file's layer names are Keras auto-names (``conv2d_N``, ``depthwise_conv2d_N``, ``batch_normalization_N``,
 numbered in creation order), so names say nothing about where a layer sits. The file lists its layers in the
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from fsanet.errors import InvalidWeightsError
-from fsanet.models.whenet import WHENet, whenet_config
+from fsanet.models.families.whenet import WHENet, whenet_config
 
 KerasLayer = tuple[str, dict[str, np.ndarray]]  # (layer name, {weight name: array})
 HEADS = {"yaw_new": "yaw", "pitch_new": "pitch", "roll_new": "roll"}

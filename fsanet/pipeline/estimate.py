@@ -22,10 +22,12 @@ from torch import nn
 from fsanet.data.geometry import rotation_matrix
 from fsanet.data.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
 from fsanet.data.preprocess import DEMO_MARGIN, to_batch
-from fsanet.data.recipes import CropProtocol, crop_face, finish_face, recipe_of
+from fsanet.data.recipes import CropProtocol, crop_face, finish_face, fsanet_recipe
 from fsanet.detect.detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
 from fsanet.models.base import PoseModel
+from fsanet.models.registry import load_model, recipe_of
 from fsanet.runtime.optimize import optimize_for_inference
+from fsanet.utils import settings
 
 DEFAULT_MODEL = "fsanet_fusion.300w_lp"
 MAX_FACES = 32
@@ -60,7 +62,8 @@ class FacePose:
 
 @dataclass(frozen=True)
 class PoseResult:
-    """Every face of one image, best detector score first; ``message`` explains an empty or cut list."""
+    """Every face of one image, numbered left to right (by the centre of its box: what the drawing, the JSON,
+    the CLI and the Space show); ``message`` explains an empty or cut list."""
 
     faces: list[FacePose]
     image_size: tuple[int, int]  # (width, height)
@@ -71,10 +74,10 @@ class PoseResult:
     def truncated(self) -> bool:
         return self.num_detected > len(self.faces)
 
-    def left_to_right(self) -> PoseResult:
-        """The same faces ordered by the centre of their box, left to right (to number them on screen)."""
-        faces = sorted(self.faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
-        return PoseResult(faces, self.image_size, self.num_detected, self.message)
+
+def left_to_right(faces: list[FacePose]) -> list[FacePose]:
+    """Faces ordered by the centre of their box, left to right (then top to bottom): the one face order."""
+    return sorted(faces, key=lambda f: (f.box[0] + f.box[2], f.box[1] + f.box[3]))
 
 
 def to_json(result: PoseResult, image: str) -> dict[str, Any]:
@@ -83,18 +86,6 @@ def to_json(result: PoseResult, image: str) -> dict[str, Any]:
     if result.message:
         payload["message"] = result.message
     return payload
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _load_model(model: str | nn.Module) -> nn.Module:
-    if isinstance(model, nn.Module):
-        return model
-    from fsanet.models.registry import load_model
-
-    return load_model(model)
 
 
 class PoseEstimator:
@@ -113,8 +104,8 @@ class PoseEstimator:
     ):
         if max_faces < 1:
             raise ValueError(f"max_faces must be at least 1, not {max_faces}")
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = _load_model(model).to(self.device).eval()
+        self.device = settings.device(device)
+        self.model = (model if isinstance(model, nn.Module) else load_model(model)).to(self.device).eval()
         if isinstance(self.model, PoseModel):  # the project's models run as frozen, BN-folded graphs
             self.model = optimize_for_inference(self.model)
         self.model_name: str = getattr(self.model, "name", type(self.model).__name__)
@@ -122,8 +113,9 @@ class PoseEstimator:
         self.max_faces = max_faces
         self.detect_max_side = detect_max_side
         self.margin = margin
-        # The model's own crop (FSA-Net: the authors' demo, with this margin; WHENet: its demo's padding).
-        self.recipe = recipe_of(getattr(self.model, "config", {}))
+        # The model's own crop (FSA-Net's: the authors' demo, with this margin); a bare module gets FSA-Net's.
+        config = getattr(self.model, "config", None)
+        self.recipe = recipe_of(config) if config else fsanet_recipe()
         self.protocol = CropProtocol(margin=margin)
         self.max_pixels = max_pixels
         self.max_aspect = max_aspect
@@ -160,8 +152,8 @@ class PoseEstimator:
         faces = [
             FacePose(d.box, d.score, *map(float, a), rotation=r, model=self.model_name, landmarks=d.landmarks)
             for d, a, r in zip(kept, angles, rotations, strict=True)
-        ]
-        return PoseResult(faces, (width, height), len(detections), message)
+        ]  # the best-scored faces are kept; they are numbered on screen, left to right
+        return PoseResult(left_to_right(faces), (width, height), len(detections), message)
 
     def predict_angles(self, image: np.ndarray, boxes: list[tuple[float, float, float, float]]) -> np.ndarray:
         """``(N, 3)`` degrees [yaw, pitch, roll] for ``boxes`` (x1, y1, x2, y2), in one forward pass."""
@@ -224,9 +216,10 @@ class PoseSmoother:
         self._previous: list[FacePose] = []
 
     def __call__(self, result: PoseResult) -> PoseResult:
-        smoothed = []
+        smoothed = {}
         available = list(self._previous)
-        for face in result.faces:
+        best_first = sorted(enumerate(result.faces), key=lambda item: -item[1].score)  # best matched first
+        for index, face in best_first:
             match = max(available, key=lambda p: box_iou(p.box, face.box), default=None)
             if match is not None and box_iou(match.box, face.box) >= self.min_iou:
                 available.remove(match)
@@ -244,6 +237,7 @@ class PoseSmoother:
                     face.model,
                     face.landmarks,
                 )
-            smoothed.append(face)
-        self._previous = smoothed
-        return PoseResult(smoothed, result.image_size, result.num_detected, result.message)
+            smoothed[index] = face
+        faces = [smoothed[index] for index in range(len(result.faces))]  # in the result's own order
+        self._previous = faces
+        return PoseResult(faces, result.image_size, result.num_detected, result.message)

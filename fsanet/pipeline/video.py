@@ -142,8 +142,7 @@ def estimate_video(
             if check_frame is not None:
                 check_frame(rgb)
             result = estimator.estimate_rgb(rgb)
-            # Smoothed in the detector's order (best faces matched first), then numbered as on screen.
-            result = (smoother(result) if smoother else result).left_to_right()
+            result = smoother(result) if smoother else result
             if writer is not None:
                 writer.write(draw_poses(rgb, result, cube=cube))
             on_frame(PosedFrame(index, rgb, result))

@@ -29,17 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from fsanet.errors import WeightsUnavailableError
 from fsanet.models.base import gflops_per_face
-from fsanet.models.registry import OFFICIAL_NAMES, create_model
+from fsanet.models.family import WeightsFile
+from fsanet.models.registry import create_model, fetch_original, list_models, model_entry
 from fsanet.runtime.onnx_engine import onnxruntime_available
 from fsanet.runtime.optimize import optimize_for_inference
+from fsanet.utils import settings
 
-BENCH_MODELS = (*OFFICIAL_NAMES, "fsanet_fusion")
-FROZEN_GRAPHS = {
-    "fsanet_caps_1x1": "fsanet_capsule_3_16_2_21_5.pb",
-    "fsanet_caps_var": "fsanet_var_capsule_3_16_2_21_5.pb",
-    "fsanet_caps_uniform": "fsanet_noS_capsule_3_16_2_192_5.pb",
-}
+# Every listed model at the FSA-Net authors' 64x64 input (larger ones, WHENet's 224x224, on request).
+BENCH_MODELS = tuple(name for name in list_models() if model_entry(name).config().get("image_size", 64) <= 64)
 
 
 def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 3) -> float:
@@ -89,13 +88,16 @@ def time_torch(model: torch.nn.Module, batch: int, repeats: int, device: torch.d
     return median_seconds(run, repeats)
 
 
-def _frozen_graph_runner(path: Path) -> Callable[[np.ndarray], np.ndarray] | None:
+def _frozen_graph_runner(file: WeightsFile) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The authors' frozen TensorFlow graph as a function, when TensorFlow and the file are at hand."""
     try:
         import tensorflow as tf
-    except ImportError:
+
+        data = fetch_original(file)
+    except (ImportError, WeightsUnavailableError):
         return None
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(path.read_bytes())
+    graph_def.ParseFromString(data)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
@@ -113,7 +115,7 @@ def run_benchmark(
     official: bool = True,
 ) -> dict[str, Any]:
     """Benchmark ``models`` and return a JSON-serialisable report."""
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    target = settings.device(device)
     results = []
     for name in models:
         model = create_model(name).to(target).eval()  # timings do not depend on the weight values
@@ -127,9 +129,8 @@ def run_benchmark(
             for batch in batches:
                 seconds = time_torch(module, batch, repeats, target)
                 results.append(_record(name, backend, batch, seconds, gflops))
-        mirror = Path(os.environ.get("FSANET_OFFICIAL_MIRROR", ""))
-        graph = mirror / "pre-trained/converted-models/tf" / FROZEN_GRAPHS.get(name, "-")
-        runner = _frozen_graph_runner(graph) if official and graph.is_file() else None
+        graph = model_entry(name).reference_graph
+        runner = _frozen_graph_runner(graph) if official and graph is not None else None
         if runner is not None:
             for batch in batches:
                 x = np.random.default_rng(0).uniform(0, 255, (batch, 64, 64, 3)).astype(np.float32)

@@ -2,16 +2,16 @@
 
 :func:`export_onnx` writes what ``python -m fsanet export`` ships: float32 ``(N, 3, S, S)`` RGB in
 [0, 255] in (``input``), ``(N, 3)`` [yaw, pitch, roll] degrees out (``angles``), a dynamic batch, opset
-:data:`OPSET`, and the model's name, config and weights sha256 in the file's metadata. A plain
+:data:`OPSET`, and the model's name, config and identity in the file's metadata. A plain
 ``onnxruntime`` session runs it with nothing from this project installed.
 
 :class:`OnnxPoseModel` is what :func:`fsanet.runtime.optimize.optimize_for_inference` returns on CPU when
 onnxruntime is installed: the same call contract as the model (tensor in, tensor out). The exported
-graph is cached under ``$FSANET_CACHE/onnx``, beside the converted weights, keyed by the weights' sha256
-and the opset, and written atomically. The legacy (TorchScript-based) exporter of torch 2.13 is used
-(``dynamo=False``): it gives a dynamic batch and parity for every shipped model (``tests/test_onnx.py``:
-within 1e-3 degrees of torch, and of the official outputs as tight as the torch port); the dynamo
-exporter would add onnxscript as a dependency and was not needed.
+graph is cached under ``$FSANET_CACHE/onnx``, beside the converted weights, keyed by the model's identity
+(:func:`fsanet.model_identity`: weights and config) and the opset, and written atomically. The legacy
+(TorchScript-based) exporter of torch 2.13 is used (``dynamo=False``): it gives a dynamic batch and parity
+for every shipped model (``tests/test_onnx.py``: within 1e-3 degrees of torch, and of the official outputs
+as tight as the torch port); the dynamo exporter would add onnxscript as a dependency and was not needed.
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ import torch
 from torch import nn
 
 from fsanet.errors import FSANetError
-from fsanet.models.hub import weights_sha256
+from fsanet.models.registry import model_identity
+from fsanet.models.weights import weights_identity
 from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.threads import inference_threads
-from fsanet.utils.downloads import cache_dir
+from fsanet.utils import settings
 from fsanet.utils.files import atomic_write
+from fsanet.utils.settings import ENGINE_ENV, cache_dir
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "angles"
-ENGINE_ENV = "FSANET_ENGINE"
 ENGINES = ("auto", "onnx", "torch")
 
 
@@ -51,7 +52,7 @@ def onnxruntime_available() -> bool:
 
 def requested_engine(engine: str | None = None) -> str:
     """The engine asked for: the argument, else ``$FSANET_ENGINE``, else ``auto``."""
-    choice = (engine or os.environ.get(ENGINE_ENV) or "auto").strip().lower()
+    choice = (engine or settings.engine()).strip().lower()
     if choice not in ENGINES:
         raise FSANetError(f"{ENGINE_ENV} (or engine=) must be one of {', '.join(ENGINES)}, not {choice!r}")
     return choice
@@ -103,12 +104,18 @@ def onnx_bytes(
     return graph.SerializeToString()
 
 
+def _identity(model: nn.Module) -> str:
+    """The model's identity key (weights and config); a bare module's weights identity."""
+    return model_identity(model).key if hasattr(model, "config") else weights_identity(model.state_dict())
+
+
 def pose_metadata(model: nn.Module, opset: int = OPSET) -> dict[str, str]:
     """What the exported file records about ``model`` (ONNX metadata_props: strings only)."""
     return {
         "fsanet.name": str(getattr(model, "name", type(model).__name__)),
         "fsanet.config": json.dumps(getattr(model, "config", {}), sort_keys=True),
-        "fsanet.weights_sha256": weights_sha256(model),
+        "fsanet.weights_identity": weights_identity(model.state_dict()),
+        "fsanet.identity": _identity(model),
         "fsanet.input_size": str(int(getattr(model, "input_size", 64))),
         "fsanet.opset": str(opset),
         "fsanet.input": "float32 (N, 3, S, S) RGB in [0, 255]",
@@ -221,13 +228,13 @@ class OnnxPoseModel(EngineModel):
 
 
 def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
-    """``model`` on ONNX Runtime, its graph cached by weights sha256 and opset (``cache=False``: not
+    """``model`` on ONNX Runtime, its graph cached by its identity and opset (``cache=False``: not
     written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
     metadata = pose_metadata(model)
     session = cached_session(
-        metadata["fsanet.weights_sha256"],
+        metadata["fsanet.identity"],
         lambda: pose_onnx_bytes(model, metadata=metadata),
-        {k: metadata[k] for k in ("fsanet.config", "fsanet.weights_sha256", "fsanet.opset")},
+        {k: metadata[k] for k in ("fsanet.config", "fsanet.identity", "fsanet.opset")},
         [OUTPUT_NAME],
         cache,
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
-import os
 import sys
 import warnings
 
@@ -29,6 +28,7 @@ from torch import nn
 from fsanet.models.layers import SeparableConvBlock
 from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.onnx_engine import ONNX_CHUNK, choose_engine, onnx_pose_model, requested_engine
+from fsanet.utils.settings import tune_malloc
 
 
 def fold_batchnorm(block: SeparableConvBlock) -> None:
@@ -56,7 +56,7 @@ def tune_allocator() -> bool:
     Process-wide and idempotent; :func:`optimize_for_inference` and the MTCNN detector call it.
     ``FSANET_TUNE_MALLOC=0`` leaves the allocator alone; other C libraries are left alone too.
     """
-    if os.environ.get("FSANET_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+    if not tune_malloc() or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from fsanet.utils.settings import omp_threads
+
 _configured: int | None = None
 
 
@@ -20,7 +22,7 @@ def inference_threads() -> int:
     else every core."""
     if _configured is not None:
         return _configured
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    return omp_threads() or os.cpu_count() or 1
 
 
 def configure_threads(concurrency: int) -> int:
@@ -29,7 +31,7 @@ def configure_threads(concurrency: int) -> int:
     Sets torch's intra-op threads now; ONNX Runtime sessions created afterwards use the same number.
     """
     global _configured
-    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // max(1, concurrency)))
+    threads = omp_threads() or max(1, (os.cpu_count() or 1) // max(1, concurrency))
     torch.set_num_threads(threads)
     _configured = threads
     return threads

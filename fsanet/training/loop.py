@@ -30,9 +30,10 @@ from tqdm.auto import tqdm
 
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
-from fsanet.models.factory import build_model
 from fsanet.models.hub import TRAINING_MODEL_DIR, save_pretrained
+from fsanet.models.registry import build_model
 from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loader
+from fsanet.utils.settings import device as choose_device
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_DIR = TRAINING_MODEL_DIR  # only config.json + model.safetensors: a submission folder holds nothing else
@@ -84,12 +85,6 @@ class TrainResult:
     step_losses: list[float] = field(default_factory=list)  # training MAE of every step of this call
     global_step: int = 0
     finished: bool = False
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _amp_dtype(settings: TrainSettings, device: torch.device) -> torch.dtype | None:
@@ -253,7 +248,7 @@ def train(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / CHECKPOINT_DIR
-    device = resolve_device(settings.device)
+    device = choose_device(settings.device)
     state: dict[str, Any] = {
         "epoch": 0,
         "batch": 0,

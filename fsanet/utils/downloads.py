@@ -1,12 +1,10 @@
-"""Where downloaded files live, whether the network may be used, and sha256-checked downloads."""
+"""sha256-checked downloads."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from fsanet.errors import WeightsUnavailableError
 
@@ -16,16 +14,6 @@ MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 class ChecksumMismatchError(WeightsUnavailableError):
     """A fetched file is not the one pinned: refused, never cached."""
-
-
-def cache_dir() -> Path:
-    """``$FSANET_CACHE``, default ``~/.cache/fsanet``: converted weights and detector files."""
-    return Path(os.environ.get("FSANET_CACHE") or Path.home() / ".cache" / "fsanet")
-
-
-def offline() -> bool:
-    """``HF_HUB_OFFLINE`` set: no download is attempted, so a missing file fails at once."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def download_verified(url: str, sha256: str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:

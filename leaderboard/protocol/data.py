@@ -46,6 +46,8 @@ from fsanet.data.preprocess import INPUT_SIZE, crop_resize
 from fsanet.data.recipes import CropProtocol, crop_face
 from fsanet.utils.files import TEMP_PREFIX
 
+from .benchmarks import BENCHMARKS
+
 SPLIT = "test"
 META_FILE = "leaderboard_dataset.json"
 FEATURES = datasets.Features(
@@ -232,6 +234,18 @@ def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProt
     size = int(recipe["size"]) if recipe else INPUT_SIZE
     # Only the authors' crop is stored (first format, or no protocol box): other sizes get it resized.
     return array if size == INPUT_SIZE else cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def present_benchmarks(root: str | Path | None = None) -> list[str]:
+    """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
+    present = []
+    for spec in BENCHMARKS.values():
+        try:
+            load_benchmark_data(spec.source(root), spec.revision())
+        except DatasetUnavailableError:
+            continue
+        present.append(spec.name)
+    return present
 
 
 def push_dataset_to_hub(path: Path, repo_id: str, private: bool = False) -> str:

@@ -1,15 +1,20 @@
 """The submission requests: accepting a submission into the store, and the records' life cycle.
 
-A request is ``requests/<id>.json`` in the store (:mod:`leaderboard.backends`) and its validated files are
-``submissions/<id>/{config.json, model.safetensors}``, so a worker anywhere evaluates exactly what was
-validated. Life cycle: ``pending -> running (lease, progress) -> finished | failed (reason)``; every attempt
-is logged in ``attempts``. The id is ``<name>-<sha256(weights sha256 + config)[:12]>``: the same weights with
-a changed config are a new submission; the same weights and config are told which request they already are.
+A request is ``requests/<id>.json`` in the store (:mod:`leaderboard.service.backends`) and its validated files
+are ``submissions/<id>/{config.json, model.safetensors}``, created together or not at all, so a worker
+anywhere evaluates exactly what was validated. Life cycle: ``pending -> running (lease, progress) ->
+finished | failed (reason)``; every attempt is logged in ``attempts``.
+
+The id is the model's identity key (:func:`fsanet.models.registry.identify`: weights + config), so the same
+weights and config are one request whatever their name or file encoding; a submission identical to any
+request or any row (official ones included) is told which one, and nothing is queued. Each submitter (the
+Space's logged-in user or client address, the CLI's user) has at most ``LEADERBOARD_MAX_PENDING`` requests
+waiting and ``LEADERBOARD_SUBMISSIONS_PER_HOUR`` submissions an hour (:mod:`leaderboard.submission.limits`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import getpass
 import json
 import re
 import shutil
@@ -19,21 +24,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fsanet.models.hub import CONFIG_NAME, WEIGHTS_NAME
+from fsanet.errors import FSANetError
+from fsanet.models.hub import CONFIG_NAME, download_snapshot
+from fsanet.models.registry import ModelIdentity
+from fsanet.models.weights import WEIGHTS_NAME
 
-from .backends import Backend, open_backend
-from .config import max_submission_bytes
-from .store import ResultsStore
-from .validation import (
-    REFUSED_SUFFIXES,
-    SubmissionError,
-    validate_name,
-    validate_repo_id,
-    validate_revision,
-    validate_submission,
-)
+from ..service.backends import Backend, open_backend
+from ..service.store import ResultsStore
+from ..settings import max_submission_bytes
+from .limits import check_pending, take_hourly_slot
+from .names import validate_name, validate_repo_id, validate_revision
+from .validation import REFUSED_SUFFIXES, SubmissionError, validate_submission
 
 STATUSES = ("pending", "running", "finished", "failed")
+ACTIVE = ("pending", "running", "finished")  # requests that hold their name (a failed one has no row)
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,80}")
 _REQUIRED = {"id": str, "model_name": str, "status": str, "created": str}
 
@@ -42,8 +46,12 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
+def cli_submitter() -> str:
+    """Who submits from the command line: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
 
 
 def check_request(record: Any) -> dict[str, Any]:
@@ -58,6 +66,15 @@ def check_request(record: Any) -> dict[str, Any]:
     if not isinstance(record.get("attempts", []), list):
         raise ValueError("not a request (attempts is not a list)")
     return record
+
+
+def identity_of(record: dict[str, Any]) -> ModelIdentity | None:
+    """The identity a request was validated with (None for a record that does not say)."""
+    identity = record.get("identity")
+    if not isinstance(identity, dict):
+        return None
+    weights, config = identity.get("weights"), identity.get("config")
+    return ModelIdentity(weights, config) if isinstance(weights, str) and isinstance(config, str) else None
 
 
 def _decode(data: bytes | None) -> dict[str, Any] | None:
@@ -81,8 +98,9 @@ class RequestQueue:
 
     def list(self) -> tuple[list[dict[str, Any]], list[str]]:
         """Every request, oldest first, and one message per file in ``requests/`` that is not one."""
-        requests, problems = [], []
-        for name, data in self.backend.list("requests").items():
+        files, problems = self.backend.list("requests")
+        requests = []
+        for name, data in files.items():
             try:
                 if not name.endswith(".json"):
                     raise ValueError("not a .json file")
@@ -122,22 +140,19 @@ class RequestQueue:
         written = self.backend.update(f"requests/{request_id}.json", apply, f"request {request_id}")
         return None if written is None else json.loads(written)
 
-    def add(self, record: dict[str, Any], folder: Path) -> dict[str, Any]:
-        """Store the validated files, then create the request unless it exists; returns the stored one."""
-        files = {
-            f"submissions/{record['id']}/{name}": (folder / name).read_bytes()
-            for name in (CONFIG_NAME, WEIGHTS_NAME)
-        }
-        self.backend.put(files, f"submission {record['id']}: files")
-        written = self.backend.update(
+    def add(self, record: dict[str, Any], folder: Path) -> bool:
+        """Store the validated files and the request together; False (nothing stored) when it exists."""
+        files = {name: (folder / name).read_bytes() for name in (CONFIG_NAME, WEIGHTS_NAME)}
+        return self.backend.create(
+            f"submissions/{record['id']}",
+            files,
             f"requests/{record['id']}.json",
-            lambda old: None if old is not None else _encode(record),
+            _encode(record),
             f"submission {record['id']}",
         )
-        return record if written is not None else self.get(record["id"])
 
     def fetch_submission(self, request_id: str, into: Path) -> Path:
-        return self.backend.fetch(f"submissions/{request_id}", into)
+        return self.backend.fetch(f"submissions/{request_id}", into, max_submission_bytes())
 
 
 # ------------------------------------------------------------------------------------------ submitting
@@ -146,52 +161,75 @@ def submit_directory(
     name: str | None = None,
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
+    submitter: str | None = None,
     **origin: Any,
 ) -> dict[str, Any]:
     """Validate and queue a local submission folder; returns the request, or raises SubmissionError.
 
-    ``results`` is the board the queue feeds (default: ``LEADERBOARD_DIR``'s), checked for the same weights.
+    ``results`` is the board the queue feeds (default: ``LEADERBOARD_DIR``'s), checked for the same model;
+    ``submitter`` whose limits apply (default: the command line's user).
     """
     queue = queue or RequestQueue()
-    info = validate_submission(folder)
-    model_name = validate_name(name or str(info["config"].get("name") or ""))
-    canonical = json.dumps(info["config"], sort_keys=True)
-    identity = hashlib.sha256((info["weights_sha256"] + canonical).encode()).hexdigest()
-    request_id = f"{_slug(model_name)}-{identity[:12]}"
+    submitter = submitter or cli_submitter()
     requests, _ = queue.list()
-    for existing in requests:
-        if existing.get("identity") == identity:
-            raise SubmissionError(
-                f"these weights and config were already submitted as request {existing['id']} "
-                f"(model {existing['model_name']!r}, {existing['status']})"
-            )
+    check_pending(requests, submitter)
+    take_hourly_slot(queue.backend, submitter)
+    info = validate_submission(folder)
     rows = (results or ResultsStore()).records()[0]
-    same = [r["config"]["model_name"] for r in rows if r["config"]["model_sha"] == info["weights_sha256"]]
-    if same:
-        raise SubmissionError(f"these weights are already on the board as the row {same[0]!r}")
+    _refuse_duplicates(info.identity, requests, rows)
+    taken = [(r["model_name"], f"request {r['id']}") for r in requests if r["status"] in ACTIVE]
+    taken += [(r["config"]["model_name"], "a row on the board") for r in rows]
+    model_name = validate_name(name or str(info.config.get("name") or ""), taken)
     record = {
-        "id": request_id,
-        "identity": identity,
+        "id": info.identity.key,
+        "identity": {"weights": info.identity.weights, "config": info.identity.config},
         "model_name": model_name,
+        "submitter": submitter,
         "status": "pending",
         "created": now(),
         "updated": now(),
         "source": origin.get("source", "upload"),
         "revision": origin.get("revision"),
-        "architecture": info["config"]["architecture"],
-        "weights_sha256": info["weights_sha256"],
-        "params": info["params"],
-        "bytes": info["bytes"],
+        "architecture": info.config["architecture"],
+        "params": info.params,
+        "bytes": info.bytes,
         "reason": None,
         "progress": None,
         "lease": None,
         "attempts": [],
         "results": [],
     }
-    return queue.add(record, Path(folder))
+    if not queue.add(record, Path(folder)):  # an identical submission won the race since the listing
+        raise SubmissionError(f"these weights and config were just submitted as request {record['id']}")
+    return record
 
 
-def submit_files(files: Sequence[str | Path], name: str, queue: RequestQueue | None = None) -> dict[str, Any]:
+def _refuse_duplicates(
+    identity: ModelIdentity, requests: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> None:
+    """The same weights and config as a request or a row (official ones included): say which."""
+    for existing in requests:
+        if identity_of(existing) == identity:
+            raise SubmissionError(
+                f"these weights and config were already submitted as request {existing['id']} "
+                f"(model {existing['model_name']!r}, {existing['status']})"
+            )
+    for row in rows:
+        config = row["config"]
+        if (config["weights_identity"], config["config_identity"]) == (identity.weights, identity.config):
+            raise SubmissionError(
+                f"these weights and config are already on the board as the {config['namespace']} row "
+                f"{config['model_name']!r}"
+            )
+
+
+def submit_files(
+    files: Sequence[str | Path],
+    name: str,
+    queue: RequestQueue | None = None,
+    results: ResultsStore | None = None,
+    submitter: str | None = None,
+) -> dict[str, Any]:
     """Queue uploaded files (the Space's upload widget): ``config.json`` and ``model.safetensors``."""
     with tempfile.TemporaryDirectory() as tmp:
         for file in files:
@@ -199,7 +237,7 @@ def submit_files(files: Sequence[str | Path], name: str, queue: RequestQueue | N
             if target.exists():
                 raise SubmissionError(f"{target.name[:60]} was uploaded twice")
             shutil.copyfile(file, target)
-        return submit_directory(tmp, name=name, queue=queue)
+        return submit_directory(tmp, name=name, queue=queue, results=results, submitter=submitter)
 
 
 def submit_repo(
@@ -208,40 +246,42 @@ def submit_repo(
     name: str | None = None,
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
+    submitter: str | None = None,
 ) -> dict[str, Any]:
     """Validate and queue a Hub model repo at ``revision``, pinned to the commit it resolves to now."""
     repo_id = validate_repo_id(repo_id)
     revision = validate_revision(revision) if revision else None
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, sha = _download(repo_id, revision, Path(tmp))
-        return submit_directory(
-            folder, name=name or repo_id, queue=queue, results=results, source=repo_id, revision=sha
-        )
+    folder, sha = _download(repo_id, revision)
+    return submit_directory(
+        folder,
+        name=name or repo_id,
+        queue=queue,
+        results=results,
+        submitter=submitter,
+        source=repo_id,
+        revision=sha,
+    )
 
 
-def _download(repo_id: str, revision: str | None, into: Path) -> tuple[Path, str]:
-    from huggingface_hub import HfApi, hf_hub_download
+def _download(repo_id: str, revision: str | None) -> tuple[Path, str]:
+    """The repo's config and weights (after checking what it holds and their size), and the commit."""
+    from huggingface_hub import HfApi
 
     try:
         info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
-        names = [s.rfilename for s in info.siblings or []]
-        refused = [n for n in names if Path(n).suffix.lower() in REFUSED_SUFFIXES]
+        siblings = info.siblings or []
+        refused = [s.rfilename for s in siblings if Path(s.rfilename).suffix.lower() in REFUSED_SUFFIXES]
         if refused:
             raise SubmissionError(
                 f"{repo_id} holds pickle-capable files {refused[:3]}; submit safetensors only"
             )
-        size = sum(s.size or 0 for s in info.siblings or [] if s.rfilename in (CONFIG_NAME, WEIGHTS_NAME))
+        size = sum(s.size or 0 for s in siblings if s.rfilename in (CONFIG_NAME, WEIGHTS_NAME))
         if size > max_submission_bytes():
             raise SubmissionError(f"{repo_id}: {size} bytes is over the {max_submission_bytes()}-byte cap")
-        folder = into / "repo"
-        for filename in (CONFIG_NAME, WEIGHTS_NAME):
-            if filename in names:
-                hf_hub_download(repo_id, filename, revision=info.sha, local_dir=folder)
-        folder.mkdir(exist_ok=True)
-        return folder, info.sha
+        return download_snapshot(repo_id, info.sha, [CONFIG_NAME, WEIGHTS_NAME]), str(info.sha)
     except SubmissionError:
         raise
-    except Exception as error:  # noqa: BLE001  (offline, missing repo, gated, bad revision: one line)
+    except (FSANetError, Exception) as error:  # noqa: BLE001  (offline, missing repo, gated: one line)
         raise SubmissionError(
             f"cannot fetch {repo_id}@{revision or 'main'} from the Hub: {type(error).__name__}"
         ) from None

@@ -15,7 +15,7 @@ import numpy as np
 
 from fsanet.data.geometry import euler_angles, geodesic_distance, rotation_matrix
 
-from .config import ANGLE_LIMIT
+from .benchmarks import ANGLE_LIMIT
 
 AXES = ("yaw", "pitch", "roll")
 YAW_BIN_EDGES = (0, 15, 30, 45, 60, 75, 90, ANGLE_LIMIT)

@@ -5,7 +5,7 @@ two-stream G model. Each level goes through a :class:`~fsanet.models.layers.Stag
 gated ``tanh(conv) * relu(conv)`` product, both branches reading the same map since there is
 one stream) to 64 channels, and is average-pooled to the deepest level's grid. From there it
 is FSA-Net unchanged: scoring -> fine-grained structure mapping -> aggregation -> SSR, with
-the same layers as :class:`fsanet.models.fsanet.FSANet`.
+the same layers as :class:`fsanet.models.families.fsanet.FSANet`.
 
 The model keeps the project's forward contract: raw RGB in [0, 255], any square size (it is
 resized to the backbone's ``image_size`` inside, so the leaderboard's 64x64 crops work), and
@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from fsanet.errors import InvalidWeightsError
-from fsanet.models.factory import register_architecture
-from fsanet.models.fsanet import CAPSULE_ROWS, NUM_STAGES, FSANet, fsanet_config
-from fsanet.models.layers import (
-    StageFusion,
+from fsanet.models.families.fsanet import (
+    CAPSULE_ROWS,
+    NUM_STAGES,
+    PAPER,
+    FSANet,
+    FSANetConfig,
+    fsanet_config,
+    image_size_recipe,
 )
+from fsanet.models.family import ModelEntry, register_family
+from fsanet.models.layers import StageFusion
 
 ARCHITECTURE = "fsanet_timm"
 NAME_PREFIX = "fsanet_timm_"
@@ -128,8 +134,59 @@ class TimmStageMaps(nn.Module):
         return maps
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class TimmFSANetConfig(FSANetConfig):
+    architecture: Literal["fsanet_timm"]  # type: ignore[assignment]
+    backbone: Annotated[str, Field(pattern=r"^[a-z0-9_.]{1,64}$")]
+    out_indices: Annotated[list[Annotated[int, Field(ge=-8, le=8)]], Field(min_length=3, max_length=3)]
+    feature_channels: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=3, max_length=3)]
+    grid_size: Annotated[int, Field(ge=1, le=16)]
+    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
+    std: Annotated[
+        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)
+    ]
+    num_primcaps: Annotated[int, Field(ge=3, le=3 * 256)]
+    image_size: Annotated[int, Field(ge=32, le=448)]  # type: ignore[assignment]
+
+    def _pixels_per_stage(self) -> int:
+        return self.grid_size**2
+
+
+def _entry(name: str) -> ModelEntry | None:
+    """``fsanet_timm_<backbone>`` for any timm model: untrained, never listed (there are hundreds)."""
+    if not name.startswith(NAME_PREFIX):
+        return None
+    backbone = name[len(NAME_PREFIX) :]
+    return ModelEntry(name, f"FSA-Net head on timm's {backbone}", lambda: timm_config(backbone))
+
+
+def _for_training(
+    name: str,
+    aggregation: str = "caps",
+    scoring: str = "1x1",
+    pretrained_backbone: str | None = None,
+    image_size: int | None = None,
+) -> TimmFSANet:
+    """``fsanet train``'s model: ``pretrained_backbone`` a weights file, ``"imagenet"`` (timm's) or None."""
+    weights = True if pretrained_backbone == "imagenet" else (pretrained_backbone or False)
+    backbone = name[len(NAME_PREFIX) :]
+    return create_timm_model(backbone, aggregation, scoring, weights, image_size)
+
+
+@register_family(
+    architecture=ARCHITECTURE,
+    method="FSA-Net head on timm",
+    schema=TimmFSANetConfig,
+    recipe=image_size_recipe,
+    resolve_name=_entry,
+    for_training=lambda name, options: _for_training(name, **options),
+    paper=PAPER,
+    tags=("head-pose-estimation", "fsanet", "timm"),
+)
 class TimmFSANet(FSANet):
-    """:class:`~fsanet.models.fsanet.FSANet` with :class:`TimmStageMaps` as its feature extractor.
+    """:class:`~fsanet.models.families.fsanet.FSANet` with :class:`TimmStageMaps` as its feature extractor.
 
     ``primary_capsules``/``forward`` are FSANet's; only the parts sized by the backbone differ
     """
@@ -139,11 +196,6 @@ class TimmFSANet(FSANet):
     def __init__(self, config: dict[str, Any], pretrained_backbone: bool | str = False):
         grid = int(config["grid_size"])
         super().__init__(config, TimmStageMaps(config, pretrained_backbone), pixels_per_stage=grid * grid)
-
-
-def build_timm_model(config: dict[str, Any]) -> TimmFSANet:
-    """The registered builder: never downloads (weights come from the saved safetensors)."""
-    return TimmFSANet(config)
 
 
 def create_timm_model(
@@ -160,13 +212,3 @@ def create_timm_model(
     """
     config = timm_config(backbone, aggregation, scoring, image_size)
     return TimmFSANet(config, pretrained_backbone)
-
-
-def create_timm_model_by_name(name: str, **kwargs: Any) -> TimmFSANet:
-    """``create_timm_model`` for a registry name ``fsanet_timm_<backbone>``."""
-    if not name.startswith(NAME_PREFIX):
-        raise InvalidWeightsError(f"{name!r} is not an fsanet_timm_<backbone> name")
-    return create_timm_model(name[len(NAME_PREFIX) :], **kwargs)
-
-
-register_architecture(ARCHITECTURE, build_timm_model)

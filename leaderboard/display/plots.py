@@ -16,7 +16,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .metrics import AXES
+from ..protocol.metrics import AXES
 
 PALETTE = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
 AXIS_COLOURS = {"yaw": "#d62728", "pitch": "#2ca02c", "roll": "#1f77b4", "mean": "#111111"}

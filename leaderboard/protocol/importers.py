@@ -32,7 +32,7 @@ import scipy.io
 
 from fsanet.data.preprocess import expand_box, xyxy_to_xywh
 
-from .config import CODE_VERSION, get_benchmark
+from .benchmarks import CODE_VERSION, get_benchmark
 from .data import META_FILE, write_dataset
 
 AFLW_MARGIN = 0.6

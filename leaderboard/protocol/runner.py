@@ -19,9 +19,13 @@ import torch
 from tqdm.auto import tqdm
 
 import fsanet
-from fsanet.data.recipes import CropProtocol, finish_face, recipe_of
+from fsanet.data.recipes import CropProtocol, finish_face
+from fsanet.models.base import PoseModel
+from fsanet.models.registry import load_model, model_identity, parse_spec, recipe_of
+from fsanet.utils import settings
 
-from .config import BENCHMARKS, CODE_VERSION, get_benchmark
+from ..service.store import ResultKey, ResultsStore, key_of
+from .benchmarks import BENCHMARKS, CODE_VERSION, get_benchmark
 from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
 from .metrics import (
     AXES,
@@ -33,7 +37,6 @@ from .metrics import (
     transform_labels,
 )
 from .model_info import model_info
-from .store import ResultKey, ResultsStore
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +80,30 @@ def crop_protocol(name: str, data: BenchmarkData) -> CropProtocol:
     return CropProtocol(margin=float(margin), crop_end=str(crop_end), minmax=False)
 
 
-def resolve_model(model: str | fsanet.PoseModel, revision: str | None = None) -> tuple[str, fsanet.PoseModel]:
-    """``(display name, model in eval mode)`` from a registry name, local dir, Hub repo id or module."""
+@dataclass(frozen=True)
+class Candidate:
+    """A model to score: its display name, the namespace its rows go to, and the module."""
+
+    name: str
+    namespace: str
+    module: PoseModel
+
+
+def resolve_model(model: str | Path | PoseModel, revision: str | None = None) -> Candidate:
+    """A registry name (an official row), or a local folder, Hub repo or module (a community row).
+
+    Only the registry's own names reach the official namespace: a module handed in, whatever its name, is
+    scored as a community model.
+    """
     if isinstance(model, torch.nn.Module):
-        return model.name, model.eval()
-    loaded = fsanet.load_model(str(model), revision=revision)
-    if Path(str(model)).is_dir():
-        return loaded.config.get("name") or Path(str(model)).resolve().name, loaded.eval()
-    return (f"{model}@{revision}" if revision else str(model)), loaded.eval()
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return Candidate(model.name, "community", model.eval())
+    spec = parse_spec(model, revision)
+    module = load_model(model, revision).eval()
+    if spec.kind == "registry":
+        return Candidate(spec.value, "official", module)
+    if spec.kind == "local":
+        return Candidate(module.config.get("name") or Path(spec.value).resolve().name, "community", module)
+    return Candidate(f"{spec.value}@{spec.revision}" if spec.revision else spec.value, "community", module)
 
 
 @torch.inference_mode()
@@ -99,7 +114,7 @@ def predict(model: torch.nn.Module, faces: np.ndarray, device: torch.device) -> 
 
 
 def evaluate(
-    model: str | fsanet.PoseModel,
+    model: str | Path | PoseModel,
     benchmark: str | Path,
     store: ResultsStore | None = None,
     force: bool = False,
@@ -109,33 +124,39 @@ def evaluate(
     robustness: bool = True,
     progress: bool = True,
     data_root: str | Path | None = None,
+    request_id: str | None = None,
 ) -> Evaluation:
-    """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored result unless ``force``.
+    """Score ``model`` on ``benchmark`` and store it; a no-op returning the stored row unless ``force``.
 
+    The row is keyed by the model's identity (:func:`fsanet.model_identity`), so the same weights and config
+    under any name are answered with the row already stored, in whichever namespace it is (a community
+    model is never stored beside an official row of the same identity, even with ``force``).
     ``data_root``: the board whose benchmark data is used (default the store's root; a worker's evaluation
-    stores into a staging folder but reads the board's data).
+    stores into a staging folder but reads the board's data). ``request_id``: the submission it scores.
     """
     if batch_size < 1:  # datasets' iter(batch_size=0) never ends
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     store = store or ResultsStore()
     name, data, filter_99 = resolve_benchmark(benchmark, store.root if data_root is None else data_root)
-    model_name, module = resolve_model(model, revision)
-    key = ResultKey(model_name, fsanet.weights_sha256(module), name, data.revision, CODE_VERSION)
-    stored = None if force else store.get(key)
-    if stored is not None:
-        return Evaluation(key, stored, store.paths(key)[0], cached=True)
+    candidate = resolve_model(model, revision)
+    module = candidate.module
+    key = ResultKey(candidate.namespace, model_identity(module), name, data.revision, CODE_VERSION)
+    stored = store.get(key)
+    if stored is not None and (not force or key_of(stored).namespace != key.namespace):
+        stored_key = key_of(stored)
+        return Evaluation(stored_key, stored, store.paths(stored_key)[0], cached=True)
 
-    device = torch.device(device) if device is not None else default_device()
+    device = settings.device(device)
     # Deterministic kernels; TF32 would shift angles by ~1e-3 degrees on Ampere+ GPUs.
     torch.backends.cudnn.deterministic = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    info = model_info(module.to(device), model_name)
+    info = model_info(module.to(device), candidate.name if key.namespace == "official" else "")
     recipe, protocol = recipe_of(module.config), crop_protocol(name, data)
     module = fsanet.optimize_for_inference(module.to(device).eval())  # BN folded, frozen: same angles, faster
 
     ids, faces_chunks, labels_chunks, preds = [], [], [], []
-    bar = tqdm(total=len(data.dataset), desc=f"{model_name} on {name}", unit="crop", disable=not progress)
+    bar = tqdm(total=len(data.dataset), desc=f"{candidate.name} on {name}", unit="crop", disable=not progress)
     start = time.perf_counter()
     for batch_ids, faces, labels in iter_batches(data.dataset, batch_size, recipe, protocol):
         preds.append(predict(module, np.stack([finish_face(f, recipe, protocol) for f in faces]), device))
@@ -148,7 +169,7 @@ def evaluate(
     bar.close()
     pred, labels = np.concatenate(preds), np.concatenate(labels_chunks)
     if not np.isfinite(pred).all():
-        raise fsanet.InvalidWeightsError(f"{model_name} produced NaN/inf angles on {name}")
+        raise fsanet.InvalidWeightsError(f"{candidate.name} produced NaN/inf angles on {name}")
 
     scores = summarize(ids, pred, labels, filter_99)
     keep = keep_mask(labels) if filter_99 else np.ones(len(labels), bool)
@@ -157,9 +178,10 @@ def evaluate(
         scores["robustness"] = robustness_sweep(module, faces, labels[keep], device, batch_size)
     record = {
         "config": {
-            "model_name": model_name,
-            "model_sha": key.weights_sha256,
-            "architecture": module.config.get("architecture", ""),
+            "model_name": candidate.name,
+            "namespace": key.namespace,
+            "weights_identity": key.identity.weights,
+            "config_identity": key.identity.config,
             **info,
             "benchmark": name,
             "protocol": BENCHMARKS[name].protocol if name in BENCHMARKS else data.meta.get("protocol", ""),
@@ -167,6 +189,7 @@ def evaluate(
             "dataset_revision": data.revision,
             "code_version": CODE_VERSION,
             "filter_99": filter_99,
+            **({"request_id": request_id} if request_id else {}),
         },
         "results": {name: scores},
         "run": {

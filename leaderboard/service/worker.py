@@ -29,40 +29,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .config import (
-    BENCHMARKS,
+from ..protocol.benchmarks import looked_in
+from ..protocol.data import present_benchmarks
+from ..settings import (
     eval_memory_bytes,
     eval_timeout_seconds,
     lease_seconds,
-    looked_in,
     max_attempts,
     poll_seconds,
 )
-from .data import DatasetUnavailableError
+from ..submission.limits import fair_order
+from ..submission.requests import RequestQueue, identity_of, now
 from .isolation import evaluate_isolated
-from .requests import RequestQueue, now
 from .store import ResultsStore
-from .validation import SubmissionError, validate_submission
 
 log = logging.getLogger(__name__)
 
 # A staging folder untouched for this many leases belongs to a dead worker (a live one touches it at every
 # renewal, three times a lease): the next worker removes it.
 STALE_STAGING_LEASES = 10
-
-
-def present_benchmarks(root: str | Path | None = None) -> list[str]:
-    """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
-    from .data import load_benchmark_data
-
-    present = []
-    for spec in BENCHMARKS.values():
-        try:
-            load_benchmark_data(spec.source(root), spec.revision())
-        except DatasetUnavailableError:
-            continue
-        present.append(spec.name)
-    return present
 
 
 def _expired(record: dict[str, Any], at: datetime) -> bool:
@@ -124,17 +109,20 @@ class Worker:
         )
 
     def claimable(self) -> list[dict[str, Any]]:
-        """The requests this worker could claim now, oldest first (bad store files are listed once)."""
+        """The requests this worker could claim now, round-robin across submitters, each one's oldest first
+        (:func:`~leaderboard.submission.limits.fair_order`; bad store files are listed once)."""
         requests, problems = self.queue.list()
         for message in problems:
             if message not in self.seen_problems:  # listed once, not at every poll
                 self.seen_problems.add(message)
                 log.warning(message)
         at = datetime.now(UTC)
-        return [record for record in requests if self._claimable(record, at)]
+        candidates = [record for record in requests if self._claimable(record, at)]
+        held = [record for record in requests if record["status"] == "running" and record not in candidates]
+        return fair_order(candidates, held)
 
     def claim_next(self, candidates: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-        """Claim the oldest of ``candidates`` (default: every claimable request); None when none is won."""
+        """Claim the first of ``candidates`` (default: :meth:`claimable`) it can; None when none is won."""
         for record in self.claimable() if candidates is None else candidates:
             claimed = self.queue.update(record["id"], self._claim)
             if claimed is not None and self._mine(claimed):
@@ -180,15 +168,20 @@ class Worker:
 
     # ---------------------------------------------------------------------------------- evaluating
     def process(self, record: dict[str, Any], benchmarks: list[str]) -> dict[str, Any]:
-        """Evaluate a claimed request on ``benchmarks`` (each in a child); returns its final record.
+        """Evaluate a claimed request on ``benchmarks`` (in one child); returns its final record.
 
-        The children write into a staging folder; its results reach the board (and the Hub mirror) only once
-        every benchmark succeeded and the claim is still this worker's, else they are dropped with it.
+        The child writes into a staging folder; its results reach the board (and the Hub mirror) only once
+        every benchmark succeeded, no row of the same model appeared meanwhile, and the claim is still this
+        worker's, else they are dropped with it. An invalid stored submission is rejected for good.
         """
         request_id = record["id"]
+        duplicate = self._duplicate(record)
+        if duplicate is not None:
+            self._close(request_id, "rejected", f"rejected: {duplicate}", [])
+            return self.queue.get(request_id)
         renew_every = self.lease_s / 3
         last_renewal = time.monotonic()
-        results, published, reason = [], [], None
+        results, published, reason, rejected = [], [], None, False
         stale_after_s = STALE_STAGING_LEASES * self.lease_s
         with (
             tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp,
@@ -206,34 +199,32 @@ class Worker:
             def tick(progress: str) -> bool:
                 return time.monotonic() - last_renewal < renew_every or renew(progress)
 
-            folder = self.queue.fetch_submission(request_id, Path(tmp))
-            try:  # the stored files again, as the submit step did: a bad file in the store fails at once
-                validate_submission(folder)
-            except SubmissionError as error:
-                self._close(request_id, "rejected", f"rejected: {error}", [])
-                return self.queue.get(request_id)
-            for index, benchmark in enumerate(benchmarks, 1):
-                progress = f"{benchmark} ({index}/{len(benchmarks)})"
-                if not renew(progress):
-                    reason = "lost the claim"
-                    break
+            try:
+                folder = self.queue.fetch_submission(request_id, Path(tmp))
+            except (OSError, ValueError) as error:
+                folder, reason, rejected = None, f"rejected: the stored submission: {error}", True
+            if folder is not None and not renew(f"{benchmarks[0]} (1/{len(benchmarks)})"):
+                reason = "lost the claim"
+            if reason is None:
                 outcome = evaluate_isolated(
                     folder,
-                    record["model_name"],
-                    benchmark,
+                    record,
+                    benchmarks,
                     self.results.root,
                     staging,
                     eval_memory_bytes(),
                     eval_timeout_seconds(),
-                    tick=lambda progress=progress: tick(progress),
+                    tick=tick,
                 )
-                if not outcome.ok:
-                    reason = f"{benchmark}: {outcome.reason}"
-                    break
-                results.append(outcome.summary)
+                reason, rejected = outcome.reason, outcome.rejected
+                results = [
+                    {**summary, "peak_rss_mb": outcome.peak_rss_mb} for summary in outcome.summaries or []
+                ]
             # Only the claim's holder publishes (one result per request); the fresh lease covers the moves.
             if reason is None and not renew("publishing"):
                 reason = "lost the claim"
+            if reason is None and (duplicate := self._duplicate(record)) is not None:
+                reason, rejected = f"rejected: {duplicate}", True
             if reason is None:
                 try:
                     published = self.results.move_in(staging, results)
@@ -241,13 +232,24 @@ class Worker:
                     reason = f"could not publish the results: {error}"
         for path in published:  # moved onto the board: the request succeeded
             self.results.publish(path)
-        finished = reason is None  # a failed attempt's scores name rows that never reached the board
-        closed = self._close(
-            request_id, "finished" if finished else "failed", reason, results if finished else []
-        )
+        outcome_name = "finished" if reason is None else "rejected" if rejected else "failed"
+        # A failed attempt's scores name rows that never reached the board.
+        closed = self._close(request_id, outcome_name, reason, results if reason is None else [])
         if not closed:
             log.warning("request %s was taken over by another worker; dropped this attempt", request_id)
         return self.queue.get(request_id)
+
+    def _duplicate(self, record: dict[str, Any]) -> str | None:
+        """Why ``record`` must not be scored: a row of the same weights and config is already on the board."""
+        identity = identity_of(record)
+        if identity is None:
+            return "the request does not say which model it is (no identity)"
+        rows = self.results.find(identity)
+        if rows:
+            config = rows[0]["config"]
+            row = f"the {config['namespace']} row {config['model_name']!r}"
+            return f"the same weights and config are already on the board as {row}"
+        return None
 
     def run(
         self,

@@ -1,0 +1,103 @@
+"""The fusion family: the mean of several pose models' angles; ``fsanet_fusion`` is FSA-Caps-Fusion.
+
+``fsanet_fusion.<tag>`` averages the three capsule variants (1x1, variance, uniform scoring) of that tag, as
+the authors' Keras ``Average`` layer does; its weights are its members' weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from fsanet.errors import FSANetError
+from fsanet.models.base import PoseModel
+from fsanet.models.families.fsanet import LICENCE, OFFICIAL_FILES, PAPER, TRAINING_SETS
+from fsanet.models.family import ModelConfig, ModelEntry, Pretrained, register_family
+
+FUSION_MEMBERS = ("fsanet_caps_1x1", "fsanet_caps_var", "fsanet_caps_uniform")
+MAX_MEMBERS = 4
+
+
+class EnsembleConfig(ModelConfig):
+    architecture: Literal["ensemble"]
+    members: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_MEMBERS)]
+
+    @field_validator("members")
+    @classmethod
+    def _members_are_valid_models(cls, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from fsanet.models.registry import validate_config
+
+        for member in members:
+            if member.get("architecture") == "ensemble":
+                raise ValueError("an ensemble's members cannot be ensembles")
+            try:
+                validate_config(member)
+            except FSANetError as error:
+                raise ValueError(str(error)) from None
+        return members
+
+
+def fusion_config(name: str = "fsanet_fusion", **extra: Any) -> dict[str, Any]:
+    """The fusion of the untrained capsule variants."""
+    from fsanet.models.registry import model_entry
+
+    return {
+        "architecture": "ensemble",
+        "name": name,
+        "members": [model_entry(member).config() for member in FUSION_MEMBERS],
+        **extra,
+    }
+
+
+def _members_recipe(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every member takes the same input: the first member's crop."""
+    from fsanet.models.registry import recipe_of
+
+    return recipe_of(config["members"][0])
+
+
+def _pretrained() -> tuple[Pretrained, ...]:
+    """A tag for every training set all three capsule variants were shipped for."""
+    tags = [tag for tag in TRAINING_SETS if all(tag in OFFICIAL_FILES[m][1] for m in FUSION_MEMBERS)]
+    return tuple(Pretrained(tag, TRAINING_SETS[tag], LICENCE, members=FUSION_MEMBERS) for tag in tags)
+
+
+def _assemble(config: dict[str, Any], members: list[PoseModel]) -> PoseModel:
+    return PoseEnsemble(config, members)
+
+
+@register_family(
+    architecture="ensemble",
+    method="FSA-Net (fusion)",
+    schema=EnsembleConfig,
+    recipe=_members_recipe,
+    models=(
+        ModelEntry(
+            "fsanet_fusion",
+            "FSA-Net fusion (the 3 capsule models averaged; the paper's best)",
+            fusion_config,
+            _pretrained(),
+        ),
+    ),
+    assemble=_assemble,
+    paper=PAPER,
+    tags=("head-pose-estimation", "fsanet"),
+)
+class PoseEnsemble(PoseModel):
+    """Element-wise mean of its members' angles (Keras ``Average``): FSA-Caps-Fusion."""
+
+    def __init__(self, config: dict[str, Any], members: list[PoseModel] | None = None):
+        super().__init__(config)
+        if members is None:
+            from fsanet.models.registry import build_model
+
+            members = [build_model(member) for member in config["members"]]
+        self.members = nn.ModuleList(members)
+        self.config["members"] = [member.config for member in members]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)

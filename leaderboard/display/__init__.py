@@ -1,0 +1,1 @@
+"""What the board shows: its columns declared once, views, downloads, plots and model-card rows."""

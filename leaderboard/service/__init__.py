@@ -1,0 +1,1 @@
+"""Running the board: storage backends, the results store, workers, isolation and seeding."""

@@ -1,0 +1,1 @@
+"""Accepting submissions: one validation, name rules, per-submitter limits, the request queue."""
