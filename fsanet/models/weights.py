@@ -69,7 +69,9 @@ def tensor_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Te
 
 def non_finite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors holding NaN or infinite values (such weights give NaN angles)."""
-    return sorted(k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    return sorted(
+        name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
+    )
 
 
 def weights_identity(tensors: Mapping[str, torch.Tensor]) -> str:
