@@ -102,3 +102,17 @@ def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):
     video.write_bytes(b"\x00" * 100)
     assert main(["predict", str(video)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_numbers_the_group_photo_as_the_library_and_the_space_do(tmp_path, capsys):
+    """One face order (left to right, decided in the pipeline): ``predict --json``, ``fsanet.estimate`` and
+    the Space's JSON (tests/test_space_api.py) list the example group's faces the same way."""
+    import fsanet
+    from space.examples import example_images
+
+    group = next(p for p in example_images(tmp_path) if p.endswith("group.jpg"))
+    assert main(["predict", group, "--json"]) == 0
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    lefts = [face["box"][0] for face in line["faces"]]
+    assert len(lefts) == 3 and lefts == sorted(lefts)
+    assert line["faces"] == fsanet.to_json(fsanet.estimate(group), group)["faces"]

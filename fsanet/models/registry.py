@@ -11,7 +11,7 @@ Names are ``<name>`` (untrained) or ``<name>.<tag>`` (pretrained weights, where 
 1. the local cache, ``$FSANET_CACHE`` (default ``~/.cache/fsanet``), one ``config.json`` +
    ``model.safetensors`` directory per ``name.tag``;
 2. a Hub repo, when ``FSANET_HUB_REPO`` names one (a folder per ``name.tag`` in it);
-3. the family's original file under its mirror (``FSANET_OFFICIAL_MIRROR``, ``WHENET_OFFICIAL_MIRROR``...: a
+3. the family's original file under its mirror (``FSANET_OFFICIAL_MIRROR`` or the family's own: a
    base URL or a local directory laid out like the upstream repository), checked against its pinned sha256,
    converted by the family's converter once and cached.
 

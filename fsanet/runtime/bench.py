@@ -37,7 +37,7 @@ from fsanet.runtime.onnx_engine import onnxruntime_available
 from fsanet.runtime.optimize import optimize_for_inference
 from fsanet.utils import settings
 
-# Every listed model at the FSA-Net authors' 64x64 input (larger ones, WHENet's 224x224, on request).
+# Every listed model at the FSA-Net authors' 64x64 input (models of larger inputs on request).
 BENCH_MODELS = tuple(name for name in list_models() if model_entry(name).config().get("image_size", 64) <= 64)
 
 
@@ -76,7 +76,7 @@ def sgemm_gflop_per_s(device: torch.device, size: int = 2048, repeats: int = 10)
 
 
 def time_torch(model: torch.nn.Module, batch: int, repeats: int, device: torch.device) -> float:
-    size = int(getattr(model, "input_size", 64))  # each model at its own input size (WHENet: 224)
+    size = int(getattr(model, "input_size", 64))  # each model at its own input size
     x = torch.rand(batch, 3, size, size, device=device) * 255
 
     def run() -> None:

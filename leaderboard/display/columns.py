@@ -114,7 +114,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     leading ``'``; numbers stay numbers."""
     safe = frame.copy()
     for name in safe.columns:
-        if safe[name].dtype == object:
+        if not pd.api.types.is_numeric_dtype(safe[name]):
             safe[name] = [
                 f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
                 for cell in safe[name]

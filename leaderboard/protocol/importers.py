@@ -44,7 +44,7 @@ BIWI_70_30_TEST_SEQUENCES = (3, 5, 7, 11, 12, 19, 22, 23)
 # Authors' tracking rule: a box whose x1 moved this many pixels from the previous accepted one is an outlier.
 BIWI_MAX_JUMP = 80
 # The stored context: the face box grown by this many box widths/heights on every side (FSA-Net's recipe
-# needs 0.6, WHENet's 0.2 x 0.1), clipped to the photo.
+# needs 0.6, other families less), clipped to the photo.
 CONTEXT_MARGIN = 1.0
 
 

@@ -20,11 +20,13 @@ from tqdm.auto import tqdm
 
 import fsanet
 from fsanet.data.recipes import CropProtocol, finish_face
+from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
 from fsanet.models.registry import load_model, model_identity, parse_spec, recipe_of
 from fsanet.utils import settings
 
 from ..service.store import ResultKey, ResultsStore, key_of
+from ..submission.names import name_key, official_names
 from .benchmarks import BENCHMARKS, CODE_VERSION, get_benchmark
 from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
 from .metrics import (
@@ -139,6 +141,12 @@ def evaluate(
     store = store or ResultsStore()
     name, data, filter_99 = resolve_benchmark(benchmark, store.root if data_root is None else data_root)
     candidate = resolve_model(model, revision)
+    imitated = official_names().get(name_key(candidate.name)) if candidate.namespace == "community" else None
+    if imitated:
+        raise FSANetError(
+            f"{candidate.name!r} looks like the official model {imitated!r}: a model that is not the "
+            "registry's needs a name of its own (its folder's, or \"name\" in its config.json)"
+        )
     module = candidate.module
     key = ResultKey(candidate.namespace, model_identity(module), name, data.revision, CODE_VERSION)
     stored = store.get(key)

@@ -138,6 +138,12 @@ class ResultsStore:
                 if record is None:
                     continue
                 row = key_of(record).row
+                imitated = _imitated(record)
+                if imitated:
+                    problems.append(
+                        f"skipped {path.name}: the community row imitates the official {imitated!r}"
+                    )
+                    continue
                 if row in seen:
                     problems.append(f"skipped {path.name}: the same model and data as the row {seen[row]!r}")
                     continue
@@ -317,6 +323,14 @@ class ResultsStore:
         if wanted:
             snapshot_download(self.repo, repo_type="dataset", local_dir=self.root, allow_patterns=wanted)
         return self.root
+
+
+def _imitated(record: dict[str, Any]) -> str | None:
+    """The official name a community record's display name imitates (None for official rows)."""
+    from ..submission.names import name_key, official_names
+
+    config = record["config"]
+    return None if config["namespace"] == "official" else official_names().get(name_key(config["model_name"]))
 
 
 def _official_first(item: tuple[Path, Any]) -> tuple[int, str]:

@@ -19,7 +19,8 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -173,13 +174,14 @@ def submit_directory(
     submitter = submitter or cli_submitter()
     requests, _ = queue.list()
     check_pending(requests, submitter)
-    take_hourly_slot(queue.backend, submitter)
+    with _store_errors():
+        take_hourly_slot(queue.backend, submitter)
     info = validate_submission(folder)
     rows = (results or ResultsStore()).records()[0]
-    _refuse_duplicates(info.identity, requests, rows)
     taken = [(r["model_name"], f"request {r['id']}") for r in requests if r["status"] in ACTIVE]
     taken += [(r["config"]["model_name"], "a row on the board") for r in rows]
     model_name = validate_name(name or str(info.config.get("name") or ""), taken)
+    _refuse_duplicates(info.identity, requests, rows)
     record = {
         "id": info.identity.key,
         "identity": {"weights": info.identity.weights, "config": info.identity.config},
@@ -199,9 +201,22 @@ def submit_directory(
         "attempts": [],
         "results": [],
     }
-    if not queue.add(record, Path(folder)):  # an identical submission won the race since the listing
+    with _store_errors():
+        added = queue.add(record, Path(folder))  # a failure keeps nothing (Backend.create)
+    if not added:  # an identical submission won the race since the listing
         raise SubmissionError(f"these weights and config were just submitted as request {record['id']}")
     return record
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A store that cannot be written (a full disk, read-only) refuses the submission in one line."""
+    try:
+        yield
+    except OSError as error:
+        raise SubmissionError(
+            f"the submission could not be stored ({error.strerror or error}); try later"
+        ) from None
 
 
 def _refuse_duplicates(

@@ -1,0 +1,283 @@
+"""Board integrity, tried as a hostile user would: a row belongs to the weights and config that made it, and
+official rows cannot be touched. Every case ends with the official rows byte-for-byte unchanged and a
+one-line answer; the Space's ``/submit``, the CLI and the worker share these checks
+(``submit_directory`` is what both front ends call, and the worker validates again in its child)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import fsanet
+from fsanet.models.weights import weights_identity
+from leaderboard.cli import main as leaderboard_main
+from leaderboard.display.columns import format_table
+from leaderboard.protocol.runner import evaluate
+from leaderboard.service.store import ResultsStore
+from leaderboard.service.worker import Worker, run_worker
+from leaderboard.submission.requests import RequestQueue, submit_directory
+from leaderboard.submission.validation import SubmissionError
+from tests.conftest import OFFICIAL, ROOT, require_shared, write_result
+from tests.test_leaderboard_submissions import board, synthetic_benchmark  # noqa: F401  (fixture)
+
+OFFICIAL_MODEL = "fsanet_caps_1x1.300w_lp"
+
+
+def _official_bytes(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "results" / "official").glob("*.json"))}
+
+
+@pytest.fixture
+def seeded(board):  # noqa: F811
+    """The board with the official row of ``fsanet_caps_1x1.300w_lp`` on the synthetic benchmark."""
+    require_shared(OFFICIAL)
+    evaluation = evaluate(OFFICIAL_MODEL, "aflw2000", progress=False, robustness=False)
+    assert evaluation.key.namespace == "official"
+    return _official_bytes(board)
+
+
+def _copy(model: fsanet.PoseModel, folder: Path, dtype: torch.dtype = torch.float32, **config) -> Path:
+    """``model`` saved by hand as a hostile user would: its tensors as ``dtype``, its config changed."""
+    folder.mkdir(parents=True)
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps({**model.config, **config}))
+    return folder
+
+
+def _refused(folder: Path, name: str, match: str) -> str:
+    with pytest.raises(SubmissionError, match=match) as caught:
+        submit_directory(folder, name=name)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+# ----------------------------------------------------------------------------------- the weights identity
+def test_the_identity_covers_what_the_model_computes_not_how_the_file_encodes_it(tmp_path):
+    model = fsanet.create_model("ssrnet_md")
+    torch.manual_seed(0)
+    with torch.no_grad():  # values a float16 holds exactly, so that the float16 copy is lossless
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn_like(parameter).to(torch.float16).float())
+    state = model.state_dict()
+    reference = weights_identity(state)
+    for dtype in (torch.float64, torch.float16):
+        copy = load_file(str(_copy(model, tmp_path / str(dtype), dtype) / "model.safetensors"))
+        assert weights_identity(copy) == reference, dtype
+    metadata = tmp_path / "metadata.safetensors"
+    save_file(dict(reversed(list(state.items()))), str(metadata), metadata={"note": "anything"})
+    assert weights_identity(load_file(str(metadata))) == reference
+    negative_zero = {k: (v * 0 - 0.0 if k.endswith("bias") else v) for k, v in state.items()}
+    zero = {k: (v * 0 if k.endswith("bias") else v) for k, v in state.items()}
+    assert weights_identity(negative_zero) == weights_identity(zero)  # -0.0 computes as +0.0
+    nudged = dict(state)
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    nudged[key] = torch.nextafter(state[key], torch.full_like(state[key], np.inf))
+    assert weights_identity(nudged) != reference  # one ulp is another model
+    loaded = fsanet.load_model(str(_copy(model, tmp_path / "f64-folder", torch.float64)))
+    assert fsanet.model_identity(loaded) == fsanet.model_identity(model)  # the file's and the module's
+    described = dict(model.config, name="x", trained_on="BIWI 70%", protocol="protocol 2", method="Mine")
+    assert fsanet.models.registry.config_identity(described) == fsanet.model_identity(model).config
+
+
+# ------------------------------------------------------------------------- the issue's cases, one by one
+def test_the_official_row_cannot_be_replaced_by_its_own_weights_in_disguise(seeded, board, tmp_path):  # noqa: F811
+    official = fsanet.load_model(OFFICIAL_MODEL)
+    disguised = _copy(
+        official, tmp_path / "disguised", torch.float64, trained_on="BIWI", protocol="protocol 2"
+    )
+    message = _refused(disguised, f"{OFFICIAL_MODEL}/", "official model name")
+    assert repr(OFFICIAL_MODEL) in message  # names the official name it imitates
+    message = _refused(disguised, "my-caps", "already on the board as the official row")
+    assert repr(OFFICIAL_MODEL) in message
+    assert RequestQueue().list() == ([], [])
+    cached = evaluate(OFFICIAL_MODEL, "aflw2000", progress=False, robustness=False)
+    assert cached.cached and cached.record["config"]["model_protocol"] == "protocol 1"
+    assert _official_bytes(board) == seeded
+
+
+def test_a_request_smuggled_past_validation_cannot_shadow_an_official_row(seeded, board, tmp_path):  # noqa: F811
+    """Written straight into the store (an old version, a hand edit): the worker rejects it, for good."""
+    official = fsanet.load_model(OFFICIAL_MODEL)
+    folder = _copy(official, tmp_path / "smuggled", torch.float64)
+    identity = fsanet.model_identity(official)
+    record = {
+        "id": identity.key,
+        "identity": {"weights": identity.weights, "config": identity.config},
+        "model_name": "smuggled",
+        "submitter": "someone",
+        "status": "pending",
+        "created": "2000-01-01",
+        "attempts": [],
+    }
+    assert RequestQueue().add(record, folder)
+    (done,) = run_worker()
+    assert done["status"] == "failed" and "already on the board as the official row" in done["reason"]
+    assert _official_bytes(board) == seeded and not (board / "results" / "community").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fsanet_caps_1x1.300w_lp/",
+        "fsanet_caps_1x1.300w_lp.",
+        "fsanet-fusion.300w-lp",
+        "whenet.300w_lp_panoptic/",
+        "FSANET_CAPS_1X1.300W_LP",
+        "ｆｓａｎｅｔ_caps_1x1.300w_lp",  # full-width letters: NFKC makes them plain
+        "ssrnet-md",
+    ],
+)
+def test_look_alikes_of_official_names_are_refused_with_the_name_they_imitate(board, tmp_path, name):  # noqa: F811
+    folder = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "m")
+    message = _refused(folder, name, "official model name")
+    assert any(repr(official) in message for official in fsanet.list_models(pretrained=True) + ["ssrnet_md"])
+
+
+def test_names_that_normalise_alike_are_one_name(board, tmp_path):  # noqa: F811
+    torch.manual_seed(1)
+    first = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "a")
+    torch.manual_seed(2)
+    second = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "b")
+    request = submit_directory(first, name="slugdup/x")
+    message = _refused(second, "slugdup+x", "already taken")
+    assert request["id"] in message
+    (done,) = run_worker()
+    assert done["status"] == "finished" and ResultsStore().table()["model"].tolist() == ["slugdup/x"]
+    _refused(second, "SlugDup_X", "already taken")  # the finished request and its row hold it
+
+
+def test_lossless_reencodings_are_the_same_submission(board, tmp_path):  # noqa: F811
+    model = fsanet.create_model("ssrnet_md")
+    with torch.no_grad():  # values float16 holds exactly: its copy is lossless too
+        for parameter in model.parameters():
+            parameter.copy_(parameter.to(torch.float16).float())
+    request = submit_directory(fsanet.save_pretrained(model, tmp_path / "plain"), name="alice/ssr")
+    copies = {
+        "float64": _copy(model, tmp_path / "f64", torch.float64, name="other"),
+        "float16": _copy(model, tmp_path / "f16", torch.float16),
+        "metadata": _copy(
+            model, tmp_path / "meta", torch.float32, trained_on="300W-LP", protocol="protocol 1"
+        ),
+    }
+    for kind, copy in copies.items():
+        assert request["id"] in _refused(copy, f"bob/ssr-{kind}", "already submitted as request"), kind
+    assert len(RequestQueue().list()[0]) == 1
+
+
+def test_one_bad_result_file_never_breaks_the_board(board, tmp_path, capsys):  # noqa: F811
+    store = ResultsStore()
+    scores = {"mae": 3.0, "mae_yaw": 2.0, "mae_pitch": 3.0, "mae_roll": 4.0, "n": 200, "n_dropped": 0}
+    robust = [{"angle": 0.0, "flip": False, "mae": 3.0, "geodesic_mean": 4.0}]
+    write_result(
+        store, "good", {**scores, "robustness": robust, "geodesic_mean": 4.0}, model_protocol="protocol 1"
+    )
+    good = next((board / "results" / "community").glob("*.json"))
+    bad = json.loads(good.read_text())
+    bad["config"] |= {"model_name": "bad-fields", "weights_identity": "f" * 64}
+    bad["results"]["aflw2000"] |= {"geodesic_mean": "x", "robustness": [1, 2]}
+    (good.parent / "bad-fields.json").write_text(json.dumps(bad))
+    (board / "results" / "community" / "required.json").write_text(
+        json.dumps({"config": {"model_name": "r", "namespace": "community"}, "results": {}})
+    )
+    records, problems = ResultsStore().records()
+    assert sorted(r["config"]["model_name"] for r in records) == ["bad-fields", "good"]
+    dropped = [p for p in problems if "dropped" in p]
+    assert len(dropped) == 1 and "geodesic_mean" in dropped[0] and "robustness" in dropped[0]
+    assert any(p.startswith("skipped community/required.json: config.weights_identity") for p in problems)
+    table = ResultsStore().table()
+    assert set(table["model"]) == {"good", "bad-fields"} and table["geodesic_mean"].isna().sum() == 1
+    assert leaderboard_main(["plot", "--benchmark", "aflw2000", "--out", str(tmp_path / "plots")]) == 0
+    from space import board as space_board
+
+    view = space_board.board_table()
+    assert set(view["model"]) == {"good", "bad-fields"}
+    assert len(space_board.board_plots("aflw2000")) == 5
+
+
+def test_store_files_over_the_cap_are_never_read(board):  # noqa: F811
+    """A 2 GB file (sparse: no disk used) in results/ and in requests/: listed, skipped, not read (the
+    process's peak memory barely moves)."""
+    for folder in ("results/community", "requests"):
+        (board / folder).mkdir(parents=True, exist_ok=True)
+        with (board / folder / "huge.json").open("wb") as handle:
+            handle.truncate(2 * 1024**3)
+    script = (
+        "import json, resource\n"
+        "from leaderboard.service.store import ResultsStore\n"
+        "from leaderboard.submission.requests import RequestQueue\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "problems = ResultsStore().records()[1] + RequestQueue().list()[1]\n"
+        "growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
+        "print(json.dumps([problems, growth]))\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT)
+    problems, growth_mb = json.loads(result.stdout)
+    assert growth_mb < 100, growth_mb
+    assert len(problems) == 2 and all("over the" in p and "huge.json" in p for p in problems)
+
+
+def test_a_flood_delays_only_its_sender(board, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "3")
+    folders = []
+    for index in range(6):
+        torch.manual_seed(index)
+        folders.append(fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / f"m{index}"))
+    flood = [submit_directory(folders[i], name=f"flood-{i}", submitter="mallory") for i in range(3)]
+    _refused_as = pytest.raises(SubmissionError, match="you have 3 requests waiting or running")
+    with _refused_as:
+        submit_directory(folders[3], name="flood-3", submitter="mallory")
+    other = submit_directory(folders[4], name="alice-1", submitter="alice")  # newest of all
+    order = [r["id"] for r in Worker().claimable()]
+    assert order == [flood[0]["id"], other["id"], flood[1]["id"], flood[2]["id"]]  # round-robin
+
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "100")
+    monkeypatch.setenv("LEADERBOARD_SUBMISSIONS_PER_HOUR", "4")  # mallory has used 3 (a refusal costs none)
+    submit_directory(folders[5], name="flood-5", submitter="mallory")
+    with pytest.raises(SubmissionError, match="4 submissions in the last hour .at most 4.: try again in"):
+        submit_directory(folders[3], name="flood-3", submitter="mallory")
+
+
+def test_downloads_are_safe_for_spreadsheets(board):  # noqa: F811
+    scores = {"mae": 3.0, "mae_yaw": 2.0, "mae_pitch": 3.0, "mae_roll": 4.0, "n": 200, "n_dropped": 0}
+    write_result(ResultsStore(), "=HYPERLINK(1)", scores, method='=HYPERLINK("http://x","y")')
+    csv = format_table(ResultsStore().table(), "csv")
+    frame = pd.read_csv(__import__("io").StringIO(csv))
+    assert frame["method"][0] == '\'=HYPERLINK("http://x","y")' and frame["model"][0] == "'=HYPERLINK(1)"
+    assert frame["mae"][0] == 3.0 and frame["n"][0] == 200  # numbers stay numbers
+    assert not any(line.split(",")[0].startswith(("=", "+", "-", "@")) for line in csv.splitlines())
+
+
+def test_a_submission_that_fails_midway_leaves_nothing(board, tmp_path, monkeypatch):  # noqa: F811
+    folder = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "m")
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("leaderboard.service.backends.atomic_write", disk_full)
+    _refused(folder, "alice/ssr", "could not be stored .No space left on device")
+    monkeypatch.undo()
+    assert not (board / "requests").exists() or not list((board / "requests").iterdir())
+    assert not (board / "submissions").exists() or not list((board / "submissions").iterdir())
+    assert submit_directory(folder, name="alice/ssr")["status"] == "pending"  # nothing was half-taken
+
+
+def test_the_reported_peak_memory_is_the_evaluation_childs_own(board, tmp_path):  # noqa: F811
+    """The worker holds 1.5 GB more than the child ever will: the child's report does not include it
+    (``ru_maxrss`` would: Linux carries it across ``exec``)."""
+    folder = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "m")
+    submit_directory(folder, name="alice/ssr")
+    ballast = np.ones(int(1.5 * 2**30), np.uint8)  # resident: every page written
+    (done,) = run_worker()
+    worker_mb = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+    assert done["status"] == "finished" and ballast[-1] == 1
+    assert 50 < done["results"][0]["peak_rss_mb"] < worker_mb - 1000, (done["results"], worker_mb)
