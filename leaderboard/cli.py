@@ -23,6 +23,7 @@ from fsanet.cli.args import (
 from fsanet.errors import FSANetError
 
 from .display.columns import format_table
+from .display.views import ALL, PROTOCOLS, board_view
 from .protocol.benchmarks import BENCHMARKS, get_benchmark, looked_in, remember_dataset
 from .protocol.data import DatasetUnavailableError, push_dataset_to_hub
 from .service.store import ResultsStore
@@ -97,13 +98,25 @@ def _evaluate(args: argparse.Namespace) -> Any:
 
 
 def _table(args: argparse.Namespace) -> str:
-    table = ResultsStore(_root(args)).table()  # unusable result files are reported once, as warnings
-    if args.benchmark:
-        known = set(BENCHMARKS) | set(table["benchmark"] if len(table) else [])
-        if args.benchmark not in known:
-            raise FSANetError(f"--benchmark {args.benchmark!r} is unknown; known: {', '.join(sorted(known))}")
-        table = table[table["benchmark"] == args.benchmark].reset_index(drop=True) if len(table) else table
-    return format_table(table, args.format)
+    """The board as the Space ranks it: each benchmark's protocol apart (``--all``: every model)."""
+    store = ResultsStore(_root(args))
+    table = store.table()  # unusable result files are reported once, as warnings
+    benchmark = args.benchmark or ALL
+    known = set(BENCHMARKS) | set(table["benchmark"])
+    if benchmark != ALL and benchmark not in known:
+        raise FSANetError(f"--benchmark {benchmark!r} is unknown; known: {', '.join(sorted(known))}")
+    if table.empty:
+        raise FSANetError(
+            f"no results on the board at {store.root} (none in {store.results_dir}): score models with "
+            "`python -m leaderboard seed`, or give --results / LEADERBOARD_DIR of a board"
+        )
+    view = board_view(table, benchmark, show_all=args.all, search=args.search)
+    if view.empty:
+        raise FSANetError(
+            f"no ranked results for {benchmark} on this board (--all shows the models of the other protocol "
+            "and those that state none)"
+        )
+    return format_table(view, args.format)
 
 
 def _queue(args: argparse.Namespace) -> Any:
@@ -117,7 +130,15 @@ def _submit(args: argparse.Namespace) -> Any:
     from .submission.requests import submit
 
     results = ResultsStore(_root(args))
-    return submit(args.source, name=args.name, revision=args.revision, queue=_queue(args), results=results)
+    stated = {"trained_on": args.trained_on, "protocol": args.protocol}
+    return submit(
+        args.source,
+        name=args.name,
+        revision=args.revision,
+        queue=_queue(args),
+        results=results,
+        stated=stated,
+    )
 
 
 def _requests(args: argparse.Namespace) -> Any:
@@ -154,7 +175,13 @@ def _seed(args: argparse.Namespace) -> Any:
             f"no benchmark data found, nothing evaluated; looked in {looked_in(root)} "
             "(write one with `python -m leaderboard prepare ... --out DIR`, or set LEADERBOARD_DATA_<NAME>)"
         )
-    return seed_rows(ResultsStore(root), models=args.models or None, benchmarks=benchmarks, force=args.force)
+    store = ResultsStore(root)
+    report = seed_rows(store, models=args.models or None, benchmarks=benchmarks, force=args.force)
+    for skip in report["skipped"]:  # every model it could not score, and why
+        print(f"skipped {skip['model']} on {skip['benchmark']}: {skip['reason']}", file=sys.stderr)
+    if not report["evaluated"]:
+        raise FSANetError(f"nothing could be seeded: all {len(report['skipped'])} evaluations were skipped")
+    return report
 
 
 def _plot(args: argparse.Namespace) -> Any:
@@ -234,15 +261,23 @@ def build_parser() -> CliParser:
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=_evaluate)
 
-    table = verb("table", help="print the board")
+    table = verb("table", help="print the board, ranked per benchmark as the Space shows it")
     table.add_argument("--format", choices=["csv", "json", "markdown"], default="markdown")
     table.add_argument("--benchmark", help="only this benchmark's rows")
+    table.add_argument("--all", action="store_true", help="every model, also those of the other protocol")
+    table.add_argument("--search", default="", help="only models whose name contains this")
     table.set_defaults(func=_table)
 
     submit = verb("submit", help="validate and queue new weights")
     submit.add_argument("source", help="directory with config.json + model.safetensors, or a Hub repo id")
     submit.add_argument("--name", help="display name (default: config name or source)")
     submit.add_argument("--revision", help="Hub revision to pin")
+    submit.add_argument(
+        "--trained-on", help="what the model was trained on (e.g. 300W-LP), if config.json is silent"
+    )
+    submit.add_argument(
+        "--protocol", choices=PROTOCOLS, help="the protocol it was trained for, if config.json is silent"
+    )
     submit.set_defaults(func=_submit)
 
     requests = verb("requests", help="show submission requests")

@@ -15,6 +15,7 @@
 * ``LEADERBOARD_MAX_PENDING``: requests one submitter may have waiting or running (default 3).
 * ``LEADERBOARD_SUBMISSIONS_PER_HOUR``: submissions one submitter may make in an hour (default 10).
 * ``LEADERBOARD_WORKER``: ``0`` stops the Space from running its background worker (default on).
+* ``LEADERBOARD_SEED``: ``0`` stops the Space from scoring the registry's models at start (default on).
 * ``LEADERBOARD_POLL_S``: how often a watching worker (and the Space's board) looks for news (default 10).
 * ``LEADERBOARD_LEASE_S``: a claim's lease, renewed by its worker; expired, the request is requeued (60).
 * ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process (2048; 0: none;
@@ -75,6 +76,10 @@ def max_pending() -> int:
 
 def submissions_per_hour() -> int:
     return max(1, int(_number("LEADERBOARD_SUBMISSIONS_PER_HOUR", 10)))
+
+
+def seed_enabled() -> bool:
+    return os.environ.get("LEADERBOARD_SEED", "1").strip().lower() not in TRUE_WORDS_OFF
 
 
 def worker_enabled() -> bool:

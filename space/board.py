@@ -13,6 +13,7 @@ from typing import Any, Literal
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
+from pandas.io.formats.style import Styler
 
 from leaderboard import (
     BENCHMARKS,
@@ -22,36 +23,41 @@ from leaderboard import (
     cumulative_figure,
     format_table,
     mae_bars,
+    present_benchmarks,
     robustness_figure,
     submit_files,
     submit_repo,
     yaw_bin_figure,
 )
-from leaderboard.display.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL, board_view
+from leaderboard.display.plots import no_results_figure
+from leaderboard.display.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL, board_view, styled
+from leaderboard.protocol.benchmarks import looked_in
+from leaderboard.service.seed import seed_status
 from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
 from space.outputs import save_bytes
 
 ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
 PLOT_LABELS = ("MAE per axis", "MAE by |yaw|", "Cumulative MAE", "Cumulative geodesic error", "Robustness")
-EMPTY_BOARD = (
-    "**No benchmark results yet** (nothing in `{root}/results`). To fill the board, import a benchmark and "
-    "score the authors' models on it:\n\n"
-    "```\npython -m leaderboard prepare aflw2000 --source <folder with AFLW2000 .jpg + .mat>\n"
-    "python -m leaderboard seed\n```\n\n"
-    "or set `LEADERBOARD_DIR` to a directory that already holds `results/*.json` "
-    "(or `RESULTS_REPO` to a Hub dataset of results), then reload this page."
-)
-REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "source", "revision", "created", "result"]
+REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "protocol", "source", "created", "result"]
 QUEUE_REFRESH_S = 3.0
+NOT_STATED = "not stated"
+PROTOCOL_CHOICES = [
+    ("not stated (shown only with every model)", NOT_STATED),
+    ("protocol 1: trained without BIWI (300W-LP, ...)", "protocol 1"),
+    ("protocol 2: trained on BIWI's 70 %", "protocol 2"),
+]
 
 
 class _Reloads:
-    """One pull of ``RESULTS_REPO`` and one listing of the requests per interval for all browser tabs."""
+    """One pull of ``RESULTS_REPO``, one listing of the requests and one look for benchmark data per
+    interval, for all browser tabs."""
 
     lock = threading.Lock()
     pulled_at, pulled_stamp = -float("inf"), "never"
     listed_at: float = -float("inf")
     listing: tuple[list[dict[str, Any]], list[str]] = ([], [])
+    looked_at: float = -float("inf")
+    present: list[str] = []
 
 
 @functools.cache
@@ -95,33 +101,75 @@ def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
         return _Reloads.listing
 
 
-def board_table(
-    search: str = "", benchmark: str = ALL, show_all: bool = False, technical: list[str] | None = None
-) -> pd.DataFrame:
-    """The ranked board on ``benchmark``: models of its protocol (every model with ``show_all``) whose name
-    contains ``search`` (case-insensitive), plus the ``technical`` columns asked for."""
-    reload_store()
+def benchmarks_present() -> list[str]:
+    """The benchmarks whose data this Space finds, looked for at most once per poll interval."""
+    with _Reloads.lock:
+        if time.monotonic() - _Reloads.looked_at >= poll_seconds():
+            _Reloads.present = present_benchmarks(leaderboard_dir())
+            _Reloads.looked_at = time.monotonic()
+        return _Reloads.present
+
+
+def _view(search: str, benchmark: str, show_all: bool, technical: list[str] | None = None) -> pd.DataFrame:
     try:
         return board_view(board_store().table(), benchmark, show_all, search, technical or ())
     except ValueError as error:
         raise gr.Error(str(error)) from None
 
 
-def board_status() -> str:
-    """The empty-state instructions when no result is stored, else a count of rows; when it was last
-    reloaded, and the store's files that were skipped (listed once each)."""
+def board_table(
+    search: str = "", benchmark: str = ALL, show_all: bool = False, technical: list[str] | None = None
+) -> Styler:
+    """The ranked board on ``benchmark``: models of its protocol (every model with ``show_all``) whose name
+    contains ``search`` (case-insensitive), plus the ``technical`` columns asked for; two decimals shown."""
+    reload_store()
+    return styled(_view(search, benchmark, show_all, technical))
+
+
+def board_status(search: str = "", benchmark: str = ALL, show_all: bool = False) -> str:
+    """What the board shows and why: seeding progress, the empty board's instructions (what to provide and
+    where), the count of the rows the filters show, when it was last reloaded, and skipped files."""
     updated = reload_store()
     store = board_store()
-    table = store.table()
     problems = store.records()[1] + list_requests()[1]
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
-    if table.empty:
-        return EMPTY_BOARD.format(root=leaderboard_dir()) + skipped
+    seeding = _seeding_line()
+    if store.table().empty:
+        return (seeding or _empty_board()) + skipped
+    view = _view(search, benchmark, show_all)
     rows = (
-        f"{len(table)} result(s) for {table['model'].nunique()} model(s). Each benchmark ranks the models "
-        f"trained for its protocol (see About); {FLAG} marks results on fewer than {SMALL_TEST_SET} samples."
+        f"{len(view)} result(s) for {view['model'].nunique()} model(s) shown. Each benchmark ranks the "
+        f"models trained for its protocol (see About); {FLAG} marks results on fewer than {SMALL_TEST_SET} "
+        "samples."
     )
-    return f"{rows} Last updated {updated}.{skipped}"
+    return f"{seeding}{rows} Last updated {updated}.{skipped}"
+
+
+def _seeding_line() -> str:
+    status = seed_status()
+    if status.state == "seeding":
+        return f"⏳ Scoring the registry's models: {status.done}/{status.total} (now `{status.current}`). "
+    if status.state == "done" and not status.evaluated and status.skipped:
+        first = status.skipped[0]
+        return (
+            f"⚠️ None of the registry's models could be scored ({len(status.skipped)} skipped), e.g. "
+            f"`{first['model']}`: {first['reason']}\n\n"
+        )
+    return ""
+
+
+def _empty_board() -> str:
+    root = leaderboard_dir()
+    if benchmarks_present():
+        return f"**No results yet** (nothing in `{root}/results`): the registry's models are scored at start."
+    variables = ", ".join(f"`{spec.env_var}`" for spec in BENCHMARKS.values())
+    return (
+        f"**No benchmark data**, so no results (nothing in `{root}/results`). Set {variables} to a Hub "
+        "dataset id, a prepared dataset folder (`python -m leaderboard prepare`), or the original AFLW2000 "
+        "folder (`.jpg` + `.mat`) or BIWI `hpdb` folder (imported at start), then restart: the registry's "
+        f"models are scored on it. Looked in: {looked_in(root)}. Or set `LEADERBOARD_DIR` to a board that "
+        "holds results (or `RESULTS_REPO` to a Hub dataset of results)."
+    )
 
 
 def refresh_plots(benchmark: str, search: str, show_all: bool, shown: int) -> tuple[Any, ...]:
@@ -136,12 +184,15 @@ def board_plots(
     benchmark: str = ALL, search: str = "", show_all: bool = False
 ) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
     """MAE per axis, MAE by |yaw|, cumulative MAE, cumulative geodesic error and the robustness sweep of
-    the models the table shows on one benchmark (the first stored one for ``all``)."""
+    the models the table shows on one benchmark (the first stored one for ``all``); "no results" in each
+    when it shows none."""
     store = board_store()
     table = store.table()
     if benchmark == ALL:
         benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
     models = board_view(table, benchmark, show_all, search)["model"].tolist()
+    if not models:
+        return tuple(no_results_figure(label, benchmark) for label in PLOT_LABELS)
     records = store.records()[0]
     return (
         mae_bars(table, benchmark, models),
@@ -153,7 +204,7 @@ def board_plots(
 
 
 def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
-    """Every stored result as a downloadable CSV or JSON file (path)."""
+    """Every stored result as a downloadable CSV or JSON file (path); the CSV is safe for spreadsheets."""
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
     # One pruned folder, files named by content: calls leave no folder behind.
@@ -161,12 +212,22 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
 
 
 def _status(request: dict[str, Any]) -> str:
-    """``pending``, ``running (progress)``, ``finished`` or ``failed: reason``."""
+    """``pending`` (and what it waits for), ``running (progress)``, ``finished`` or ``failed: reason``."""
     if request["status"] == "running" and request.get("progress"):
         return f"running ({request['progress']})"
     if request["status"] == "failed":
         return f"failed: {request.get('reason')}"
+    if request["status"] == "pending":
+        return f"pending: {_waiting_for()}"
     return request["status"]
+
+
+def _waiting_for() -> str:
+    if not worker_enabled():
+        return "waiting for a worker (python -m leaderboard worker --watch)"
+    if not benchmarks_present():
+        return "waiting for benchmark data (see the Leaderboard tab)"
+    return "waiting for its turn"
 
 
 def _result(request: dict[str, Any]) -> str:
@@ -185,15 +246,32 @@ def requests_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REQUEST_COLUMNS).iloc[::-1].reset_index(drop=True)
 
 
+def your_request(request: dict[str, Any] | None) -> Any:
+    """The submitted request as it is now, its status said as in the queue (the Submit tab follows it)."""
+    if not isinstance(request, dict):
+        return gr.skip()
+    current = next((r for r in list_requests()[0] if r["id"] == request.get("id")), None)
+    return gr.skip() if current is None else {**current, "status": _status(current)}
+
+
 def _accepted_message(request: dict[str, Any]) -> str:
-    when = (
-        "It is evaluated automatically on every benchmark present"
-        if worker_enabled()
-        else "A worker (`python -m leaderboard worker --watch`) evaluates it on every benchmark present"
+    if worker_enabled() and not benchmarks_present():
+        when = (
+            "It waits for benchmark data: this board has none yet (the Leaderboard tab says what to set); "
+            "it is evaluated as soon as there is"
+        )
+    elif worker_enabled():
+        when = "It is evaluated automatically on every benchmark present"
+    else:
+        when = "A worker (`python -m leaderboard worker --watch`) evaluates it on every benchmark present"
+    ranked = (
+        ""
+        if request.get("protocol")
+        else " It states no protocol, so it is ranked only with **Show every model** on."
     )
     return (
         f"✅ **Accepted**: request `{request['id']}`. {when}; follow it in the queue below. When it is "
-        f"finished, its row is on the **Leaderboard** tab: search for `{request['model_name']}`."
+        f"finished, its row is on the **Leaderboard** tab: search for `{request['model_name']}`.{ranked}"
     )
 
 
@@ -213,35 +291,38 @@ def submit_variant(
     name: str = "",
     repo_id: str = "",
     revision: str = "",
+    trained_on: str = "",
+    protocol: str = NOT_STATED,
     request: gr.Request | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame, str]:
-    """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision.
+) -> tuple[dict[str, Any], str]:
+    """Validate and queue uploaded ``config.json`` + ``model.safetensors``, or a Hub repo at a revision;
+    ``trained_on`` and ``protocol`` are recorded where its config is silent (a model that states no protocol
+    is ranked only with every model shown).
 
     The repo id is only ever a Hub id (``owner/name``): it is never looked up on this server's disk. Each
     submitter has the leaderboard's limits (requests waiting, submissions an hour).
     """
-    who = submitter(request)
+    stated = {
+        "trained_on": trained_on.strip() or None,
+        "protocol": None if protocol == NOT_STATED else protocol,
+    }
+    options = {"results": board_store(), "submitter": submitter(request), "stated": stated}
     try:
         if files and repo_id.strip():
             raise SubmissionError("give either files or a Hub repo id, not both")
         if files:
             if not name.strip():
                 raise SubmissionError("give the variant a name")
-            queued = submit_files(files, name.strip(), results=board_store(), submitter=who)
+            queued = submit_files(files, name.strip(), **options)
         elif repo_id.strip():
-            queued = submit_repo(
-                repo_id,
-                revision=revision.strip() or None,
-                name=name.strip() or None,
-                results=board_store(),
-                submitter=who,
-            )
+            revision = revision.strip() or None
+            queued = submit_repo(repo_id, revision=revision, name=name.strip() or None, **options)
         else:
             raise SubmissionError("upload config.json and model.safetensors, or give a Hub repo id")
     except SubmissionError as error:
         raise gr.Error(str(error), title="Submission rejected") from None
     _Reloads.listed_at = -float("inf")  # the queue shown next includes this request
-    return queued, requests_table(), _accepted_message(queued)
+    return queued, _accepted_message(queued)
 
 
 def leaderboard_tab(demo: gr.Blocks) -> None:
@@ -252,13 +333,19 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         )
         benchmark = gr.Dropdown([ALL, *BENCHMARKS], value=ALL, label="Benchmark")
         show_all = gr.Checkbox(
-            False, label="Show every model (also those trained for the other protocol)", elem_id="board-all"
+            False,
+            label="Show every model (also those trained for the other protocol or stating none)",
+            elem_id="board-all",
         )
     technical = gr.CheckboxGroup(
         list(TECHNICAL), value=[], label="Technical columns", elem_id="board-technical"
     )
     table = gr.Dataframe(
-        board_table, label="Mean absolute error (degrees)", interactive=False, elem_id="board-table"
+        board_table,
+        label="Mean absolute error (degrees)",
+        interactive=False,
+        wrap=True,  # long names wrap: the table fits its box
+        elem_id="board-table",
     )
     with gr.Row():
         fmt = gr.Radio(["csv", "json"], value="csv", label="Download format")
@@ -268,7 +355,14 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
     filters = [search, benchmark, show_all]
     # New results appear without a restart: the store is re-read on page load and on a timer.
     timer = gr.Timer(poll_seconds())
-    gr.on([demo.load, timer.tick], board_status, None, status, api_visibility="private", queue=False)
+    gr.on(
+        [demo.load, timer.tick, search.change, benchmark.change, show_all.change],
+        board_status,
+        filters,
+        status,
+        api_visibility="private",
+        queue=False,
+    )
     gr.on(
         [demo.load, timer.tick],
         board_table,
@@ -304,12 +398,9 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
 
 def about_tab() -> None:
     gr.Markdown(ABOUT, elem_id="about-text")
-    gr.Image(
-        str(ANGLES_FIGURE),
-        label="The sign of each angle",
-        interactive=False,
-        buttons=[],
-        elem_id="about-angles",
+    gr.Markdown("**The sign of each angle**")
+    gr.Image(  # no label badge: it would cover the figure's first caption
+        str(ANGLES_FIGURE), show_label=False, interactive=False, buttons=[], elem_id="about-angles"
     )
 
 
@@ -317,23 +408,36 @@ def submit_tab() -> None:
     gr.Markdown(
         "Submit a new variant or backbone: its `config.json` and `model.safetensors` (no pickle files), "
         "or a Hub model repo id and revision. Files are validated at once; accepted submissions are "
-        "queued and evaluated on every benchmark present, and appear on the leaderboard when finished."
+        "queued and evaluated on every benchmark present, and appear on the leaderboard when finished. "
+        "Say what it was trained on: a model is ranked only among those of its protocol."
     )
     with gr.Row():
         with gr.Column():
             files = gr.File(
                 label="config.json + model.safetensors", file_count="multiple", elem_id="submit-files"
             )
-            name = gr.Textbox(value="", label="Variant name", placeholder="e.g. fsanet_caps_1x1.my_run")
+            name = gr.Textbox(value="", label="Variant name", placeholder="e.g. caps_1x1-my-run")
         with gr.Column():
             repo_id = gr.Textbox(value="", label="or Hub repo id", placeholder="user/fsanet-variant")
             revision = gr.Textbox(value="", label="Revision (commit, tag or branch)", placeholder="main")
+    with gr.Row():
+        trained_on = gr.Textbox(
+            value="", label="Trained on", placeholder="e.g. 300W-LP", elem_id="submit-trained-on"
+        )
+        protocol = gr.Dropdown(
+            PROTOCOL_CHOICES, value=NOT_STATED, label="Trained for", elem_id="submit-protocol"
+        )
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
     message = gr.Markdown(label="Submission status", elem_id="submit-message")
-    request = gr.JSON(label="Your submission")
+    request = gr.JSON(label="Your submission", elem_id="submit-request")
     refresh = gr.Button("Refresh queue")
     queue = gr.Dataframe(requests_table, label="Queue and status", interactive=False, elem_id="submit-queue")
-    send.click(submit_variant, [files, name, repo_id, revision], [request, queue, message], api_name="submit")
+    inputs = [files, name, repo_id, revision, trained_on, protocol]
+    # The queue is not an output of the submission: a refused one leaves it a table (then refreshes it).
+    send.click(submit_variant, inputs, [request, message], api_name="submit").then(
+        requests_table, None, queue, api_visibility="private", show_progress="hidden"
+    )
     refresh.click(requests_table, None, queue, api_name="requests")
-    live = gr.Timer(QUEUE_REFRESH_S)  # the queue's live status: pending -> running (progress) -> finished
+    live = gr.Timer(QUEUE_REFRESH_S)  # the live status: pending -> running (progress) -> finished
     live.tick(requests_table, None, queue, api_visibility="private", show_progress="hidden")
+    live.tick(your_request, request, request, api_visibility="private", show_progress="hidden")

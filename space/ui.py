@@ -6,7 +6,8 @@ README's table) are offered to API clients; every other event is private to the 
 
 Environment variables: ``FSANET_DEVICE`` (see :mod:`space.runtime`), the upload caps of
 :mod:`space.uploads`, the fairness settings of :mod:`space.fairness`, ``LEADERBOARD_WORKER`` (``0``: no
-background worker, see :mod:`leaderboard.config`), plus Gradio's ``GRADIO_SERVER_NAME`` /
+background worker, see :mod:`leaderboard.settings`; ``LEADERBOARD_SEED``: ``0``, no seeding at start), plus
+Gradio's ``GRADIO_SERVER_NAME`` /
 ``GRADIO_SERVER_PORT``.
 """
 
@@ -24,6 +25,7 @@ import gradio as gr
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
+from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
 from space import board, inference, runtime, uploads
 from space.choices import detector_choices, model_choices
@@ -209,4 +211,5 @@ def launch(demo: gr.Blocks, **options) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
     if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
         start_background_worker()
+    start_background_seeding()  # the registry's models scored at start: a ranked board with no command
     demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=False, **options)

@@ -8,7 +8,7 @@ import pytest
 from fsanet.models.base import gflops_per_face
 from fsanet.models.registry import method_of, provenance
 from leaderboard.display.plots import PALETTE, cumulative_figure, mae_bars, robustness_figure
-from leaderboard.display.views import ABOUT, FLAG, board_view
+from leaderboard.display.views import ABOUT, FLAG, board_view, styled
 from leaderboard.protocol.metrics import summarize
 from leaderboard.service.store import ResultsStore
 from tests.conftest import write_result
@@ -34,7 +34,8 @@ def _write(store: ResultsStore, name, method, trained_on, protocol, noise, n, be
     ]
     stated = {"trained_on": trained_on, "model_protocol": protocol} if protocol else {}
     config = {"method": method, "params": 1000, "gflops": 0.0123456, "input_size": 64, **stated}
-    write_result(store, name, scores, benchmark, **config)
+    namespace = "official" if "." in name else "community"  # registry names are official rows only
+    write_result(store, name, scores, benchmark, namespace, **config)
 
 
 @pytest.fixture
@@ -69,7 +70,9 @@ def test_columns_flags_and_rounding(table):
     ]
     flags = dict(zip(view["model"], view["n"], strict=True))
     assert flags["tiny_run"] == f"40 {FLAG}" and flags["whenet.300w_lp_panoptic"] == "150"
-    assert all(len(v.split(".")[1]) == 2 for v in view["mean"]) and view["GFLOPs"].iloc[0] == "0.01"
+    assert all(round(v, 2) == v for v in view["mean"]) and view["GFLOPs"].iloc[0] == 0.01
+    shown = styled(view).to_html()  # what the Space shows: two decimals everywhere
+    assert ">0.01<" in shown and f">{view['mean'].iloc[0]:.2f}<" in shown
     wide = board_view(table, "aflw2000", technical=["weights", "dropped"])
     assert list(wide.columns[-2:]) == ["weights", "dropped"] and wide["weights"].str.len().eq(12).all()
     assert "benchmark" in board_view(table).columns
@@ -102,7 +105,7 @@ def test_plots_stay_readable_with_many_models(tmp_path):
     table, records = store.table(), store.records()[0]
     bars = mae_bars(table, "aflw2000", names[:20])
     assert list(bars.data[0].x) == names[:20] and bars.layout.xaxis.dtick == 1  # every model named
-    assert bars.layout.legend.orientation == "h" and bars.layout.legend.y < 0  # legend below
+    assert bars.layout.legend.orientation == "h" and bars.layout.legend.y > 1  # above: clear of the names
     curves = cumulative_figure(records, "aflw2000", "geodesic", names)
     colours = [trace.line.color for trace in curves.data]
     assert len(set(colours)) == 24 and colours[0] == PALETTE[0]

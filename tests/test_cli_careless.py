@@ -226,14 +226,22 @@ def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
     argv = ["evaluate", "--model", MODEL, "--benchmark", str(other), "--no-robustness", "--no-progress"]
     assert leaderboard_main([*argv, "--results", board]) == 0
     capsys.readouterr()
-    for benchmark in ("aflw2000", "mini8"):
-        assert (
-            leaderboard_main(["table", "--format", "json", "--benchmark", benchmark, "--results", board]) == 0
-        )
+    # mini8 states no protocol: ranked with every model only, as in the Space
+    for benchmark, flags in (("aflw2000", []), ("mini8", ["--all"])):
+        argv = ["table", "--format", "json", "--benchmark", benchmark, "--results", board, *flags]
+        assert leaderboard_main(argv) == 0
         rows = json.loads(capsys.readouterr().out)
-        assert rows and {row["benchmark"] for row in rows} == {benchmark}
-    assert leaderboard_main(["table", "--format", "json", "--benchmark", "biwi", "--results", board]) == 0
-    assert json.loads(capsys.readouterr().out) == []  # registered, no results yet: an empty table
+        assert rows and rows[0]["model"] == MODEL and rows[0]["rank"] == 1
+    assert leaderboard_main(["table", "--benchmark", "mini8", "--results", board]) == 2
+    assert "no ranked results for mini8" in capsys.readouterr().err
+    # registered, no results yet: said, not an empty table
+    assert leaderboard_main(["table", "--format", "json", "--benchmark", "biwi", "--results", board]) == 2
+    assert "no ranked results for biwi" in capsys.readouterr().err
+    empty = str(tmp_path / "no-board")
+    assert (
+        leaderboard_main(["table", "--results", empty]) == 2
+        and "no results on the board" in capsys.readouterr().err
+    )
 
 
 def test_retry_requeues_failed_requests_only(tmp_path, capsys, monkeypatch):

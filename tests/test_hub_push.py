@@ -26,6 +26,7 @@ import huggingface_hub.constants
 import pandas as pd
 import pytest
 import torch
+import yaml
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
@@ -143,6 +144,15 @@ class FakeHubHandler(http.server.BaseHTTPRequestHandler):
                 exists = repo_id in self.server.repos
                 self.server.repos.setdefault(repo_id, FakeRepo())
             return self._json({"url": f"{self.server.url}/{repo_id}"}, status=409 if exists else 200)
+        if self._route("/api/validate-yaml"):
+            # HfApi checks a README.md's YAML front matter before uploading it (a model card).
+            content = json.loads(self._body())["content"]
+            front = content.split("---")[1] if content.startswith("---") else ""
+            try:
+                valid = isinstance(yaml.safe_load(front) or {}, dict)
+            except yaml.YAMLError:
+                valid = False
+            return self._json({"errors": [], "warnings": []}) if valid else self._error(400, "InvalidYaml")
         if match := self._route(rf"{API}/preupload/(?P<revision>[^/]+)"):
             # HfApi.preupload_lfs_files (_commit_api._fetch_upload_modes): everything goes inline.
             if not self._repo_at(match):
@@ -262,7 +272,9 @@ def test_push_to_hub_then_from_pretrained_round_trip(fake_hub: FakeHub, tmp_path
 
     repo = fake_hub.repos["alice/fsanet-test"]
     assert url == f"{fake_hub.url}/alice/fsanet-test/commit/{repo.commit}"
-    assert sorted(repo.files) == ["config.json", "model.safetensors"]
+    assert sorted(repo.files) == ["README.md", "config.json", "model.safetensors"]  # the card in one commit
+    card = repo.files["README.md"].decode()
+    assert "library_name: fsanet" in card and "FSA-Net" in card and '"box": "margin"' in card
     assert json.loads(repo.files["config.json"]) == model.config
     assert state_dicts_equal(load_safetensors_bytes(repo.files["model.safetensors"]), model.state_dict())
     commits = [auth for method, path, auth in fake_hub.requests if "/commit/" in path and method == "POST"]
@@ -321,8 +333,8 @@ def test_results_mirror_to_results_repo_and_pull_back(fake_hub: FakeHub, tmp_pat
     fill_leaderboard(tmp_path / "board", ("ssrnet_md.300w_lp",))
     stored = ResultsStore(tmp_path / "board")
     uploaded = sorted(fake_hub.repos["datasets/alice/results"].files)
-    local = sorted(p.relative_to(stored.root).as_posix() for p in stored.root.glob("[rp]*/*.*"))
-    assert uploaded == local and len(uploaded) == 2  # results/<stem>.json and predictions/<stem>.parquet
+    local = sorted(p.relative_to(stored.root).as_posix() for p in stored.root.glob("[rp]*/*/*.*"))
+    assert uploaded == local and len(uploaded) == 2  # results/official/<stem>.json, predictions/official/...
 
     fresh = ResultsStore(tmp_path / "fresh")
     fresh.pull()

@@ -40,6 +40,7 @@ def hub_board(fake_hub: FakeHub, monkeypatch, tmp_path) -> FakeHub:  # noqa: F81
     monkeypatch.setenv("REQUESTS_REPO", REQUESTS)
     monkeypatch.setenv("RESULTS_REPO", RESULTS)
     monkeypatch.setenv("LEADERBOARD_DIR", str(tmp_path / "submitter"))
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "10")  # one operator queues several variants at once
     for name in ("LEADERBOARD_DATA_BIWI", "LEADERBOARD_DATA_BIWI_70_30", "LEADERBOARD_WORKER"):
         monkeypatch.delenv(name, raising=False)
     return fake_hub

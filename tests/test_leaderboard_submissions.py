@@ -690,8 +690,8 @@ def test_cli_prepare_evaluate_table(board, tmp_path, capsys):
     assert summary["mae"] == stored["results"]["aflw2000"]["mae"]
     assert main(args) == 0 and json.loads(capsys.readouterr().out)["cached"]
     assert main(["table", "--format", "csv"]) == 0
-    table = capsys.readouterr().out
-    assert table.startswith("model,") and "\nfsanet_caps_var.300w_lp,FSA-Net,300W-LP," in table
+    table = capsys.readouterr().out  # ranked as the Space shows it
+    assert table.startswith("rank,model,") and "\n1,fsanet_caps_var.300w_lp,FSA-Net,300W-LP," in table
     assert main(["evaluate", "--model", "no_such_model", "--benchmark", str(out)]) == 2
 
 

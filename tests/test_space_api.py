@@ -60,6 +60,7 @@ def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[Se
         # Tests of the board compare it with a fixed directory: no background worker changing it meanwhile
         # (the tests of the worker in the Space turn it back on).
         "LEADERBOARD_WORKER": "0",
+        "LEADERBOARD_SEED": "0",  # nor seeding at start (tests/test_space_seed.py turns it on)
         **extra_env,
     }
     url = ServedApp(f"http://127.0.0.1:{port}/")
@@ -180,7 +181,7 @@ def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
     assert client.predict("", "biwi", api_name="/leaderboard")["data"] == []
     wide = client.predict("", "aflw2000", True, ["weights", "geodesic"], api_name="/leaderboard")
     assert wide["headers"][-2:] == ["weights", "geodesic"]
-    assert sorted(row[-2] for row in wide["data"]) == sorted(sha[:12] for sha in expected["weights_sha256"])
+    assert sorted(row[-2] for row in wide["data"]) == sorted(w[:12] for w in expected["weights_identity"])
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -246,7 +247,8 @@ def test_submit_validates_at_once_and_queues(client, tmp_path):
     request, queue, message = client.predict(files, "my_ssrnet", "", "", api_name="/submit")
     assert request["model_name"] == "my_ssrnet" and request["status"] == "pending"
     assert request["id"] in message and "my_ssrnet" in message
-    assert request["weights_sha256"] == fsanet.weights_sha256(fsanet.load_model(str(variant)))
+    identity = fsanet.model_identity(fsanet.load_model(str(variant)))
+    assert request["identity"] == {"weights": identity.weights, "config": identity.config}
     listed = client.predict(api_name="/requests")
     assert [row[0] for row in listed["data"]] == [request["id"]] == [row[0] for row in queue["data"]]
     with pytest.raises(Exception, match=f"already submitted as request {request['id']}"):

@@ -307,7 +307,11 @@ def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path,
     assert [row["epoch"] for row in history] == [1, 2]
     assert (out / "metrics.csv").read_text().count("\n") == 3
 
-    assert sorted(p.name for p in (out / "model").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (out / "model").iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     validate_submission(out / "model")
     evaluation = leaderboard_evaluate(
         str(out / "model"), tiny_set, store=ResultsStore(tmp_path / "lb"), robustness=False, progress=False

@@ -93,6 +93,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--image-size", type=positive_int, help="fsanet_timm_*: backbone input size (default: its config)"
     )
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this Hub repo")
+    parser.add_argument("--trained-on", help="the training data's name for the board, e.g. 300W-LP")
+    parser.add_argument(
+        "--protocol",
+        choices=("protocol 1", "protocol 2"),
+        help="the test protocol it is trained for (protocol 1: without BIWI; protocol 2: BIWI's 70%%)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -142,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:  # before reading any data: an unknown --model fails at once
         torch.manual_seed(args.seed)  # the initial weights are part of the seeded run
         model = create_training_model(args)
+        # What the board needs to rank it (and save_pretrained writes): stated here, known to nobody else.
+        model.config |= {k: v for k, v in (("trained_on", args.trained_on), ("protocol", args.protocol)) if v}
     train_data = PoseData.open(args.train, args.split, max_angle)
     val_data = PoseData.open([args.val], args.split, max_angle) if args.val else None
     result = train(

@@ -325,7 +325,7 @@ def _load_pretrained(fam: Family, entry: ModelEntry, weights: Pretrained) -> Pos
         return model
     if weights.file is None or fam.converter is None:
         raise WeightsUnavailableError(f"{full_name} is not cached and its family names no file to convert")
-    config, state = convert_original(fam, weights.file)
+    config, state = convert_original(fam, weights.file, full_name)
     config |= stated
     model = validate_state_dict(config, state)  # refuses NaN weights (300W_LP netvlad_var) before caching
     model.load_state_dict(state)
@@ -344,44 +344,49 @@ def _load_from_hub(repo_id: str, full_name: str) -> PoseModel | None:
     return load_directory(directory, name=full_name) if directory.is_dir() else None
 
 
-def _unavailable(file: WeightsFile, reason: str) -> WeightsUnavailableError:
+def _unavailable(what: str, file: WeightsFile, reason: str) -> WeightsUnavailableError:
     return WeightsUnavailableError(
-        f"the weights {file.path} are not cached and {reason}. Set {file.mirror_env} to a directory (or base "
-        f"URL) laid out like the upstream repository, or put a converted copy in FSANET_CACHE "
-        f"({settings.cache_dir()}), or set FSANET_HUB_REPO to a Hub repo with converted weights."
+        f"weights for {what} are not cached and {reason}. Set {file.mirror_env} to a directory (or base URL) "
+        f"holding the upstream '{file.path}', or put a converted copy in FSANET_CACHE, or set "
+        "FSANET_HUB_REPO to a Hub repo with converted weights."
     )
 
 
-def fetch_original(file: WeightsFile) -> bytes:
-    """An original weight file's bytes from its mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked."""
+def fetch_original(file: WeightsFile, what: str) -> bytes:
+    """An original weight file's bytes from its mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked;
+    ``what`` names it in messages (``fsanet_caps_1x1.biwi``)."""
     mirror = settings.mirror(file.mirror_env, file.default_mirror)
     location = mirror.removeprefix("file://")
     if Path(location).is_dir():
         path = Path(location) / file.path
         if not path.is_file():
-            raise _unavailable(file, f"the mirror directory {location} has no {file.path}")
+            raise _unavailable(what, file, f"the mirror directory {location} has no {file.path}")
         data = path.read_bytes()
     elif mirror.startswith(("http://", "https://")):
         if settings.offline():
-            raise _unavailable(file, f"HF_HUB_OFFLINE is set, so {mirror} is not tried")
+            raise _unavailable(what, file, f"HF_HUB_OFFLINE is set, so {mirror} is not tried")
         try:
             return download_verified(f"{mirror.rstrip('/')}/{file.path}", file.sha256)
         except WeightsUnavailableError as error:
             if "sha256" in str(error):
                 raise
-            raise _unavailable(file, str(error)) from error
+            raise _unavailable(what, file, str(error)) from error
     else:
-        raise _unavailable(file, f"{file.mirror_env}={mirror!r} is neither a directory nor an http(s) URL")
+        raise _unavailable(
+            what, file, f"{file.mirror_env}={mirror!r} is neither a directory nor an http(s) URL"
+        )
     verify_sha256(data, file.sha256, f"{file.path} from {mirror}")
     return data
 
 
-def convert_original(fam: Family, file: WeightsFile) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def convert_original(
+    fam: Family, file: WeightsFile, what: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Fetch and convert an original weight file with its family's converter; the config says whence."""
     assert fam.converter is not None
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / Path(file.path).name
-        path.write_bytes(fetch_original(file))
+        path.write_bytes(fetch_original(file, what))
         config, state = fam.converter.convert(path, None)
     config["source"] = {
         "format": path.suffix.lstrip(".") or "original",

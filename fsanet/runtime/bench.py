@@ -93,7 +93,7 @@ def _frozen_graph_runner(file: WeightsFile) -> Callable[[np.ndarray], np.ndarray
     try:
         import tensorflow as tf
 
-        data = fetch_original(file)
+        data = fetch_original(file, f"the frozen graph {file.path}")
     except (ImportError, WeightsUnavailableError):
         return None
     graph_def = tf.compat.v1.GraphDef()

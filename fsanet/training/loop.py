@@ -36,7 +36,7 @@ from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loa
 from fsanet.utils.settings import device as choose_device
 
 CHECKPOINT_DIR = "checkpoint"
-MODEL_DIR = TRAINING_MODEL_DIR  # only config.json + model.safetensors: a submission folder holds nothing else
+MODEL_DIR = TRAINING_MODEL_DIR  # config.json + model.safetensors + its card: a submission folder as it is
 STATE_FILE = "state.json"
 METRIC_FIELDS = (
     "epoch",

@@ -39,14 +39,24 @@ def _scores(
 
 
 def _readable(fig: go.Figure, legend_entries: int, title: str) -> go.Figure:
-    """Legend below the plot in rows of about three entries, room for it, every category tick labelled."""
+    """Legend above the plot area (below it, it would cover the rotated model names of the x axis), in rows of
+    about three entries, with room for it; every category tick labelled."""
     legend_rows = max(1, -(-legend_entries // 3))
     return fig.update_layout(
-        title=title,
+        title={"text": title, "y": 1.0, "yanchor": "top", "pad": {"t": 8}},
         height=PLOT_HEIGHT + LEGEND_ROW_HEIGHT * legend_rows,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
-        margin={"b": 40 + LEGEND_ROW_HEIGHT * legend_rows},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        margin={"t": 50 + LEGEND_ROW_HEIGHT * legend_rows},
     )
+
+
+def no_results_figure(title: str, benchmark: str) -> go.Figure:
+    """A figure that says so, in place of empty axes."""
+    fig = go.Figure()
+    fig.add_annotation(text=f"No results for {benchmark}", showarrow=False, font={"size": 16}, x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig.update_layout(title=f"{title} on {benchmark}", height=PLOT_HEIGHT)
 
 
 def _colour(index: int) -> str:

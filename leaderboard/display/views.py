@@ -10,11 +10,13 @@ metrics and columns.
 from __future__ import annotations
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from ..protocol.benchmarks import BENCHMARKS
 from .columns import COLUMNS, HASH_CHARS, TECHNICAL
 
 ALL = "all"
+PROTOCOLS = ("protocol 1", "protocol 2")
 SMALL_TEST_SET = 100  # fewer samples than this: the MAE is flagged as unreliable
 FLAG = "⚠"
 DECIMALS = 2  # every angle and GFLOPs value is shown with two decimals
@@ -32,7 +34,8 @@ def board_view(
     search: str | None = "",
     technical: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """The displayed board: ``rank`` by mean MAE within each benchmark, angles and GFLOPs to two decimals.
+    """The displayed board: ``rank`` by mean MAE within each benchmark, angles and GFLOPs rounded to two
+    decimals (:func:`styled` shows them so).
 
     ``n`` carries :data:`FLAG` under :data:`SMALL_TEST_SET` samples. ``technical`` names extra columns
     (:data:`~leaderboard.display.columns.TECHNICAL`; hashes shortened to 12 characters).
@@ -59,12 +62,18 @@ def board_view(
     view.insert(0, "rank", rows.groupby("benchmark")["mae"].rank(method="min").astype(int))
     for column in shown:
         if column.kind in ("angle", "number"):
-            values = pd.to_numeric(view[column.label], errors="coerce").round(DECIMALS)
-            view[column.label] = [f"{v:.{DECIMALS}f}" if pd.notna(v) else "" for v in values]
+            view[column.label] = pd.to_numeric(view[column.label], errors="coerce").round(DECIMALS)
         elif column.kind == "hash":
             view[column.label] = view[column.label].str[:HASH_CHARS]
     view["n"] = [f"{n} {FLAG}" if n < SMALL_TEST_SET else str(n) for n in rows["n"].astype(int)]
     return view.reset_index(drop=True)
+
+
+def styled(view: pd.DataFrame) -> Styler:
+    """``view`` for display: every angle and GFLOPs value with two decimals (the numbers stay numbers, so a
+    column sorts by value), nothing shown where a value is missing."""
+    decimals = [c.label for c in COLUMNS if c.kind in ("angle", "number") and c.label in view.columns]
+    return view.style.format(f"{{:.{DECIMALS}f}}", subset=decimals, na_rep="").hide(axis="index")
 
 
 def _benchmark_lines() -> str:

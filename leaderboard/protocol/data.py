@@ -46,6 +46,7 @@ from fsanet.data.preprocess import INPUT_SIZE, crop_resize
 from fsanet.data.recipes import CropProtocol, crop_face
 from fsanet.utils.files import TEMP_PREFIX
 
+from ..settings import leaderboard_dir
 from .benchmarks import BENCHMARKS
 
 SPLIT = "test"
@@ -236,12 +237,28 @@ def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProt
     return array if size == INPUT_SIZE else cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
+def load_benchmark(name: str, root: str | Path | None = None) -> BenchmarkData:
+    """A registered benchmark's data for the board at ``root`` (:func:`~.benchmarks.dataset_source`); a folder
+    in its original layout (AFLW2000's ``.jpg`` + ``.mat``, BIWI's ``hpdb``) is imported into the board's
+    ``datasets/<name>`` first, once."""
+    from .importers import import_original, original_layout
+
+    spec = BENCHMARKS[name]
+    source = spec.source(root)
+    if original_layout(Path(source)):
+        try:
+            source = str(import_original(name, Path(source), leaderboard_dir(root) / "datasets" / name))
+        except (OSError, ValueError) as error:
+            raise DatasetUnavailableError(f"{name}: importing {Path(source).name} failed: {error}") from None
+    return load_benchmark_data(source, spec.revision())
+
+
 def present_benchmarks(root: str | Path | None = None) -> list[str]:
     """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
     present = []
     for spec in BENCHMARKS.values():
         try:
-            load_benchmark_data(spec.source(root), spec.revision())
+            load_benchmark(spec.name, root)
         except DatasetUnavailableError:
             continue
         present.append(spec.name)

@@ -18,6 +18,7 @@ commutes with cropping and resizing).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -323,6 +324,53 @@ def _update_meta(path: Path, **extra: Any) -> None:
     meta_path.write_text(
         json.dumps({**json.loads(meta_path.read_text()), **extra}, indent=2, sort_keys=True) + "\n"
     )
+
+
+# ------------------------------------------------------------------------- original layouts, imported once
+def original_layout(source: Path) -> str | None:
+    """The original dataset a folder holds: ``"aflw2000"`` (``.jpg`` + ``.mat`` pairs), ``"biwi"`` (an
+    ``hpdb`` folder of sequences ``01`` .. ``24``), or None (a canonical dataset, or anything else)."""
+    if not source.is_dir() or (source / META_FILE).exists() or (source / "state.json").exists():
+        return None
+    if any(source.glob("*.mat")) and any(source.glob("*.jpg")):
+        return "aflw2000"
+    if any(p.is_dir() and re.fullmatch(r"\d\d", p.name) for p in source.iterdir()):
+        return "biwi"
+    return None
+
+
+def _fingerprint(source: Path) -> str:
+    """Names, sizes and modification times of every file under ``source``: changes when they do."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(source)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def import_original(benchmark: str, source: Path, out: Path) -> Path:
+    """The canonical dataset of ``benchmark`` at ``out``, imported from the original-layout folder ``source``
+    the first time (and again when its files change): ``LEADERBOARD_DATA_<NAME>`` may name the original
+    AFLW2000 or BIWI folder itself."""
+    source = Path(source).resolve()
+    stamp = {"path": str(source), "fingerprint": _fingerprint(source)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / f".{out.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one importer at a time (the Space's seeding and its worker)
+        try:
+            if json.loads((out / META_FILE).read_text()).get("imported_from") == stamp:
+                return out
+        except (OSError, ValueError):
+            pass
+        layout = original_layout(source)
+        if layout == "aflw2000" and benchmark == "aflw2000":
+            path = prepare_aflw2000(source, out, overwrite=True)
+        elif layout == "biwi" and benchmark in BIWI_RULES:
+            path = prepare_biwi(source, out, benchmark, overwrite=True)
+        else:
+            raise ValueError(f"{source.name} holds the original {layout} layout, not {benchmark}'s")
+        _update_meta(path, imported_from=stamp)
+        return path
 
 
 # -------------------------------------------------------------------------------------------------- npz

@@ -28,7 +28,7 @@ from fsanet.utils import settings
 from ..service.store import ResultKey, ResultsStore, key_of
 from ..submission.names import name_key, official_names
 from .benchmarks import BENCHMARKS, CODE_VERSION, get_benchmark
-from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark_data
+from .data import BenchmarkData, DatasetUnavailableError, iter_batches, load_benchmark, load_benchmark_data
 from .metrics import (
     AXES,
     ROBUSTNESS_ANGLES,
@@ -61,7 +61,7 @@ def resolve_benchmark(
     if str(benchmark) in BENCHMARKS:
         spec = get_benchmark(str(benchmark))
         try:
-            data = load_benchmark_data(spec.source(root), spec.revision())
+            data = load_benchmark(spec.name, root)
         except DatasetUnavailableError as error:
             raise DatasetUnavailableError(
                 f"no {spec.name} data: {error} (write it with `python -m leaderboard prepare ... --out DIR`, "
@@ -103,9 +103,15 @@ def resolve_model(model: str | Path | PoseModel, revision: str | None = None) ->
     module = load_model(model, revision).eval()
     if spec.kind == "registry":
         return Candidate(spec.value, "official", module)
-    if spec.kind == "local":
-        return Candidate(module.config.get("name") or Path(spec.value).resolve().name, "community", module)
+    if spec.kind == "local":  # its config's name, unless that is the registry's (a training run's often is)
+        name = str(module.config.get("name") or "")
+        return Candidate(name if name and not _imitates(name) else str(model), "community", module)
     return Candidate(f"{spec.value}@{spec.revision}" if spec.revision else spec.value, "community", module)
+
+
+def _imitates(name: str) -> str | None:
+    """The registry name ``name`` is, or looks like (None when it is its own)."""
+    return official_names().get(name_key(name))
 
 
 @torch.inference_mode()
@@ -141,7 +147,7 @@ def evaluate(
     store = store or ResultsStore()
     name, data, filter_99 = resolve_benchmark(benchmark, store.root if data_root is None else data_root)
     candidate = resolve_model(model, revision)
-    imitated = official_names().get(name_key(candidate.name)) if candidate.namespace == "community" else None
+    imitated = _imitates(candidate.name) if candidate.namespace == "community" else None
     if imitated:
         raise FSANetError(
             f"{candidate.name!r} looks like the official model {imitated!r}: a model that is not the "

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import fsanet
 from fsanet.errors import FSANetError
 
+from ..protocol.benchmarks import looked_in
 from ..protocol.data import present_benchmarks
 from ..protocol.runner import evaluate
+from ..settings import seed_enabled
 from .store import ResultsStore
 
 log = logging.getLogger(__name__)
@@ -49,3 +53,52 @@ def seed_rows(
                 continue
             done.append({"model": name, "benchmark": benchmark, "cached": evaluation.cached})
     return {"evaluated": done, "skipped": skipped, "benchmarks": benchmarks}
+
+
+@dataclass
+class SeedStatus:
+    """Where the background seeding is: for the board's status line."""
+
+    state: str = "idle"  # idle, seeding, done, no data, failed
+    done: int = 0
+    total: int = 0
+    current: str = ""
+    evaluated: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    message: str = ""
+
+
+_status = SeedStatus()
+
+
+def seed_status() -> SeedStatus:
+    return _status
+
+
+def start_background_seeding(store: ResultsStore | None = None) -> threading.Thread | None:
+    """Seed the registry's models into the board at ``store`` in a daemon thread (the Space does at start,
+    unless ``LEADERBOARD_SEED=0``), so its first page can show a ranked board; :func:`seed_status` follows."""
+    if not seed_enabled():
+        return None
+    store = store or ResultsStore()
+
+    def progress(done: int, total: int, name: str) -> None:
+        _status.state, _status.done, _status.total, _status.current = "seeding", done, total, name
+
+    def work() -> None:
+        benchmarks = present_benchmarks(store.root)
+        if not benchmarks:
+            _status.state, _status.message = "no data", looked_in(store.root)
+            return
+        try:
+            report = seed_rows(store, benchmarks=benchmarks, on_model=progress)
+        except Exception as error:  # noqa: BLE001  (the Space keeps serving; the status line says why)
+            log.exception("seeding failed")
+            _status.state, _status.message = "failed", f"{type(error).__name__}: {error}"
+            return
+        _status.evaluated, _status.skipped = len(report["evaluated"]), report["skipped"]
+        _status.done, _status.state = _status.total, "done"
+
+    thread = threading.Thread(target=work, name="leaderboard-seed", daemon=True)
+    thread.start()
+    return thread

@@ -27,7 +27,7 @@ from typing import Any
 
 from fsanet.errors import FSANetError
 from fsanet.models.hub import CONFIG_NAME, download_snapshot
-from fsanet.models.registry import ModelIdentity
+from fsanet.models.registry import ModelIdentity, validate_config
 from fsanet.models.weights import WEIGHTS_NAME
 
 from ..service.backends import Backend, open_backend
@@ -141,9 +141,12 @@ class RequestQueue:
         written = self.backend.update(f"requests/{request_id}.json", apply, f"request {request_id}")
         return None if written is None else json.loads(written)
 
-    def add(self, record: dict[str, Any], folder: Path) -> bool:
-        """Store the validated files and the request together; False (nothing stored) when it exists."""
+    def add(self, record: dict[str, Any], folder: Path, config: dict[str, Any] | None = None) -> bool:
+        """Store the validated files (``config`` in place of the folder's, when given) and the request
+        together; False (nothing stored) when it exists."""
         files = {name: (folder / name).read_bytes() for name in (CONFIG_NAME, WEIGHTS_NAME)}
+        if config is not None:
+            files[CONFIG_NAME] = json.dumps(config, indent=2, sort_keys=True).encode()
         return self.backend.create(
             f"submissions/{record['id']}",
             files,
@@ -163,12 +166,14 @@ def submit_directory(
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
     submitter: str | None = None,
+    stated: dict[str, str | None] | None = None,
     **origin: Any,
 ) -> dict[str, Any]:
     """Validate and queue a local submission folder; returns the request, or raises SubmissionError.
 
     ``results`` is the board the queue feeds (default: ``LEADERBOARD_DIR``'s), checked for the same model;
-    ``submitter`` whose limits apply (default: the command line's user).
+    ``submitter`` whose limits apply (default: the command line's user); ``stated``: ``trained_on`` and
+    ``protocol`` to record in the stored config (the Submit tab's fields) where its ``config.json`` is silent.
     """
     queue = queue or RequestQueue()
     submitter = submitter or cli_submitter()
@@ -177,10 +182,11 @@ def submit_directory(
     with _store_errors():
         take_hourly_slot(queue.backend, submitter)
     info = validate_submission(folder)
+    config = _with_stated(info.config, stated or {})
     rows = (results or ResultsStore()).records()[0]
     taken = [(r["model_name"], f"request {r['id']}") for r in requests if r["status"] in ACTIVE]
     taken += [(r["config"]["model_name"], "a row on the board") for r in rows]
-    model_name = validate_name(name or str(info.config.get("name") or ""), taken)
+    model_name = validate_name(name or str(config.get("name") or ""), taken)
     _refuse_duplicates(info.identity, requests, rows)
     record = {
         "id": info.identity.key,
@@ -192,7 +198,9 @@ def submit_directory(
         "updated": now(),
         "source": origin.get("source", "upload"),
         "revision": origin.get("revision"),
-        "architecture": info.config["architecture"],
+        "architecture": config["architecture"],
+        "trained_on": config.get("trained_on"),
+        "protocol": config.get("protocol"),
         "params": info.params,
         "bytes": info.bytes,
         "reason": None,
@@ -202,10 +210,24 @@ def submit_directory(
         "results": [],
     }
     with _store_errors():
-        added = queue.add(record, Path(folder))  # a failure keeps nothing (Backend.create)
+        added = queue.add(record, Path(folder), config)  # a failure keeps nothing (Backend.create)
     if not added:  # an identical submission won the race since the listing
         raise SubmissionError(f"these weights and config were just submitted as request {record['id']}")
     return record
+
+
+def _with_stated(config: dict[str, Any], stated: dict[str, str | None]) -> dict[str, Any]:
+    """``config`` with ``stated`` (``trained_on``, ``protocol``) where it says nothing; a contradiction is
+    refused. Descriptive only: the model's identity does not change."""
+    wanted = {key: value for key, value in stated.items() if value}
+    for key, value in wanted.items():
+        if config.get(key) not in (None, value):
+            raise SubmissionError(f"config.json says {key} {config[key]!r}, the form {value!r}: choose one")
+    merged = {**config, **wanted}
+    try:
+        return validate_config(merged)
+    except FSANetError as error:
+        raise SubmissionError(f"{error}") from None
 
 
 @contextmanager
@@ -244,6 +266,7 @@ def submit_files(
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
     submitter: str | None = None,
+    stated: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Queue uploaded files (the Space's upload widget): ``config.json`` and ``model.safetensors``."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -252,7 +275,9 @@ def submit_files(
             if target.exists():
                 raise SubmissionError(f"{target.name[:60]} was uploaded twice")
             shutil.copyfile(file, target)
-        return submit_directory(tmp, name=name, queue=queue, results=results, submitter=submitter)
+        return submit_directory(
+            tmp, name=name, queue=queue, results=results, submitter=submitter, stated=stated
+        )
 
 
 def submit_repo(
@@ -262,6 +287,7 @@ def submit_repo(
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
     submitter: str | None = None,
+    stated: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Validate and queue a Hub model repo at ``revision``, pinned to the commit it resolves to now."""
     repo_id = validate_repo_id(repo_id)
@@ -273,6 +299,7 @@ def submit_repo(
         queue=queue,
         results=results,
         submitter=submitter,
+        stated=stated,
         source=repo_id,
         revision=sha,
     )
@@ -308,6 +335,7 @@ def submit(
     revision: str | None = None,
     queue: RequestQueue | None = None,
     results: ResultsStore | None = None,
+    stated: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The CLI's ``submit``: a local folder (the operator's own disk), else a Hub repo id."""
     try:
@@ -315,8 +343,10 @@ def submit(
     except OSError:  # e.g. a name too long for the file system: then it is no folder
         is_folder = False
     if is_folder:
-        return submit_directory(source, name=name, queue=queue, results=results, source=Path(source).name)
-    return submit_repo(str(source), revision, name, queue, results)
+        return submit_directory(
+            source, name=name, queue=queue, results=results, stated=stated, source=Path(source).name
+        )
+    return submit_repo(str(source), revision, name, queue, results, stated=stated)
 
 
 def retry_request(request_id: str, queue: RequestQueue | None = None) -> dict[str, Any]:
