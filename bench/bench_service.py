@@ -88,7 +88,7 @@ def main() -> None:
                 files = [handle_file(str(variant / n)) for n in ("config.json", "model.safetensors")]
                 name = f"bench/v{index}"
                 start = time.perf_counter()
-                request, _, _ = client.predict(files, name, "", "", api_name="/submit")
+                request, _ = client.predict(files, name, "", "", "300W-LP", "protocol 1", api_name="/submit")
                 while not client.predict(name, "all", api_name="/leaderboard")["data"]:
                     if time.perf_counter() - start > TIMEOUT_S:
                         raise SystemExit(

@@ -126,7 +126,7 @@ def test_workers_on_the_hub_finish_every_request_exactly_once_despite_kill_9(hub
             for index, folder in enumerate(variants):
                 if index < 2:
                     files = [handle_file(str(folder / n)) for n in ("config.json", "model.safetensors")]
-                    request, _, message = client.predict(files, f"space/v{index}", "", "", api_name="/submit")
+                    request, message = client.predict(files, f"space/v{index}", "", "", api_name="/submit")
                     assert request["id"] in message
                 else:
                     request = submit_directory(folder, name=f"cli/v{index}")
