@@ -102,3 +102,25 @@ def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):
     video.write_bytes(b"\x00" * 100)
     assert main(["predict", str(video)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_damaged_video_prints_its_readable_frames_then_one_line_and_exits_2(tmp_path, capsys):
+    from .videos import damaged_clip
+
+    video = damaged_clip(tmp_path / "clip.mp4", frames=20, damaged=range(5, 8))
+    assert main(["predict", str(video), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert [json.loads(line)["frame"] for line in captured.out.splitlines()] == list(range(17))
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {video} is damaged: 3 of its 20 frames could not be decoded (the other 17 were estimated)"
+    ]
+
+
+def test_errors_name_the_input_once_and_every_input_is_tried(astronaut, tmp_path, capsys):
+    empty = tmp_path / "empty.jpg"
+    empty.touch()
+    assert main(["predict", str(empty), str(astronaut)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: {empty} is empty (0 bytes)"
+    assert "astronaut.jpg\tbox=" in captured.out
