@@ -158,7 +158,11 @@ def predict_video(
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
 ) -> tuple[str, dict[str, Any]]:
-    """Video -> (annotated H.264 MP4 path, ``{"video": name, "frames": [faces JSON + "frame"]}``)."""
+    """Video -> (annotated H.264 MP4 path, ``{"video": name, "fps", "frames": [faces JSON + "frame"]}``).
+
+    A damaged file gives its readable frames plus ``"unreadable_frames"`` and ``"message"`` (the CLI's
+    line) in the JSON, and a warning on the page.
+    """
     if not video:
         raise gr.Error("No video: upload a short clip first.", title="Cannot process the video")
     try:
@@ -192,7 +196,7 @@ def _predict_video(
         estimator = runtime.estimator(model, detector)
         path = outputs.new_path(".mp4")
         with H264Writer(path, info.fps) as writer:
-            estimate_video(
+            run = estimate_video(
                 video,
                 estimator,
                 record,
@@ -201,6 +205,8 @@ def _predict_video(
                 check_frame=check_frame,
                 name=name,
             )
-    if not records:
-        raise FSANetError(f"{name} has no readable frame")
-    return str(path), {"video": name, "fps": info.fps, "frames": records}
+    payload = {"video": name, "fps": info.fps, "frames": records}
+    if run.problem:  # the readable frames are the result; the damage is said with it, as the CLI does
+        payload |= {"unreadable_frames": run.unreadable, "message": run.problem}
+        gr.Warning(run.problem, title="Damaged video")
+    return str(path), payload

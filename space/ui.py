@@ -25,7 +25,7 @@ from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.config import worker_enabled
-from space import board, inference, runtime, uploads
+from space import board, inference, refusals, runtime, uploads
 from space.choices import detector_choices, model_choices
 from space.examples import example_images
 from space.fairness import concurrency
@@ -198,6 +198,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About", id="about"):
                 board.about_tab()
     _only_documented_endpoints_public(demo)
+    refusals.install(demo)
     demo.queue(max_size=256, default_concurrency_limit=concurrency())
     return demo
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import cv2
@@ -117,10 +118,20 @@ def test_a_damaged_video_prints_its_readable_frames_then_one_line_and_exits_2(tm
     ]
 
 
-def test_errors_name_the_input_once_and_every_input_is_tried(astronaut, tmp_path, capsys):
-    empty = tmp_path / "empty.jpg"
-    empty.touch()
-    assert main(["predict", str(empty), str(astronaut)]) == 2
+def test_errors_name_the_input_once_and_every_input_is_tried(astronaut, tmp_path, capsys, monkeypatch):
+    from .hostile_images import png_with_compressed_chunk
+
+    monkeypatch.chdir(tmp_path)
+    Path("empty.jpg").touch()
+    Image.new("RGB", (8, 8)).save("small.png")
+    Path("bomb.png").write_bytes(png_with_compressed_chunk(Path("small.png").read_bytes(), b"zTXt"))
+    Path("bad.ppm").write_bytes(b"P6\n64 abc\n255\n" + bytes(100))
+    assert main(["predict", "empty.jpg", "bomb.png", "bad.ppm", str(astronaut)]) == 2
     captured = capsys.readouterr()
-    assert captured.err.strip() == f"error: {empty} is empty (0 bytes)"
-    assert "astronaut.jpg\tbox=" in captured.out
+    assert captured.err.splitlines() == [
+        "error: empty.jpg is empty (0 bytes)",
+        "error: bomb.png is refused as a decompression bomb: a compressed text or colour-profile chunk "
+        "inflates past Pillow's limit",
+        "error: bad.ppm could not be read: invalid literal for int() with base 10: b'abc'",
+    ]
+    assert "astronaut.jpg\tbox=" in captured.out, "the inputs after the bad ones are still tried"
