@@ -6,25 +6,34 @@ from fsanet import list_models
 from fsanet.detect.detectors import available_detectors
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 
+# Short enough that a chosen label shows in full in its dropdown (an <input>: one line, no wrapping),
+# with what tells the versions of one architecture apart (the training data) at the end.
 ARCHITECTURES = {
-    "fsanet_fusion": "FSA-Net fusion (the 3 capsule models averaged; the paper's best)",
-    "fsanet_caps_1x1": "FSA-Net capsule, 1x1 scoring",
-    "fsanet_caps_var": "FSA-Net capsule, variance scoring",
-    "fsanet_caps_uniform": "FSA-Net capsule, uniform scoring",
-    "fsanet_metric_1x1": "FSA-Net metric, 1x1 scoring",
-    "fsanet_metric_var": "FSA-Net metric, variance scoring",
-    "fsanet_metric_uniform": "FSA-Net metric, uniform scoring",
-    "fsanet_netvlad_1x1": "FSA-Net NetVLAD, 1x1 scoring",
-    "fsanet_netvlad_var": "FSA-Net NetVLAD, variance scoring",
-    "fsanet_netvlad_uniform": "FSA-Net NetVLAD, uniform scoring",
-    "ssrnet_md": "SSR-Net-MD (smaller, less accurate)",
-    "whenet": "WHENet (EfficientNet-B0 on 224x224 crops; yaw over the full circle)",
+    "fsanet_fusion": "FSA-Net fusion",
+    "fsanet_caps_1x1": "FSA-Net caps 1x1",
+    "fsanet_caps_var": "FSA-Net caps var",
+    "fsanet_caps_uniform": "FSA-Net caps uniform",
+    "fsanet_metric_1x1": "FSA-Net metric 1x1",
+    "fsanet_metric_var": "FSA-Net metric var",
+    "fsanet_metric_uniform": "FSA-Net metric uniform",
+    "fsanet_netvlad_1x1": "FSA-Net NetVLAD 1x1",
+    "fsanet_netvlad_var": "FSA-Net NetVLAD var",
+    "fsanet_netvlad_uniform": "FSA-Net NetVLAD uniform",
+    "ssrnet_md": "SSR-Net-MD",
+    "whenet": "WHENet",
 }
 TRAINED_ON = {
-    "300w_lp": "trained on 300W-LP (many people, poses up to ±90°): use for ordinary photos",
-    "biwi": "trained on BIWI (24 people in one lab): for BIWI-like footage; far off on ordinary photos",
-    "300w_lp_panoptic": "trained on 300W-LP + CMU Panoptic (many people, any yaw): use for ordinary photos",
+    "300w_lp": "300W-LP: ordinary photos",
+    "biwi": "BIWI: lab footage only",
+    "300w_lp_panoptic": "300W-LP + Panoptic: ordinary photos",
 }
+# The longer story, shown under the model picker.
+MODEL_INFO = (
+    "300W-LP: many people, poses up to ±90°. BIWI: 24 people in one lab; on ordinary photos its yaw can be "
+    "far off. Fusion: the 3 capsule models averaged (the paper's best); caps/metric/NetVLAD: aggregation, "
+    "1x1/var/uniform: scoring; SSR-Net-MD: smaller, less accurate; WHENet: 224x224 crops, yaw over the "
+    "full circle."
+)
 DETECTORS = {
     "mtcnn": "MTCNN (default; turned and small faces)",
     "haar": "OpenCV Haar cascade (fast, frontal faces only)",
@@ -33,10 +42,10 @@ DETECTORS = {
 
 
 def model_label(name: str) -> str:
-    """``"<architecture> — <what it was trained on and when to use it>"`` for a ``name.tag``."""
+    """``"<architecture> · <trained on>: <what for>"`` for a ``name.tag``: the one label of a model choice."""
     architecture, _, tag = name.partition(".")
     parts = [ARCHITECTURES.get(architecture, architecture), TRAINED_ON.get(tag, tag)]
-    return " — ".join(p for p in parts if p)
+    return " · ".join(p for p in parts if p)
 
 
 def model_choices() -> list[tuple[str, str]]:
