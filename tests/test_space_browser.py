@@ -234,6 +234,20 @@ def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, 
     _wait_for_frames(page, frames_before + 2)
 
 
+def test_a_photo_result_stays_marked_out_of_date_when_the_new_choice_fails(camera_page, tmp_path):
+    page, photo = camera_page
+    page.reload()  # no camera stream from the test before
+    upload = tmp_path / photo.name
+    shutil.copyfile(photo, upload)
+    page.locator("#photo-input input[type=file]").set_input_files(str(upload))
+    page.locator("#photo-run").click()
+    page.locator("#photo-status").get_by_text("1 face(s)").wait_for()
+    _pick(page, "photo-model", "fsanet_fusion.biwi")  # no BIWI weights on this server
+    page.locator(".toast-body").filter(has_text="fsanet_capsule_3_16_2_21_5 (biwi)").wait_for()
+    assert "Out of date" in page.locator("#photo-status").inner_text()
+    assert "fsanet_fusion.300w_lp" in page.locator("#photo-json").inner_text(), "the old result, marked"
+
+
 def test_group_example_runs_on_click_numbered_left_to_right_and_no_face_is_visible(page, tmp_path):
     page.locator(".gallery-item").first.click()  # the group scene, cached on first use
     rows = page.locator("#photo-faces [role=row]:has([role=gridcell])")
