@@ -88,13 +88,19 @@ def _check_data_holds_the_pixels(image: Image.Image, label: str) -> None:
     Pillow fills what is missing (black PNG rows, gray JPEG blocks) instead of failing, so a tiny file
     could otherwise claim 64 MP and cost a full decode.
     """
-    if not isinstance(image.fp, io.BytesIO):  # a caller's own stream: its bytes are not at hand
-        return
-    if image.format == "PNG" and _png_data_short(image.fp.getvalue()):
+    _check_jpeg_data(image, label)
+    if image.format == "PNG" and isinstance(image.fp, io.BytesIO) and _png_data_short(image.fp.getvalue()):
         raise InvalidImageError(f"{label} is truncated: its pixel data ends before the last row")
-    if image.format == "JPEG" and _jpeg_data_short(image.fp.getvalue()):
+
+
+def _check_jpeg_data(image: Image.Image, label: str) -> None:
+    """The JPEG half of the check above: a scan of the bytes for markers, cheap enough for a header read."""
+    if image.format != "JPEG" or not isinstance(image.fp, io.BytesIO):  # a caller's own stream: not at hand
+        return
+    data = image.fp.getvalue()
+    if _jpeg_data_short(data):
         raise InvalidImageError(
-            f"{label} is truncated: its {len(image.fp.getvalue()):,} bytes cannot hold the "
+            f"{label} is truncated: its {len(data):,} bytes cannot hold the "
             f"{image.width}x{image.height} pixels its header claims"
         )
 
@@ -207,9 +213,14 @@ def read_size(
     name: str | None = None,
     max_bytes: int | None = None,
 ) -> tuple[int, int]:
-    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded."""
+    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded.
+
+    A JPEG too short for its claimed size is refused here already (see :func:`_jpeg_data_short`), so a
+    server can turn it away before it waits for a slot sized by that claim.
+    """
     with _open_header(source, name, max_bytes) as (label, image):
         check_size(image.width, image.height, max_pixels, max_aspect, label)
+        _check_jpeg_data(image, label)
         return image.width, image.height
 
 
