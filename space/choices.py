@@ -25,7 +25,7 @@ ARCHITECTURES = {
 TRAINED_ON = {
     "300w_lp": "300W-LP: ordinary photos",
     "biwi": "BIWI: lab footage only",
-    "300w_lp_panoptic": "300W-LP + Panoptic: ordinary photos",
+    "300w_lp_panoptic": "300W-LP + CMU Panoptic: ordinary photos",
 }
 # The longer story, shown under the model picker.
 MODEL_INFO = (

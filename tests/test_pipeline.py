@@ -260,6 +260,23 @@ def test_a_video_damaged_in_the_middle_gives_its_other_frames_and_counts_the_los
     assert (intact.estimated, intact.unreadable, intact.problem) == (3, 0, None)
 
 
+def test_a_frame_whose_pixels_cannot_be_converted_counts_as_unreadable(estimator, tmp_path, monkeypatch):
+    from fsanet.pipeline import video as video_module
+
+    convert, calls = video_module._upright, []
+
+    def fails_on_the_second(frame):
+        calls.append(frame)
+        if len(calls) == 2:
+            raise ValueError("no conversion from this pixel format")
+        return convert(frame)
+
+    monkeypatch.setattr(video_module, "_upright", fails_on_the_second)
+    clip = two_astronauts_clip(tmp_path / "two.mp4", frames=4)
+    run = video_module.estimate_video(clip, estimator, lambda frame: None, name="two.mp4")
+    assert (run.estimated, run.unreadable) == (3, 1)
+
+
 def test_a_video_whose_every_frame_is_damaged_is_refused(estimator, tmp_path):
     from fsanet.errors import InvalidImageError
     from fsanet.pipeline.video import estimate_video

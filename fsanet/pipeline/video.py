@@ -85,13 +85,13 @@ class _DecodedFrames:
                 for packet in container.demux(stream):
                     self.packets += packet.size > 0  # the last, empty packet only flushes the decoder
                     try:
-                        frames = packet.decode()
-                    except av.FFmpegError:
+                        frames = [_upright(frame) for frame in packet.decode()]
+                    except (av.FFmpegError, ValueError):  # data FFmpeg refuses, or pixels it cannot convert
                         self.failed += 1
                         continue
-                    for frame in frames:
+                    for rgb in frames:
                         self.decoded += 1
-                        yield _upright(frame)
+                        yield rgb
             except av.FFmpegError:  # the container itself breaks off: the frames it announced are lost
                 self.packets = max(self.packets, stream.frames)
             self.finished = True
