@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fsanet import list_models
 from fsanet.detect.detectors import available_detectors
-from fsanet.models.registry import describe
+from fsanet.models.registry import describe, explain
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 
 DETECTORS = {
@@ -15,8 +15,13 @@ DETECTORS = {
 
 
 def model_label(name: str) -> str:
-    """``"<model> — <what it was trained on and when to use it>"`` for a ``name.tag``, from the registry."""
+    """The one label of a model choice (the registry's): ``"<model> · <trained on>: <what for>"``."""
     return describe(name)
+
+
+def model_info() -> str:
+    """The longer story of the offered models, shown under the model picker (the registry's words)."""
+    return explain(list_models(pretrained=True))
 
 
 def model_choices() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from fsanet.data.imageio import check_size, load_image, read_size
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
-from fsanet.pipeline.video import H264Writer, PosedFrame, estimate_video, probe_video
+from fsanet.pipeline.video import H264Writer, PosedFrame, VideoInfo, estimate_video, probe_video
 from space import outputs, runtime
 from space.fairness import VIDEO, Busy, admission
 from space.uploads import (
@@ -112,6 +112,69 @@ def faces_status(payload: dict[str, Any] | None) -> str:
     return f"**{len(faces)} face(s)**, numbered left to right on the image and in the table{note}."
 
 
+STALE = "⚠️ **Out of date:** the result below was estimated with another model or detector."
+STALE_VIDEO = (
+    "⚠️ **Out of date:** this video was annotated with another model or detector; press "
+    "“Estimate head poses” to redo it."
+)
+# Codecs Chromium and Firefox play; the server reads many more (OpenCV's mp4v, MJPEG, HEVC...).
+BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
+
+
+def stale_status(payload: dict[str, Any] | None) -> Any:
+    """The photo status once a picker changed: out of date when a result is on screen (else unchanged)."""
+    return STALE if payload else gr.skip()
+
+
+def rerun(
+    image: str | None,
+    model: str,
+    detector: str,
+    payload: dict[str, Any] | None,
+    request: gr.Request | None = None,
+) -> tuple[Any, Any]:
+    """The photo estimated again with the new picks, when a result of it is on screen (else nothing)."""
+    if not image or not payload:
+        return gr.skip(), gr.skip()
+    return predict(image, model, detector, request)
+
+
+def video_status(payload: dict[str, Any] | None) -> str:
+    """The line over a video's JSON: how many frames were annotated, or what of the file was damaged."""
+    if not payload:
+        return ""
+    if payload.get("message"):
+        return f"⚠️ {payload['message']}"
+    return f"**{len(payload['frames'])} frame(s)** annotated, faces numbered left to right in each."
+
+
+def stale_video_status(payload: dict[str, Any] | None) -> Any:
+    """The video status once a picker changed: out of date when a result is on screen (else unchanged)."""
+    return STALE_VIDEO if payload else gr.skip()
+
+
+def clip_status(video: str | None) -> str:
+    """What the server reads in an uploaded clip (or why it will refuse it), shown under the input.
+
+    Browsers preview only some codecs; this line says the clip is fine when its preview stays blank.
+    """
+    if not video:
+        return ""
+    try:
+        info = checked_video(video)
+    except FSANetError as error:
+        return f"⚠️ {error}"
+    facts = (
+        f"{display_name(video)}: {info.width}×{info.height}, {info.fps:g} fps, {info.duration_s:.1f} s, "
+        f"{info.codec}"
+    )
+    if info.codec in BROWSER_CODECS:
+        return facts
+    return (
+        f"{facts}. Your browser may not preview this codec; the server reads it: press “Estimate head poses”."
+    )
+
+
 def describe(result: PoseResult, frame: int) -> str:
     """One line per face with its angles, under a frame counter (or why there is no face)."""
     lines = [
@@ -158,7 +221,11 @@ def predict_video(
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
 ) -> tuple[str, dict[str, Any]]:
-    """Video -> (annotated H.264 MP4 path, ``{"video": name, "frames": [faces JSON + "frame"]}``)."""
+    """Video -> (annotated H.264 MP4 path, ``{"video": name, "fps", "frames": [faces JSON + "frame"]}``).
+
+    A damaged file gives its readable frames plus ``"unreadable_frames"`` and ``"message"`` (the CLI's
+    line) in the JSON, and a warning on the page.
+    """
     if not video:
         raise gr.Error("No video: upload a short clip first.", title="Cannot process the video")
     try:
@@ -167,9 +234,8 @@ def predict_video(
         raise gr.Error(str(error), title="Cannot process the video") from None
 
 
-def _predict_video(
-    video: str, model: str, detector: str, request: gr.Request | None, progress: gr.Progress
-) -> tuple[str, dict[str, Any]]:
+def checked_video(video: str) -> VideoInfo:
+    """The container facts of an uploaded clip, after the Space's caps (size, duration, frame size)."""
     name = display_name(video)
     check_video_file(video)
     info = probe_video(video, name=name)
@@ -177,6 +243,14 @@ def _predict_video(
         limit = max_video_seconds()
         raise FSANetError(f"{name} lasts {info.duration_s:.1f} s, more than the cap of {limit:g} s")
     check_size(info.width, info.height, MAX_VIDEO_FRAME_PIXELS, name=name)
+    return info
+
+
+def _predict_video(
+    video: str, model: str, detector: str, request: gr.Request | None, progress: gr.Progress
+) -> tuple[str, dict[str, Any]]:
+    name = display_name(video)
+    info = checked_video(video)
     # The container's frame rate is the uploader's word: bound it, so a claimed 10,000 fps buys no frames.
     max_frames = math.ceil(max_video_seconds() * min(info.fps, MAX_VIDEO_FPS)) + 1
     records = []
@@ -192,7 +266,7 @@ def _predict_video(
         estimator = runtime.estimator(model, detector)
         path = outputs.new_path(".mp4")
         with H264Writer(path, info.fps) as writer:
-            estimate_video(
+            run = estimate_video(
                 video,
                 estimator,
                 record,
@@ -201,6 +275,8 @@ def _predict_video(
                 check_frame=check_frame,
                 name=name,
             )
-    if not records:
-        raise FSANetError(f"{name} has no readable frame")
-    return str(path), {"video": name, "fps": info.fps, "frames": records}
+    payload = {"video": name, "fps": info.fps, "frames": records}
+    if run.problem:  # the readable frames are the result; the damage is said with it, as the CLI does
+        payload |= {"unreadable_frames": run.unreadable, "message": run.problem}
+        gr.Warning(run.problem, title="Damaged video")
+    return str(path), payload

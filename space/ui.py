@@ -27,8 +27,8 @@ from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
-from space import board, inference, runtime, uploads
-from space.choices import detector_choices, model_choices
+from space import board, inference, refusals, runtime, uploads
+from space.choices import detector_choices, model_choices, model_info
 from space.examples import example_images
 from space.fairness import concurrency
 
@@ -44,6 +44,18 @@ ANGLES_TEXT = (
     "left (the person's right), **pitch** > 0 when it tilts up, **roll** > 0 when it tilts "
     "clockwise on the image. Axes: red x, green y, blue z (out of the face)."
 )
+# Chromium and Firefox cannot play MPEG-4 Part 2 (OpenCV's "mp4v") and other codecs the server reads:
+# the Video input's player then fires "error", and Gradio answers it with a red "Video not playable"
+# toast before anything ran. The event is stopped on that one player, in the capture phase (before
+# Gradio's own listener on the element); the line under it (inference.clip_status) says what the
+# server reads instead. The annotated result is H.264, which browsers play.
+PAGE_HEAD = """<script>
+document.addEventListener("error", (event) => {
+  if (event.target instanceof HTMLVideoElement && event.target.closest("#video-input")) {
+    event.stopImmediatePropagation();
+  }
+}, true);
+</script>"""
 # Event workers: requests wait in space.fairness's lanes, not in Gradio's queue, so a long queue
 # of big uploads cannot delay a small one (the lanes, not this number, bound the CPU work).
 WORKERS = 32
@@ -59,17 +71,19 @@ def _weights_banner() -> str:
 
 
 def _pickers(tab: str) -> tuple[gr.Dropdown, gr.Dropdown]:
-    with gr.Row():
-        model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL, label="Model", elem_id=f"{tab}-model")
-        detector = gr.Dropdown(
-            detector_choices(), value=DEFAULT_DETECTOR, label="Face detector", elem_id=f"{tab}-detector"
-        )
+    # One per row: a chosen label shows in full (a dropdown's value is one line that cannot wrap).
+    model = gr.Dropdown(
+        model_choices(), value=DEFAULT_MODEL, label="Model", info=model_info(), elem_id=f"{tab}-model"
+    )
+    detector = gr.Dropdown(
+        detector_choices(), value=DEFAULT_DETECTOR, label="Face detector", elem_id=f"{tab}-detector"
+    )
     return model, detector
 
 
-def _inference(event, fn, inputs: list, outputs: list, api_name: str, **options) -> None:
+def _inference(event, fn, inputs: list, outputs: list, api_name: str, **options) -> gr.events.Dependency:
     """Wire an inference event: all share the worker pool, :mod:`space.fairness` does the scheduling."""
-    event(
+    return event(
         fn,
         inputs,
         outputs,
@@ -99,7 +113,10 @@ def _photo_tab(demo: gr.Blocks) -> None:
                 interactive=False,
                 elem_id="photo-faces",
             )
-            faces = gr.JSON(label="Faces JSON (the python -m fsanet predict --json schema, left to right)")
+            faces = gr.JSON(
+                label="Faces JSON (the python -m fsanet predict --json schema, left to right)",
+                elem_id="photo-json",
+            )
     gr.Examples(
         example_images(),
         inputs=image,
@@ -113,10 +130,25 @@ def _photo_tab(demo: gr.Blocks) -> None:
     with gr.Accordion("How to read the angles", open=False):
         gr.Markdown(ANGLES_TEXT)
         gr.Image(str(board.ANGLES_FIGURE), label="Sign of each angle", interactive=False, show_label=False)
-    _inference(run.click, inference.predict, [image, model, detector], [annotated, faces], "predict")
+    estimated = _inference(
+        run.click, inference.predict, [image, model, detector], [annotated, faces], "predict"
+    )
     # Also after an example: the table and the status follow the JSON, whoever filled it.
     faces.change(inference.faces_rows, faces, table, api_visibility="private", queue=False)
     faces.change(inference.faces_status, faces, status, api_visibility="private", queue=False)
+    # A result equal to the last one changes nothing, yet its status must lose an "out of date" mark.
+    estimated.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
+    for picker in (model, detector):  # a result on screen is marked out of date, then estimated again
+        marked = picker.change(inference.stale_status, faces, status, api_visibility="private", queue=False)
+        rerun = _inference(
+            marked.then,
+            inference.rerun,
+            [image, model, detector, faces],
+            [annotated, faces],
+            "rerun",
+            api_visibility="private",
+        )
+        rerun.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
 
 
 def _webcam_tab() -> None:
@@ -162,12 +194,21 @@ def _video_tab() -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(label="Video", sources=["upload"], format=None, elem_id="video-input")
+            clip = gr.Markdown(elem_id="video-clip")
             model, detector = _pickers("video")
             run = gr.Button("Estimate head poses", variant="primary", elem_id="video-run")
         with gr.Column():
             annotated = gr.Video(label="Annotated video (H.264)", format=None, elem_id="video-output")
+            status = gr.Markdown(elem_id="video-status")
             frames = gr.JSON(label="Faces per frame (JSON)")
-    _inference(run.click, inference.predict_video, [video, model, detector], [annotated, frames], "video")
+    # What the server reads in the clip, at once: the browser may not preview its codec (see PAGE_HEAD).
+    video.change(inference.clip_status, video, clip, api_visibility="private", queue=False)
+    done = _inference(
+        run.click, inference.predict_video, [video, model, detector], [annotated, frames], "video"
+    )
+    done.success(inference.video_status, frames, status, api_visibility="private", queue=False)
+    for picker in (model, detector):  # a video is minutes of work: marked out of date, not redone unasked
+        picker.change(inference.stale_video_status, frames, status, api_visibility="private", queue=False)
 
 
 def _only_documented_endpoints_public(demo: gr.Blocks) -> None:
@@ -200,6 +241,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About", id="about"):
                 board.about_tab()
     _only_documented_endpoints_public(demo)
+    refusals.install(demo)
     demo.queue(max_size=256, default_concurrency_limit=concurrency())
     return demo
 
@@ -212,4 +254,6 @@ def launch(demo: gr.Blocks, **options) -> None:
     if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
         start_background_worker()
     start_background_seeding()  # the registry's models scored at start: a ranked board with no command
-    demo.launch(max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=False, **options)
+    demo.launch(
+        max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=False, head=PAGE_HEAD, **options
+    )

@@ -39,6 +39,28 @@ def png_declaring_more_rows(width: int, height: int, rows: int) -> bytes:
     )
 
 
+def compressed_chunk(kind: bytes, inflated_mb: int = 200) -> bytes:
+    """A ``zTXt``, ``iTXt`` or ``iCCP`` PNG chunk of ~200 kB that inflates to ``inflated_mb`` MB."""
+    bomb = zlib.compress(bytes(inflated_mb * 2**20), 9)
+    prefix = {b"zTXt": b"Comment\0\0", b"iTXt": b"Comment\0\1\0\0\0", b"iCCP": b"profile\0\0"}[kind]
+    return _chunk(kind, prefix + bomb)
+
+
+def png_with_compressed_chunk(png: bytes, kind: bytes) -> bytes:
+    """``png`` with a compressed-chunk bomb right after its IHDR (8 + 25 bytes), read when the file opens."""
+    return png[:33] + compressed_chunk(kind) + png[33:]
+
+
+def jpeg_claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its frame header (SOF0-2) rewritten to claim ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg)
+    offset = 2
+    while data[offset + 1] not in (0xC0, 0xC1, 0xC2):
+        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+    data[offset + 5 : offset + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -79,6 +101,13 @@ def hostile_set(face_photo: Path, folder: Path) -> dict[str, str]:
             b"<!doctype html><html><body><img src=x onerror=alert(1)></body></html>",
             "not an image",
         ),
+        "ztxt_bomb.png": (png_with_compressed_chunk(png, b"zTXt"), "decompression bomb"),
+        "itxt_bomb.png": (png_with_compressed_chunk(png, b"iTXt"), "decompression bomb"),
+        "iccp_bomb.png": (png_with_compressed_chunk(png, b"iCCP"), "decompression bomb"),
+        "letters_in_header.ppm": (b"P6\n64 abc\n255\n" + bytes(100), "could not be read"),
+        "endless_number.pgm": (b"P5\n" + b"9" * 200 + b" 64\n255\n", "could not be read"),
+        # A 450x450 photo's 20 kB claiming 64 MP: Pillow would decode it in full (gray blocks) in seconds.
+        "claims_8000x7999.jpg": (jpeg_claiming(jpeg, 8000, 7999), "cannot hold the 8000x7999 pixels"),
     }
     expected = {}
     for name, (data, outcome) in cases.items():

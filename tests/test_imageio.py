@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsanet.data.imageio import array_to_rgb, is_video, load_image
+from fsanet.data.imageio import array_to_rgb, is_video, load_image, read_size
 from fsanet.errors import InvalidImageError
 
 from .conftest import DATA, require_shared
@@ -192,7 +192,6 @@ def _interlaced_png(image: Image.Image) -> bytes:
 
 
 def test_read_size_reads_the_header_only_and_messages_name_the_upload_not_the_path(tmp_path):
-    from fsanet.data.imageio import read_size
     from tests.hostile_images import png_header_only
 
     assert read_size(png_header_only(6000, 4000, 2)) == (6000, 4000)  # no pixel data at all
@@ -207,3 +206,108 @@ def test_read_size_reads_the_header_only_and_messages_name_the_upload_not_the_pa
     path.write_bytes(_png(_halves()))
     with pytest.raises(InvalidImageError, match="more than the cap of"):
         load_image(path, name="photo.png", max_bytes=10)
+
+
+def _photo_bytes(fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)).save(
+        buffer, fmt, **options
+    )
+    return buffer.getvalue()
+
+
+def _after_idat(png: bytes, chunk: bytes) -> bytes:
+    """``chunk`` inserted just before IEND (Pillow reads it only when the pixels are loaded)."""
+    return png[:-12] + chunk + png[-12:]
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt", b"iCCP"])
+def test_compressed_chunk_bombs_are_one_line_refusals(kind):
+    from tests.hostile_images import compressed_chunk, png_with_compressed_chunk
+
+    png = _photo_bytes()
+    early = png_with_compressed_chunk(png, kind)  # parsed when the file is opened
+    assert len(early) < 300_000  # 200 MB once inflated
+    with pytest.raises(InvalidImageError, match=r"^bomb.png is refused as a decompression bomb: [^\n]*$"):
+        load_image(early, name="bomb.png")
+    late = _after_idat(png, compressed_chunk(kind))  # parsed when the pixels are loaded
+    with pytest.raises(InvalidImageError, match=r"^late.png is refused as a decompression bomb: [^\n]*$"):
+        load_image(late, name="late.png")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"P6\n64 abc\n255\n" + bytes(100),  # letters where the height must be
+        b"P5\n" + b"9" * 200 + b" 64\n255\n",  # a number longer than Pillow's token limit
+        b"P6\n64 48\n99999999\n" + bytes(100),  # maxval beyond 16 bits
+        b"P3\n2 2\n255\n1 2 3 x y z\n",  # plain PPM with letters for samples
+    ],
+)
+def test_malformed_pnm_headers_are_one_line_refusals(data):
+    with pytest.raises(
+        InvalidImageError, match=r"^bad.ppm (could not be read|is truncated or corrupt): [^\n]+$"
+    ):
+        load_image(data, name="bad.ppm")
+
+
+@pytest.mark.parametrize(
+    "exception", [IndexError("list index out of range"), struct.error("unpack"), EOFError()]
+)
+def test_any_exception_the_decoder_raises_is_a_refusal_naming_the_file(monkeypatch, exception):
+    from PIL import ImageFile
+
+    def broken_decoder(self):
+        raise exception
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken_decoder)
+    with pytest.raises(InvalidImageError, match=r"^photo.png is truncated or corrupt: \w"):
+        load_image(_photo_bytes(), name="photo.png")
+
+
+def test_a_jpeg_whose_data_cannot_hold_its_claimed_size_is_refused_before_decoding(monkeypatch):
+    from PIL import ImageFile
+
+    from tests.hostile_images import jpeg_claiming
+
+    decoded = []
+    original = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or original(self))
+    photo = _photo_bytes("JPEG", quality=90)
+    forged = jpeg_claiming(photo, 8000, 7999)  # Pillow alone decodes it, 64 MP of gray blocks
+    for read in (load_image, read_size):  # the Space reads the header first, to size its slot
+        with pytest.raises(
+            InvalidImageError, match=r"^x.jpg is truncated: its [\d,]+ bytes cannot hold the 8000x7999"
+        ):
+            read(forged, name="x.jpg")
+    assert decoded == []
+    assert load_image(jpeg_claiming(photo, 64, 48)).shape == (48, 64, 3)  # the same bytes, honest size
+    assert decoded and set(decoded) == {(64, 48)}  # the check itself never stops an honest file
+
+
+def _jpeg(image: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("L", {}),
+        ("L", {"progressive": True}),
+        ("RGB", {"subsampling": 0}),
+        ("RGB", {"subsampling": 1, "progressive": True}),
+        ("RGB", {"subsampling": 2}),
+        ("RGB", {"subsampling": 2, "progressive": True}),
+        ("RGB", {"subsampling": 2, "restart_marker_blocks": 1}),
+        ("CMYK", {}),
+    ],
+)
+def test_the_jpeg_size_floor_accepts_the_most_compressible_complete_files(mode, options):
+    """A flat image at quality 1 with optimised Huffman tables is as small as a complete JPEG gets."""
+    flat = Image.new(mode, (1600, 1200), 0 if mode != "RGB" else (128, 128, 128))
+    data = _jpeg(flat, quality=1, optimize=True, **options)
+    assert len(data) * 8 < 10 * (1600 // 8) * (1200 // 8)  # a few bits per 8x8 block: near the floor
+    assert load_image(data).shape == (1200, 1600, 3)
+    assert load_image(_jpeg(_halves().convert(mode), quality=95, **options)).shape == (20, 40, 3)

@@ -229,7 +229,7 @@ def test_video_loop_stops_at_the_frame_cap_and_at_a_refused_frame(estimator, tmp
 
     video = two_astronauts_clip(tmp_path / "two.mp4", frames=4)
     seen = []
-    assert estimate_video(video, estimator, seen.append, max_frames=2) == 2
+    assert estimate_video(video, estimator, seen.append, max_frames=2).estimated == 2
     assert [frame.index for frame in seen] == [0, 1]
     assert all(len(frame.result.faces) == 2 and frame.rgb.shape == (256, 512, 3) for frame in seen)
 
@@ -241,6 +241,74 @@ def test_video_loop_stops_at_the_frame_cap_and_at_a_refused_frame(estimator, tmp
     with pytest.raises(InvalidImageError, match="frame too large"):
         estimate_video(video, estimator, seen.append, check_frame=refuse_the_second)
     assert [frame.index for frame in seen] == [0]
+
+
+def test_a_video_damaged_in_the_middle_gives_its_other_frames_and_counts_the_lost_ones(estimator, tmp_path):
+    from fsanet.pipeline.video import estimate_video
+    from tests.videos import damaged_clip
+
+    video = damaged_clip(tmp_path / "clip.mp4", frames=30, damaged=range(8, 12))
+    seen = []
+    run = estimate_video(video, estimator, seen.append, name="holiday.mp4")
+    assert (run.estimated, run.unreadable) == (26, 4)
+    assert [frame.index for frame in seen] == list(range(26)), "the frames after the damage are read too"
+    assert (
+        run.problem
+        == "holiday.mp4 is damaged: 4 of its 30 frames could not be decoded (the other 26 were estimated)"
+    )
+    intact = estimate_video(two_astronauts_clip(tmp_path / "two.mp4"), estimator, lambda frame: None)
+    assert (intact.estimated, intact.unreadable, intact.problem) == (3, 0, None)
+
+
+def test_a_frame_whose_pixels_cannot_be_converted_counts_as_unreadable(estimator, tmp_path, monkeypatch):
+    from fsanet.pipeline import video as video_module
+
+    convert, calls = video_module._upright, []
+
+    def fails_on_the_second(frame):
+        calls.append(frame)
+        if len(calls) == 2:
+            raise ValueError("no conversion from this pixel format")
+        return convert(frame)
+
+    monkeypatch.setattr(video_module, "_upright", fails_on_the_second)
+    clip = two_astronauts_clip(tmp_path / "two.mp4", frames=4)
+    run = video_module.estimate_video(clip, estimator, lambda frame: None, name="two.mp4")
+    assert (run.estimated, run.unreadable) == (3, 1)
+
+
+def test_a_video_whose_every_frame_is_damaged_is_refused(estimator, tmp_path):
+    from fsanet.errors import InvalidImageError
+    from fsanet.pipeline.video import estimate_video
+    from tests.videos import damaged_clip
+
+    video = damaged_clip(tmp_path / "clip.mp4", frames=5, damaged=range(5))
+    with pytest.raises(
+        InvalidImageError, match=r"^clip.mp4 has no readable frame \(5 could not be decoded\)$"
+    ):
+        estimate_video(video, estimator, lambda frame: None, name="clip.mp4")
+
+
+def test_video_frames_are_turned_upright_by_the_display_matrix(estimator, tmp_path):
+    """Phones store portrait clips sideways with a rotation in the track header (tkhd matrix)."""
+    import struct
+
+    from fsanet.pipeline.video import H264Writer, estimate_video
+
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, :32] = (255, 0, 0)  # left half red
+    video = tmp_path / "portrait.mp4"
+    with H264Writer(video, 10.0) as writer:
+        writer.write(frame)
+    data = bytearray(video.read_bytes())
+    matrix = data.find(b"tkhd") + 4 + 40  # version 0: the 3x3 matrix follows 40 bytes of fields
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # 90° clockwise
+    video.write_bytes(data)
+    seen = []
+    estimate_video(video, estimator, seen.append)
+    upright = seen[0].rgb
+    assert upright.shape == (64, 32, 3)
+    assert upright[2, 16, 0] > 200 and upright[-3, 16, 0] < 50, "the red left half is now the top"
 
 
 def test_detector_names_are_checked():

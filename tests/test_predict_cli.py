@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import cv2
@@ -116,3 +117,35 @@ def test_cli_numbers_the_group_photo_as_the_library_and_the_space_do(tmp_path, c
     lefts = [face["box"][0] for face in line["faces"]]
     assert len(lefts) == 3 and lefts == sorted(lefts)
     assert line["faces"] == fsanet.to_json(fsanet.estimate(group), group)["faces"]
+
+
+def test_a_damaged_video_prints_its_readable_frames_then_one_line_and_exits_2(tmp_path, capsys):
+    from .videos import damaged_clip
+
+    video = damaged_clip(tmp_path / "clip.mp4", frames=20, damaged=range(5, 8))
+    assert main(["predict", str(video), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert [json.loads(line)["frame"] for line in captured.out.splitlines()] == list(range(17))
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {video} is damaged: 3 of its 20 frames could not be decoded (the other 17 were estimated)"
+    ]
+
+
+def test_errors_name_the_input_once_and_every_input_is_tried(astronaut, tmp_path, capsys, monkeypatch):
+    from .hostile_images import png_with_compressed_chunk
+
+    monkeypatch.chdir(tmp_path)
+    Path("empty.jpg").touch()
+    Image.new("RGB", (8, 8)).save("small.png")
+    Path("bomb.png").write_bytes(png_with_compressed_chunk(Path("small.png").read_bytes(), b"zTXt"))
+    Path("bad.ppm").write_bytes(b"P6\n64 abc\n255\n" + bytes(100))
+    assert main(["predict", "empty.jpg", "bomb.png", "bad.ppm", str(astronaut)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "error: empty.jpg is empty (0 bytes)",
+        "error: bomb.png is refused as a decompression bomb: a compressed text or colour-profile chunk "
+        "inflates past Pillow's limit",
+        "error: bad.ppm could not be read: invalid literal for int() with base 10: b'abc'",
+    ]
+    assert "astronaut.jpg\tbox=" in captured.out, "the inputs after the bad ones are still tried"

@@ -38,9 +38,10 @@ def free_port() -> int:
 
 
 class ServedApp(str):
-    """The URL of a served app, with the server's process id."""
+    """The URL of a served app, with the server's process id and its log (stdout and stderr)."""
 
     pid: int
+    log: Path
 
 
 @contextlib.contextmanager
@@ -66,7 +67,7 @@ def serve_app(leaderboard_dir: Path, log: Path, **extra_env: str) -> Iterator[Se
     url = ServedApp(f"http://127.0.0.1:{port}/")
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    url.pid = process.pid
+    url.pid, url.log = process.pid, log
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -367,6 +368,8 @@ def test_hostile_images_get_the_same_outcome_from_the_cli_and_the_space(
     predict(client, photo)  # warm: the baseline below includes the model and one normal photo
     baseline_kb = _peak_rss_kb(app_url.pid)
     monkeypatch.chdir(tmp_path)  # the CLI names files as given: relative, like the Space's upload names
+    log_start = len(app_url.log.read_text())
+    refused = []
     for name, outcome in expected.items():
         assert main(["predict", name, "--json"]) == (0 if outcome == FACES else 2)
         out, err = capsys.readouterr()
@@ -376,7 +379,9 @@ def test_hostile_images_get_the_same_outcome_from_the_cli_and_the_space(
             space = str(error)
             assert outcome != FACES, (name, space)
             assert outcome in space and str(tmp_path) not in space and "/tmp/" not in space, (name, space)
-            assert err.strip() == f"error: {name}: {space}", name  # the CLI's message, word for word
+            assert err.strip() == f"error: {space}", name  # the CLI's message, word for word, naming it once
+            assert space.count(name) == 1, space
+            refused.append(space)
             continue
         assert outcome == FACES, (name, payload)
         cli = json.loads(out)
@@ -387,8 +392,17 @@ def test_hostile_images_get_the_same_outcome_from_the_cli_and_the_space(
             ), name
     _, payload = predict(client, photo)
     assert len(payload["faces"]) == 1, "the server keeps serving"
-    # Decoding either bomb (or the 7999² PNG as RGB) would cost 190 MB to 2.7 GB more than a 450² photo.
+    # Decoding either bomb (or the 7999² PNG as RGB, or the 8000x7999 JPEG) would cost 190 MB to 2.7 GB more
+    # than a 450² photo.
     assert _peak_rss_kb(app_url.pid) - baseline_kb < 100_000
+    # The server's log: one line per refused upload, no traceback.
+    assert _log_lines_since(app_url, log_start) == [f"/predict refused: {message}" for message in refused]
+
+
+def _log_lines_since(app_url: ServedApp, start: int) -> list[str]:
+    """The server's log lines written after ``start`` characters, once the last one is flushed."""
+    time.sleep(0.5)
+    return app_url.log.read_text()[start:].splitlines()
 
 
 def _peak_rss_kb(pid: int) -> int:
@@ -482,3 +496,58 @@ def test_video_over_the_duration_cap_is_refused_before_any_frame_is_processed(cl
     with pytest.raises(Exception, match="notes.mp4 is not a video FFmpeg can read") as caught:
         client.predict(handle_file(str(not_a_video)), api_name="/video")
     assert str(tmp_path) not in str(caught.value)
+
+
+def _raw_call(app_url: str, api: str, data: list) -> dict:
+    """What a plain HTTP client (curl) gets from ``/gradio_api/call/<api>``: the final event's data."""
+    request = urllib.request.Request(
+        f"{app_url}gradio_api/call/{api}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{app_url}gradio_api/call/{api}/{event_id}", timeout=60) as response:
+        lines = response.read().decode().splitlines()
+    return json.loads([line for line in lines if line.startswith("data:")][-1][len("data:") :])
+
+
+def test_requests_gradio_refuses_carry_a_message_and_log_one_line(app_url):
+    """Gradio's own checks (a file never uploaded, a payload that is not a file, missing inputs) answer
+    ``{"error": null}`` with a traceback in the log unless the Space turns them into its one-line refusal."""
+    not_uploaded = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
+    cases = [
+        ("predict", [not_uploaded, "fsanet_fusion.300w_lp", "mtcnn"], "was not uploaded to this Space"),
+        ("predict", ["not a file", "fsanet_fusion.300w_lp", "mtcnn"], "does not fit this endpoint's inputs"),
+        ("video", [not_uploaded], "didn't receive enough input values (needed: 3, got: 1)"),
+        ("submit", [[not_uploaded], "x", "", ""], "was not uploaded to this Space"),
+    ]
+    start = len(app_url.log.read_text())
+    messages = []
+    for api, data, words in cases:
+        answer = _raw_call(app_url, api, data)
+        assert answer["error"] and words in answer["error"], (api, answer)
+        assert "/etc" not in answer["error"] and "/tmp" not in answer["error"], answer
+        messages.append(f"/{api} refused: {answer['error']}")
+    assert _log_lines_since(app_url, start) == messages
+
+
+def test_a_damaged_video_gives_its_readable_frames_and_the_clis_line(client, tmp_path, capsys, monkeypatch):
+    from gradio_client import handle_file
+
+    from fsanet.cli.main import main
+    from tests.videos import damaged_clip
+
+    damaged_clip(tmp_path / "holiday.mp4", frames=12, damaged=range(4, 6))
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "holiday.mp4", "--json"]) == 2
+    cli = capsys.readouterr()
+    _, payload = client.predict(handle_file(str(tmp_path / "holiday.mp4")), api_name="/video")
+    assert [frame["frame"] for frame in payload["frames"]] == list(range(10))
+    assert len(cli.out.splitlines()) == 10
+    assert payload["unreadable_frames"] == 2
+    assert cli.err.strip() == f"error: {payload['message']}"
+    assert (
+        payload["message"]
+        == "holiday.mp4 is damaged: 2 of its 12 frames could not be decoded (the other 10 were estimated)"
+    )

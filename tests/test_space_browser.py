@@ -234,6 +234,20 @@ def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, 
     _wait_for_frames(page, frames_before + 2)
 
 
+def test_a_photo_result_stays_marked_out_of_date_when_the_new_choice_fails(camera_page, tmp_path):
+    page, photo = camera_page
+    page.reload()  # no camera stream from the test before
+    upload = tmp_path / photo.name
+    shutil.copyfile(photo, upload)
+    page.locator("#photo-input input[type=file]").set_input_files(str(upload))
+    page.locator("#photo-run").click()
+    page.locator("#photo-status").get_by_text("1 face(s)").wait_for()
+    _pick(page, "photo-model", "fsanet_fusion.biwi")  # no BIWI weights on this server
+    page.locator(".toast-body").filter(has_text="fsanet_capsule_3_16_2_21_5 (biwi)").wait_for()
+    assert "Out of date" in page.locator("#photo-status").inner_text()
+    assert "fsanet_fusion.300w_lp" in page.locator("#photo-json").inner_text(), "the old result, marked"
+
+
 def test_group_example_runs_on_click_numbered_left_to_right_and_no_face_is_visible(page, tmp_path):
     page.locator(".gallery-item").first.click()  # the group scene, cached on first use
     rows = page.locator("#photo-faces [role=row]:has([role=gridcell])")
@@ -275,6 +289,124 @@ def test_video_tab_returns_an_annotated_clip_chromium_plays(page, tmp_path):
         " return v && v.readyState >= 1 && v.videoWidth === 224 && v.duration > 0.5; }"
     )
     assert page.get_by_text('"frame": 4').count() >= 1  # the per-frame JSON, five frames
+
+
+def _labels_in_full(page, elem_id: str) -> tuple[str, bool]:
+    """A dropdown's shown value, and whether it fits its box (an <input> cuts what does not)."""
+    return tuple(page.eval_on_selector(f"#{elem_id} input", "e => [e.value, e.scrollWidth <= e.clientWidth]"))
+
+
+@pytest.mark.parametrize("width", [1400, 1024])
+def test_a_chosen_model_label_is_readable_in_full_on_every_tab(browser, app_url, width):
+    from space.choices import model_choices, model_label
+
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    try:
+        page.locator("#photo-model input").wait_for()
+        widest = _widest_label(page, "#photo-model input", [label for label, _ in model_choices()])
+        longest = next(name for label, name in model_choices() if label == widest)
+        for tab in ("photo", "webcam", "video"):
+            page.get_by_role("tab", name=tab.capitalize()).click()
+            for name in (longest, "fsanet_fusion.biwi", "fsanet_fusion.300w_lp"):
+                _pick(page, f"{tab}-model", name)
+                assert _labels_in_full(page, f"{tab}-model") == (model_label(name), True), (tab, name)
+    finally:
+        context.close()
+    assert model_label("fsanet_fusion.biwi") != model_label("fsanet_fusion.300w_lp")
+
+
+def _widest_label(page, selector: str, labels: list[str]) -> str:
+    """The label that takes the most room in the font of the element ``selector``."""
+    return page.evaluate(
+        """([selector, labels]) => {
+            const context = document.createElement("canvas").getContext("2d");
+            context.font = getComputedStyle(document.querySelector(selector)).font;
+            const width = (label) => context.measureText(label).width;
+            return labels.reduce((a, b) => (width(b) > width(a) ? b : a));
+        }""",
+        [selector, labels],
+    )
+
+
+def _status_history(page, elem_id: str) -> None:
+    """Record every text ``#elem_id`` shows from now on in ``window.statusHistory``."""
+    page.evaluate(
+        """id => {
+            window.statusHistory = [];
+            const node = document.getElementById(id);
+            new MutationObserver(() => window.statusHistory.push(node.innerText)).observe(
+                node, {childList: true, subtree: true, characterData: true});
+        }""",
+        elem_id,
+    )
+
+
+def test_a_photo_result_is_marked_out_of_date_then_estimated_again_when_a_picker_changes(page, tmp_path):
+    from space.choices import DETECTORS, model_label
+
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    upload = tmp_path / photo.name
+    shutil.copyfile(photo, upload)
+    page.locator("#photo-input input[type=file]").set_input_files(str(upload))
+    page.locator("#photo-run").click()
+    status = page.locator("#photo-status")
+    status.get_by_text("1 face(s)").wait_for()
+    rows = page.locator("#photo-faces [role=row]:has([role=gridcell])")
+    before = rows.first.locator("[role=gridcell]").all_inner_texts()
+
+    for picker, label, changed in (
+        ("photo-model", model_label("ssrnet_md.300w_lp"), slice(1, 4)),  # other angles
+        ("photo-detector", DETECTORS["haar"], slice(5, 6)),  # another box
+    ):
+        _status_history(page, "photo-status")
+        page.locator(f"#{picker} input").click()
+        page.get_by_role("option", name=label, exact=True).click()
+        page.wait_for_function(
+            "() => window.statusHistory.some(t => t.includes('Out of date'))"
+            " && document.querySelector('#photo-status').innerText.includes('1 face(s)')"
+        )
+        after = rows.first.locator("[role=gridcell]").all_inner_texts()
+        assert after[changed] != before[changed], (picker, before, after)
+        before = after
+    assert "ssrnet_md.300w_lp" in page.locator("#photo-json").inner_text()
+
+
+def _mp4v_clip(path: Path) -> Path:
+    """A clip in OpenCV's mp4v (MPEG-4 Part 2): the server reads it, Chromium cannot play it."""
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    frame = cv2.resize(cv2.imread(str(photo)), (224, 224))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (224, 224))
+    for _ in range(5):
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_an_mp4v_clip_the_browser_cannot_play_gets_no_error_toast_and_is_processed(page, tmp_path):
+    from space.choices import model_label
+
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(_mp4v_clip(tmp_path / "clip.mp4")))
+    page.locator("#video-clip").get_by_text("clip.mp4: 224×224, 5 fps, 1.0 s, mpeg4").wait_for()
+    assert "the server reads it" in page.locator("#video-clip").inner_text()
+    # The scenario itself: Chromium failed to load the clip (MEDIA_ERR_SRC_NOT_SUPPORTED)...
+    page.wait_for_function("() => document.querySelector('#video-input video')?.error?.code === 4")
+    page.wait_for_timeout(1000)
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    page.locator("#video-run").click()
+    page.locator("#video-status").get_by_text("5 frame(s)").wait_for()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#video-output video');"
+        " return v && v.readyState >= 1 && v.videoWidth === 224; }"
+    )
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    # A picker changed: the annotated clip is marked out of date (redone only when asked).
+    page.locator("#video-model input").click()
+    page.get_by_role("option", name=model_label("ssrnet_md.300w_lp"), exact=True).click()
+    page.locator("#video-status").get_by_text("Out of date").wait_for()
 
 
 def test_a_submission_made_in_the_browser_reaches_the_board_by_itself(browser, tmp_path):

@@ -11,9 +11,18 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
     assert list(choices)[0] == "fsanet_fusion.300w_lp"
     assert set(choices) == set(fsanet.list_models(pretrained=True))
     assert "fsanet_netvlad_var.300w_lp" not in choices
-    trained_on = {"300w_lp": "300W-LP", "biwi": "BIWI", "300w_lp_panoptic": "300W-LP + CMU Panoptic"}
-    for name, label in choices.items():
-        assert trained_on[name.partition(".")[2]] in label and ("ordinary photos" in label), (name, label)
+    trained_on = {
+        "300w_lp": "300W-LP: ordinary photos",
+        "biwi": "BIWI: lab footage only",
+        "300w_lp_panoptic": "300W-LP + CMU Panoptic: ordinary photos",
+    }
+    for (
+        name,
+        label,
+    ) in choices.items():  # what tells the versions apart ends the label, where it cannot be cut
+        assert label.endswith(f" · {trained_on[name.partition('.')[2]]}"), (name, label)
+    assert len(set(choices.values())) == len(choices), "two choices look alike"
+    assert max(len(label) for label in choices.values()) <= 50, "a label too long to show in full"
 
 
 def test_detectors_offered_are_the_available_ones(monkeypatch, tmp_path):

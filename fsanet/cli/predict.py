@@ -4,7 +4,8 @@ Images: one JSON object per image on stdout with ``--json`` (the :func:`fsanet.p
 schema), else a short table. Videos (``.mp4``, ``.avi``, ...): one JSON line per frame (with a
 ``"frame"`` index; faces numbered left to right, as drawn), a progress bar on a terminal's stderr and,
 with ``--out``, an annotated H.264 ``.mp4`` that browsers play. A bad input prints one line on
-stderr and the run goes on with the next; the exit code is 2 when any input failed.
+stderr (naming it once) and the run goes on with the next; the exit code is 2 when any input failed,
+a video with unreadable frames included (its readable frames are still reported).
 """
 
 from __future__ import annotations
@@ -72,10 +73,16 @@ def run(args: argparse.Namespace) -> int:
                 _predict_video(name, estimator, args)
             else:
                 _predict_image(name, estimator, args)
-        except FSANetError as error:
-            print(f"error: {name}: {error}", file=sys.stderr)
+        except (FSANetError, OSError) as error:  # this input's fault: say so, go on with the next
+            print(f"error: {naming(name, error)}", file=sys.stderr)
             failed += 1
     return 2 if failed else 0
+
+
+def naming(name: str, error: Exception) -> str:
+    """The error's line naming the input once: the library's messages about a file already start with it."""
+    message = str(error)
+    return message if name in message else f"{name}: {message}"
 
 
 def _report(name: str, result: PoseResult, args: argparse.Namespace, frame: int | None = None) -> None:
@@ -114,6 +121,6 @@ def _predict_video(name: str, estimator: PoseEstimator, args: argparse.Namespace
         _report(name, frame.result, args, frame=frame.index)
 
     with progress, writer if writer is not None else contextlib.nullcontext():
-        frames = estimate_video(name, estimator, report, writer=writer, smoothing=args.smooth, cube=args.cube)
-    if frames == 0:
-        raise FSANetError("the video has no readable frame")
+        run = estimate_video(name, estimator, report, writer=writer, smoothing=args.smooth, cube=args.cube)
+    if run.problem:  # the readable frames are out; the damage still fails this input
+        raise FSANetError(run.problem)

@@ -3,8 +3,9 @@
 Accepts a path, ``bytes``, a binary file object, a PIL image or a NumPy array. Decoding goes
 through Pillow so that EXIF orientation is honoured and every mode (grayscale, palette, RGBA,
 CMYK, 16-bit, float) is converted the same way. Every failure a user can cause (not an image,
-truncated file, zero size, too many pixels, absurd aspect ratio) raises
-:class:`fsanet.errors.InvalidImageError` with a message that names the problem.
+truncated file, zero size, too many pixels, absurd aspect ratio, a compressed-text bomb, a header
+Pillow's parser chokes on: any exception the decoder raises) becomes
+:class:`fsanet.errors.InvalidImageError` with a one-line message that names the problem.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -76,14 +78,31 @@ def load_image(
         return pil_to_rgb(source, max_pixels, max_aspect, name=name or "image")
     with _open_header(source, name, max_bytes) as (label, image):
         check_size(image.width, image.height, max_pixels, max_aspect, label)
-        if (
-            image.format == "PNG"
-            and isinstance(image.fp, io.BytesIO)
-            and _png_data_short(image.fp.getvalue())
-        ):
-            # Pillow fills the missing rows with black instead of failing: a tiny file could claim 64 MP.
-            raise InvalidImageError(f"{label} is truncated: its pixel data ends before the last row")
+        _check_data_holds_the_pixels(image, label)
         return pil_to_rgb(image, max_pixels, max_aspect, name=label)
+
+
+def _check_data_holds_the_pixels(image: Image.Image, label: str) -> None:
+    """Refuse a file whose compressed data is too short for the size its header claims, before decoding.
+
+    Pillow fills what is missing (black PNG rows, gray JPEG blocks) instead of failing, so a tiny file
+    could otherwise claim 64 MP and cost a full decode.
+    """
+    _check_jpeg_data(image, label)
+    if image.format == "PNG" and isinstance(image.fp, io.BytesIO) and _png_data_short(image.fp.getvalue()):
+        raise InvalidImageError(f"{label} is truncated: its pixel data ends before the last row")
+
+
+def _check_jpeg_data(image: Image.Image, label: str) -> None:
+    """The JPEG half of the check above: a scan of the bytes for markers, cheap enough for a header read."""
+    if image.format != "JPEG" or not isinstance(image.fp, io.BytesIO):  # a caller's own stream: not at hand
+        return
+    data = image.fp.getvalue()
+    if _jpeg_data_short(data):
+        raise InvalidImageError(
+            f"{label} is truncated: its {len(data):,} bytes cannot hold the "
+            f"{image.width}x{image.height} pixels its header claims"
+        )
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
@@ -119,6 +138,74 @@ def _png_data_short(data: bytes) -> bool:
     return produced < needed
 
 
+_JPEG_HUFFMAN_DCT = (0xC0, 0xC1, 0xC2)  # SOF0-2: baseline, extended and progressive, Huffman-coded
+_JPEG_OTHER_FRAMES = frozenset({0xC3, *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)})
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM, RST0-7: no length field
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # a marker that ends entropy-coded data
+
+
+def _jpeg_data_short(data: bytes) -> bool:
+    """Whether a Huffman-coded JPEG's scans hold fewer bits than their 8x8 blocks need.
+
+    A scan that codes DC coefficients (every sequential scan, every progressive DC scan) spends at least
+    one bit per block of each of its components (a Huffman code is never shorter; a DC refinement bit
+    is one bit). Counting the bytes between each scan header and the next marker therefore proves a
+    file truncated or forged without decoding it; real photos hold 100-1000x this floor. Arithmetic-
+    coded and lossless JPEGs have no such floor and are left to the pixel cap, like PNG.
+    """
+    components: dict[int, tuple[int, int]] = {}
+    width = height = 0
+    offset = 2
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return False  # not a marker where one must be: let the decoder report it
+        marker = data[offset + 1]
+        if marker == 0xFF:  # fill byte
+            offset += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if marker in _JPEG_STANDALONE:
+            offset += 2
+            continue
+        length = struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+        segment = data[offset + 4 : offset + 2 + length]
+        offset += 2 + length
+        if marker in _JPEG_OTHER_FRAMES:
+            return False
+        if marker in _JPEG_HUFFMAN_DCT and len(segment) >= 6:
+            height, width, count = struct.unpack(">HHB", segment[1:6])
+            entries = segment[6 : 6 + 3 * count]
+            components = {
+                entries[i]: (entries[i + 1] >> 4, entries[i + 1] & 15) for i in range(0, len(entries), 3)
+            }
+        elif marker == 0xDA and components and len(segment) >= 1:  # SOS, then its entropy-coded data
+            count = segment[0]
+            ids = segment[1 : 1 + 2 * count : 2]
+            spectral_start = segment[1 + 2 * count] if len(segment) > 1 + 2 * count else 0
+            end = _JPEG_SCAN_END.search(data, offset)
+            stop = end.start() if end else len(data)
+            if spectral_start == 0 and (stop - offset) * 8 < _jpeg_blocks(ids, components, width, height):
+                return True
+            offset = stop
+    return False
+
+
+def _jpeg_blocks(ids: bytes, components: dict[int, tuple[int, int]], width: int, height: int) -> int:
+    """8x8 blocks of the scan's components at their own sampling (fewest possible: no MCU padding)."""
+    h_max = max(max(h for h, _ in components.values()), 1)
+    v_max = max(max(v for _, v in components.values()), 1)
+    blocks = 0
+    for component in ids:
+        h, v = components.get(component, (0, 0))
+        blocks += _ceil_div(_ceil_div(width * h, h_max), 8) * _ceil_div(_ceil_div(height * v, v_max), 8)
+    return blocks
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def read_size(
     source: str | os.PathLike | bytes,
     max_pixels: int = MAX_PIXELS,
@@ -126,28 +213,56 @@ def read_size(
     name: str | None = None,
     max_bytes: int | None = None,
 ) -> tuple[int, int]:
-    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded."""
+    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded.
+
+    A JPEG too short for its claimed size is refused here already (see :func:`_jpeg_data_short`), so a
+    server can turn it away before it waits for a slot sized by that claim.
+    """
     with _open_header(source, name, max_bytes) as (label, image):
         check_size(image.width, image.height, max_pixels, max_aspect, label)
+        _check_jpeg_data(image, label)
         return image.width, image.height
 
 
 @contextlib.contextmanager
 def _open_header(source: Any, name: str | None, max_bytes: int | None) -> Iterator[tuple[str, Image.Image]]:
     label, stream = _open_stream(source, name, max_bytes)
+    with warnings.catch_warnings(), _decoding(label, "could not be read"):
+        # Pillow only warns between its own limit and twice it; our explicit cap decides.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(stream)
+    with image:
+        yield label, image
+
+
+# Pillow's own limits on inflating PNG text and ICC profile chunks (a few kB that inflate to gigabytes).
+_PILLOW_INFLATE_LIMITS = ("Decompressed data too large", "Too much memory used in text chunks")
+
+
+@contextlib.contextmanager
+def _decoding(label: str, failure: str) -> Iterator[None]:
+    """Turn whatever Pillow raises on a bad file into one :class:`InvalidImageError` line naming it.
+
+    Pillow's plugins raise OSError, ValueError, SyntaxError, struct.error, EOFError, IndexError...
+    on malformed data (a PNM header with letters for digits, a text-chunk bomb): all of them are the
+    file's fault, none may escape as a traceback.
+    """
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice it; our explicit cap decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream)
+        yield
+    except InvalidImageError:
+        raise
     except UnidentifiedImageError:
         raise InvalidImageError(f"{label} is not an image in a format Pillow can read") from None
     except Image.DecompressionBombError as error:
         raise InvalidImageError(f"{label} is refused as a decompression bomb: {error}") from None
-    except OSError as error:
-        raise InvalidImageError(f"{label} could not be read: {error}") from None
-    with image:
-        yield label, image
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, ValueError) and detail.startswith(_PILLOW_INFLATE_LIMITS):
+            raise InvalidImageError(
+                f"{label} is refused as a decompression bomb: a compressed text or colour-profile chunk "
+                "inflates past Pillow's limit"
+            ) from None
+        raise InvalidImageError(f"{label} {failure}: {detail}") from None
 
 
 def _open_stream(source: Any, name: str | None = None, max_bytes: int | None = None) -> tuple[str, IO[bytes]]:
@@ -181,12 +296,10 @@ def pil_to_rgb(
 ) -> np.ndarray:
     """Validate a PIL image from its header, decode it, apply EXIF orientation, convert to RGB."""
     check_size(image.width, image.height, max_pixels, max_aspect, name)
-    try:
+    with _decoding(name, "is truncated or corrupt"):  # "image file is truncated", broken data stream, ...
         image.load()
         image = ImageOps.exif_transpose(image)
-    except OSError as error:  # "image file is truncated", broken data stream, ...
-        raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from None
-    return _mode_to_rgb(image)
+        return _mode_to_rgb(image)
 
 
 def _mode_to_rgb(image: Image.Image) -> np.ndarray:

@@ -57,7 +57,8 @@ class TrainingSet:
 
     name: str  # "300W-LP"
     protocol: Protocol
-    advice: str  # for the pickers: "many people, poses up to ±90°: use for ordinary photos"
+    use: str  # the end of a picker's label, short: "300W-LP: ordinary photos"
+    about: str = ""  # the longer story under the picker: "many people, poses up to ±90°"
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,11 @@ class ModelEntry:
     """A registry name: its label in the pickers, its untrained config, its pretrained weights."""
 
     name: str
-    label: str
+    label: str  # short: a picker shows it in full with the training data after it
     config: Callable[[], dict[str, Any]]
     pretrained: tuple[Pretrained, ...] = ()
     reference_graph: WeightsFile | None = None  # the authors' own inference graph, timed by `fsanet bench`
+    about: str = ""  # the longer story under the picker
 
     def weights(self, tag: str) -> Pretrained | None:
         return next((p for p in self.pretrained if p.tag == tag), None)

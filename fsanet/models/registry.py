@@ -170,9 +170,22 @@ def list_models(pretrained: bool = False, include_unusable: bool = False) -> lis
 
 
 def describe(model_name: str) -> str:
-    """``"<label> — <what it was trained on and when to use it>"`` for a ``name`` or ``name.tag``."""
+    """``"<label> · <what it was trained on>: <what for>"`` for a ``name`` or ``name.tag``: short enough to
+    show in full once chosen, what tells a name's versions apart at its end."""
     _, entry, weights = split_name(model_name)
-    return " — ".join(filter(None, [entry.label, weights.trained_on.advice if weights else ""]))
+    return " · ".join(filter(None, [entry.label, weights.trained_on.use if weights else ""]))
+
+
+def explain(model_names: list[str]) -> str:
+    """The longer story of ``model_names`` (``name.tag``): each training set's and each name's ``about``."""
+    trained, entries = {}, {}
+    for model_name in model_names:
+        _, entry, weights = split_name(model_name)
+        entries.setdefault(entry.label, entry.about)
+        if weights is not None:
+            trained.setdefault(weights.trained_on.name, weights.trained_on.about)
+    parts = [f"{name}: {about}" for name, about in [*trained.items(), *entries.items()] if about]
+    return ". ".join(parts) + "." if parts else ""
 
 
 # ------------------------------------------------------------------------------------- configs, builds

@@ -1,6 +1,10 @@
 """Videos in and out: what a file holds (read from its container, before decoding), an H.264 writer,
 and :func:`estimate_video`, the one frame loop of the CLI and the Space.
 
+Frames are decoded with PyAV (the FFmpeg OpenCV also uses), packet by packet: a damaged packet is
+skipped and counted, and decoding goes on after it, so a file damaged in the middle still gives its
+later frames and says how many it lost (:attr:`VideoRun.problem`).
+
 The writer makes MP4 files browsers play (H.264 High profile, yuv420p, ``+faststart`` so playback
 starts before the download ends), through PyAV's bundled FFmpeg and libx264. OpenCV's ``mp4v``
 (MPEG-4 Part 2) files do not play in Chrome or Firefox.
@@ -8,14 +12,15 @@ starts before the download ends), through PyAV's bundled FFmpeg and libx264. Ope
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from fsanet.errors import InvalidImageError
@@ -25,34 +30,83 @@ from fsanet.pipeline.estimate import PoseEstimator, PoseResult, PoseSmoother
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Container facts of a video: frame size, frame rate, duration (s) and frame count (estimated)."""
+    """Container facts of a video: frame size, frame rate, duration (s), frame count (estimated), codec."""
 
     width: int
     height: int
     fps: float
     duration_s: float
     frames: int
+    codec: str
 
 
 def probe_video(path: str | os.PathLike, name: str | None = None) -> VideoInfo:
     """Read a video's size, rate and duration from its container headers, decoding no frame."""
-    label = name or str(path)
+    with _open_video(path, name or str(path)) as (container, stream):
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = (stream.frames or 0) / fps
+        frames = stream.frames or round(duration * fps)
+        context = stream.codec_context
+        return VideoInfo(context.width, context.height, fps, duration, frames, context.name)
+
+
+@contextlib.contextmanager
+def _open_video(
+    path: str | os.PathLike, label: str
+) -> Iterator[tuple[av.container.InputContainer, av.VideoStream]]:
+    """The open container and its first video stream; refusals name ``label``, never the path."""
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise InvalidImageError(f"{label} has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 25)
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            else:
-                duration = (stream.frames or 0) / fps
-            frames = stream.frames or round(duration * fps)
-            return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, duration, frames)
+        container = av.open(str(path))
     except av.FFmpegError as error:
         raise InvalidImageError(f"{label} is not a video FFmpeg can read ({error.strerror})") from None
+    with container:
+        if not container.streams.video:
+            raise InvalidImageError(f"{label} has no video stream")
+        yield container, container.streams.video[0]
+
+
+class _DecodedFrames:
+    """The upright RGB frames of a file's first video stream, in order; packets that fail to decode are
+    skipped and counted, and decoding resumes at the next one."""
+
+    def __init__(self, path: str | os.PathLike, label: str):
+        self.path, self.label = path, label
+        self.packets = self.decoded = self.failed = 0
+        self.finished = False
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with _open_video(self.path, self.label) as (container, stream):
+            try:
+                for packet in container.demux(stream):
+                    self.packets += packet.size > 0  # the last, empty packet only flushes the decoder
+                    try:
+                        frames = [_upright(frame) for frame in packet.decode()]
+                    except (av.FFmpegError, ValueError):  # data FFmpeg refuses, or pixels it cannot convert
+                        self.failed += 1
+                        continue
+                    for rgb in frames:
+                        self.decoded += 1
+                        yield rgb
+            except av.FFmpegError:  # the container itself breaks off: the frames it announced are lost
+                self.packets = max(self.packets, stream.frames)
+            self.finished = True
+
+    @property
+    def unreadable(self) -> int:
+        """Frames lost so far: once the decoder is flushed, every packet should have given one frame."""
+        return max(self.failed, self.packets - self.decoded) if self.finished else self.failed
+
+
+def _upright(frame: av.VideoFrame) -> np.ndarray:
+    """RGB pixels turned as the file's display matrix says (phones film portrait clips sideways)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = round(frame.rotation / 90) % 4  # counter-clockwise quarter turns
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 class H264Writer:
@@ -108,6 +162,27 @@ class PosedFrame:
     result: PoseResult
 
 
+@dataclass(frozen=True)
+class VideoRun:
+    """What :func:`estimate_video` did with a file: frames estimated, and frames it holds that could not
+    be decoded (damaged data)."""
+
+    name: str
+    estimated: int
+    unreadable: int
+
+    @property
+    def problem(self) -> str | None:
+        """The one line the CLI and the Space give for a damaged file; ``None`` when every frame was read."""
+        if not self.unreadable:
+            return None
+        total = self.estimated + self.unreadable
+        return (
+            f"{self.name} is damaged: {self.unreadable} of its {total} frames could not be decoded "
+            f"(the other {self.estimated} were estimated)"
+        )
+
+
 def estimate_video(
     path: str | os.PathLike,
     estimator: PoseEstimator,
@@ -119,26 +194,23 @@ def estimate_video(
     max_frames: int | None = None,
     check_frame: Callable[[np.ndarray], None] | None = None,
     name: str | None = None,
-) -> int:
-    """Estimate every frame of a video in order and return how many were estimated.
+) -> VideoRun:
+    """Estimate every readable frame of a video in order; say how many were estimated and how many lost.
 
     Each frame's faces are smoothed (``smoothing``: :class:`PoseSmoother`'s alpha) and numbered left to
     right, drawn into ``writer`` when one is given, then handed to ``on_frame`` (the caller's own
     reporting). ``max_frames`` stops the loop before any further frame is estimated; ``check_frame``
     sees every frame's pixels before the estimator does and raises to refuse it. ``name`` stands for
-    the file in messages (a server must not show its own paths).
+    the file in messages (a server must not show its own paths). A file with no readable frame at all
+    is refused; one with some is reported in :attr:`VideoRun.problem`.
     """
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InvalidImageError(f"{name or path} is not a video OpenCV can read")
+    label = name or str(path)
+    frames = _DecodedFrames(path, label)
     smoother = PoseSmoother(smoothing) if smoothing is not None else None
     index = 0
-    try:
-        while max_frames is None or index < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    decoded = iter(frames)
+    with contextlib.closing(decoded):  # closes the file when the cap or a refused frame ends the loop
+        for rgb in itertools.islice(decoded, max_frames):  # no frame is even decoded past the cap
             if check_frame is not None:
                 check_frame(rgb)
             result = estimator.estimate_rgb(rgb)
@@ -147,6 +219,7 @@ def estimate_video(
                 writer.write(draw_poses(rgb, result, cube=cube))
             on_frame(PosedFrame(index, rgb, result))
             index += 1
-    finally:
-        capture.release()
-    return index
+    if index == 0:
+        lost = f" ({frames.unreadable} could not be decoded)" if frames.unreadable else ""
+        raise InvalidImageError(f"{label} has no readable frame{lost}")
+    return VideoRun(label, index, frames.unreadable)

@@ -63,12 +63,13 @@ DEFAULT_OFFICIAL_MIRROR = "https://github.com/shamangary/FSA-Net/raw/4361d0e4810
 MIRROR_ENV = "FSANET_OFFICIAL_MIRROR"
 LICENCE = "apache-2.0"  # the authors' repository, weights included
 TRAINED_ON_300W_LP = TrainingSet(
-    "300W-LP", "protocol 1", "trained on 300W-LP (many people, poses up to ±90°): use for ordinary photos"
+    "300W-LP", "protocol 1", "300W-LP: ordinary photos", "many people, poses up to ±90°"
 )
 TRAINED_ON_BIWI = TrainingSet(
     "BIWI 70%",
     "protocol 2",
-    "trained on BIWI (24 people in one lab): for BIWI-like footage; far off on ordinary photos",
+    "BIWI: lab footage only",
+    "24 people in one lab; on ordinary photos its yaw can be far off",
 )
 TRAINING_SETS = {"300w_lp": TRAINED_ON_300W_LP, "biwi": TRAINED_ON_BIWI}
 TAG_FOLDERS = {"300w_lp": "300W_LP_models", "biwi": "BIWI_models"}
@@ -175,8 +176,8 @@ FROZEN_GRAPHS = {
 }
 # Shipped weights that cannot be used (why): not listed; loading them fails the finiteness check.
 UNUSABLE = {"fsanet_netvlad_var": {"300w_lp": "the authors' file holds NaN weights"}}
-AGGREGATION_LABELS = {"caps": "capsule", "netvlad": "NetVLAD", "metric": "metric"}
-SCORING_LABELS = {"1x1": "1x1 scoring", "var": "variance scoring", "uniform": "uniform scoring"}
+AGGREGATION_LABELS = {"caps": "caps", "netvlad": "NetVLAD", "metric": "metric"}
+ABOUT_VARIANTS = "caps/metric/NetVLAD: the aggregation; 1x1/var/uniform: the scoring"
 
 
 def _frozen_graph(name: str) -> WeightsFile | None:
@@ -192,10 +193,11 @@ def _variant(name: str) -> ModelEntry:
     official_name, sha256 = OFFICIAL_FILES[name]
     return ModelEntry(
         name,
-        f"FSA-Net {AGGREGATION_LABELS[aggregation]}, {SCORING_LABELS[scoring]}",
+        f"FSA-Net {AGGREGATION_LABELS[aggregation]} {scoring}",
         lambda: fsanet_config(aggregation, scoring, name=name),
         authors_weights(official_name, sha256, UNUSABLE.get(name)),
         _frozen_graph(name),
+        ABOUT_VARIANTS,
     )
 
 

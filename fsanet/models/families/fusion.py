@@ -78,9 +78,10 @@ def _assemble(config: dict[str, Any], members: list[PoseModel]) -> PoseModel:
     models=(
         ModelEntry(
             "fsanet_fusion",
-            "FSA-Net fusion (the 3 capsule models averaged; the paper's best)",
+            "FSA-Net fusion",
             fusion_config,
             _pretrained(),
+            about="the 3 capsule models averaged (the paper's best)",
         ),
     ),
     assemble=_assemble,

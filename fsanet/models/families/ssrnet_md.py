@@ -61,9 +61,10 @@ def _convert(path: Path, name: str | None = None):
     models=(
         ModelEntry(
             "ssrnet_md",
-            "SSR-Net-MD (smaller, less accurate)",
+            "SSR-Net-MD",
             lambda: ssrnet_md_config(name="ssrnet_md"),
             authors_weights(OFFICIAL_NAME, OFFICIAL_SHA256),
+            about="smaller, less accurate",
         ),
     ),
     converter=Converter(_recognises, _convert),

@@ -159,7 +159,7 @@ def _entry(name: str) -> ModelEntry | None:
     if not name.startswith(NAME_PREFIX):
         return None
     backbone = name[len(NAME_PREFIX) :]
-    return ModelEntry(name, f"FSA-Net head on timm's {backbone}", lambda: timm_config(backbone))
+    return ModelEntry(name, f"FSA-Net head on {backbone}", lambda: timm_config(backbone))
 
 
 def _for_training(

@@ -53,9 +53,7 @@ WEIGHTS = WeightsFile(
     DEFAULT_MIRROR,
 )
 TRAINED_ON = TrainingSet(
-    "300W-LP + CMU Panoptic",
-    "protocol 1",
-    "trained on 300W-LP + CMU Panoptic (many people, any yaw): use for ordinary photos",
+    "300W-LP + CMU Panoptic", "protocol 1", "300W-LP + CMU Panoptic: ordinary photos", "many people, any yaw"
 )
 BOX_RULE = "whenet"
 
@@ -158,9 +156,10 @@ def _convert(path: Path, name: str | None = None):
     models=(
         ModelEntry(
             "whenet",
-            "WHENet (EfficientNet-B0 on 224x224 crops; yaw over the full circle)",
+            "WHENet",
             whenet_config,
             (Pretrained("300w_lp_panoptic", TRAINED_ON, "bsd-3-clause", file=WEIGHTS),),
+            about="EfficientNet-B0 on 224x224 crops, yaw over the full circle",
         ),
     ),
     converter=Converter(_recognises, _convert),
