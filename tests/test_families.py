@@ -110,6 +110,7 @@ def test_a_family_module_is_all_it_takes(toy_family, tmp_path, monkeypatch, caps
     assert request["architecture"] == "toy_pose"
     benchmark = write_dataset(synthetic_rows(8), tmp_path / "aflw2000", {"benchmark": "aflw2000"})
     store = ResultsStore(tmp_path / "board", repo="")
+    model.name = "my-toy"  # a community model: "toy" is the registry's own name
     evaluate(model, benchmark, store, progress=False, robustness=False)
     assert store.table()["method"].tolist() == ["Toy pose"]  # the board's family column
 
