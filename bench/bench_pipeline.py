@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the AFLW2000-sample MAE/recall")
-    parser.add_argument("--detectors", default="mtcnn,ssd,haar")
+    parser.add_argument("--detectors", default="mtcnn,ssd,haar,blazeface,blazeface_full")
     args = parser.parse_args()
 
     from fsanet import create_model

