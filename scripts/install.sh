@@ -29,6 +29,14 @@ requirements=requirements.txt
 # interpreter, and the `fsanet` and `leaderboard` commands in .venv/bin. Its dependencies are the pins above.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
+# onnxruntime-web for the Webcam tab's in-page mode (pinned, integrity-checked; see space/webassets.py).
+# Without npm the Space still runs: the Webcam tab streams frames to the server and says why.
+if command -v npm >/dev/null; then
+  .venv/bin/python -m space.webassets || echo "the Webcam tab will stream frames to the server" >&2
+else
+  echo "npm not found: skipped onnxruntime-web (the Webcam tab will stream frames to the server)" >&2
+fi
+
 if [ "${1:-}" = "--dev" ]; then
   bash scripts/install-system-deps.sh
 fi

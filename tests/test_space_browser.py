@@ -87,8 +87,18 @@ def test_photo_upload_shows_annotated_image_and_angles(page, tmp_path):
     assert (yaw, pitch, roll) == pytest.approx((face.yaw, face.pitch, face.roll), abs=0.01)
 
 
-def test_webcam_streams_annotated_frames_back(page):
+def _stream_to_the_server(page) -> None:
+    """Pick a detector that runs on the server only: the Webcam tab shows the server stream."""
+    from space.choices import DETECTORS
+
     page.get_by_role("tab", name="Webcam").click()
+    page.locator("#webcam-detector input").click()
+    page.get_by_role("option", name=DETECTORS["mtcnn"], exact=True).click()
+    page.wait_for_function("document.getElementById('inpage-panel').dataset.mode === 'server'")
+
+
+def test_webcam_streams_annotated_frames_back(page):
+    _stream_to_the_server(page)
     webcam = page.locator("#webcam-input")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.locator("button[aria-label='capture photo']").click()  # "Record": starts streaming
@@ -210,7 +220,7 @@ def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, 
     row.wait_for()
     photo_yaw, _, photo_roll = (float(c) for c in row.locator("[role=gridcell]").all_inner_texts()[1:4])
 
-    page.get_by_role("tab", name="Webcam").click()
+    _stream_to_the_server(page)
     webcam = page.locator("#webcam-input")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.locator("button[aria-label='capture photo']").click()  # "Record": starts streaming

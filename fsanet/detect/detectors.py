@@ -82,6 +82,11 @@ class Detector(ABC):
         """Whether the detector's files are here already (nothing to download)."""
         return True
 
+    def graph_file(self) -> Path | None:
+        """The one ONNX graph, from ``uint8 (1, H, W, C)`` pixels to ``boxes`` and ``scores``, that runs this
+        detector elsewhere (the Webcam tab, in the browser); ``None``: it runs here only."""
+        return None
+
     @abstractmethod
     def _detect(self, image: np.ndarray) -> list[Detection]:
         """Raw detections in this detector's own box convention."""
@@ -277,6 +282,11 @@ class BlazeFaceDetector(Detector):
         from fsanet.detect.blazeface import shared_session
 
         self.session = shared_session(self.variant)
+
+    def graph_file(self) -> Path:
+        from fsanet.detect.blazeface import graph_file
+
+        return graph_file(self.variant)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         from fsanet.detect.blazeface import detect

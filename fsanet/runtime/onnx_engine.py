@@ -225,15 +225,26 @@ class OnnxPoseModel(EngineModel):
         return torch.from_numpy(np.concatenate(parts) if len(parts) != 1 else parts[0])
 
 
-def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
-    """``model`` on ONNX Runtime, its graph cached by weights sha256 and opset (``cache=False``: not
-    written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
-    metadata = pose_metadata(model)
-    session = cached_session(
+def _pose_session(model: nn.Module, metadata: dict[str, str], cache: bool) -> Any:
+    return cached_session(
         metadata["fsanet.weights_sha256"],
         lambda: pose_onnx_bytes(model, metadata=metadata),
         {k: metadata[k] for k in ("fsanet.config", "fsanet.weights_sha256", "fsanet.opset")},
         [OUTPUT_NAME],
         cache,
     )
-    return OnnxPoseModel(session, model, chunk)
+
+
+def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
+    """``model`` on ONNX Runtime, its graph cached by weights sha256 and opset (``cache=False``: not
+    written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
+    return OnnxPoseModel(_pose_session(model, pose_metadata(model), cache), model, chunk)
+
+
+def pose_graph_file(model: nn.Module) -> tuple[Path, str]:
+    """``model``'s cached ONNX file, the bytes :func:`export_onnx` writes (exported when absent), and its
+    weights sha256: what the Space serves to the Webcam tab."""
+    metadata = pose_metadata(model)
+    _pose_session(model, metadata, cache=True)
+    digest = metadata["fsanet.weights_sha256"]
+    return cached_graph_path(digest), digest
