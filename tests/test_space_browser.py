@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Iterator
@@ -140,13 +141,13 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
 WEBCAM_SAMPLE = "image02616.jpg"
 
 
-def write_y4m(rgb: np.ndarray, path: Path, frames: int = 10) -> Path:
-    """A still ``.y4m`` clip of ``rgb`` (I420), the format Chromium's fake camera plays from a file."""
+def write_y4m(rgb: np.ndarray, path: Path, frames: int = 10, fps: int = 10) -> Path:
+    """A still ``.y4m`` clip of ``rgb`` (I420) at ``fps``: what Chromium's fake camera plays from a file."""
     height, width = rgb.shape[:2]
     planes = cv2.cvtColor(
         np.ascontiguousarray(rgb[: height // 2 * 2, : width // 2 * 2]), cv2.COLOR_RGB2YUV_I420
     )
-    header = f"YUV4MPEG2 W{width // 2 * 2} H{height // 2 * 2} F10:1 Ip A1:1 C420jpeg\n".encode()
+    header = f"YUV4MPEG2 W{width // 2 * 2} H{height // 2 * 2} F{fps}:1 Ip A1:1 C420jpeg\n".encode()
     path.write_bytes(header + (b"FRAME\n" + planes.tobytes()) * frames)
     return path
 
@@ -158,14 +159,13 @@ def _label(photo: Path) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-@pytest.fixture(scope="module")
-def camera_page(playwright, board_dir, tmp_path_factory):
-    """A page in a chromium whose fake camera films a labelled AFLW2000 photo.
+@contextlib.contextmanager
+def camera_space(board_dir: Path, work: Path) -> Iterator[tuple[str, Path, Path]]:
+    """The Space, and a fake camera clip of a labelled AFLW2000 photo: yields (URL, clip, photo).
 
-    Its server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
+    The server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
     cache): every ``.biwi`` model is offered but fails to load, the "broken choice" of the issue.
     """
-    work = tmp_path_factory.mktemp("camera")
     mirror = work / "mirror" / "pre-trained"
     mirror.mkdir(parents=True)
     (mirror / "300W_LP_models").symlink_to(require_shared(OFFICIAL) / "pre-trained" / "300W_LP_models")
@@ -173,6 +173,13 @@ def camera_page(playwright, board_dir, tmp_path_factory):
     photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
     clip = write_y4m(np.asarray(Image.open(photo).convert("RGB")), work / "face.y4m")
     with serve_app(board_dir, work / "app.log", **env) as url:
+        yield url, clip, photo
+
+
+@pytest.fixture(scope="module")
+def camera_page(playwright, board_dir, tmp_path_factory):
+    """A page in a chromium whose fake camera films a labelled AFLW2000 photo (see :func:`camera_space`)."""
+    with camera_space(board_dir, tmp_path_factory.mktemp("camera")) as (url, clip, photo):
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )

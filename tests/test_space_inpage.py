@@ -12,11 +12,9 @@ import tarfile
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.conftest import OFFICIAL, require_shared
-from tests.test_space_api import SAMPLES, serve_app
-from tests.test_space_browser import ARGS, CHROMIUM, SCREENSHOTS, TIMEOUT_MS, WEBCAM_SAMPLE, _label, write_y4m
+from tests.test_space_browser import ARGS, CHROMIUM, SCREENSHOTS, TIMEOUT_MS, _label, camera_space
 
 FUSION = "fsanet_fusion.300w_lp"
 
@@ -126,16 +124,10 @@ def served(board_dir, tmp_path_factory):
         pytest.skip("/usr/bin/chromium is missing: run scripts/install-system-deps.sh (scripts/test.sh does)")
     if webassets.ort_web_dir() is None:
         pytest.skip("onnxruntime-web is not fetched: run scripts/install.sh (it needs npm)")
-    work = tmp_path_factory.mktemp("inpage")
-    mirror = work / "mirror" / "pre-trained"
-    mirror.mkdir(parents=True)
-    (mirror / "300W_LP_models").symlink_to(require_shared(OFFICIAL) / "pre-trained" / "300W_LP_models")
-    env = {"FSANET_OFFICIAL_MIRROR": str(mirror.parent), "FSANET_CACHE": str(work / "cache")}
-    photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
-    clip = write_y4m(np.asarray(Image.open(photo).convert("RGB")), work / "face.y4m")
     from playwright.sync_api import sync_playwright
 
-    with serve_app(board_dir, work / "app.log", **env) as url, sync_playwright() as playwright:
+    space = camera_space(board_dir, tmp_path_factory.mktemp("inpage"))
+    with space as (url, clip, photo), sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )

