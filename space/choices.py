@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fsanet import list_models
-from fsanet.detect.detectors import available_detectors
+from fsanet.detect.detectors import DEFAULT_DETECTOR, available_detectors
 from fsanet.models.registry import describe, explain
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 
@@ -11,7 +11,11 @@ DETECTORS = {
     "mtcnn": "MTCNN (default; turned and small faces)",
     "haar": "OpenCV Haar cascade (fast, frontal faces only)",
     "ssd": "OpenCV SSD (the FSA-Net demo's detector)",
+    "blazeface": "BlazeFace short range (MediaPipe; fast; faces within ~2 m; runs in the Webcam page)",
+    "blazeface_full": "BlazeFace full range (MediaPipe; faces within ~5 m; runs in the Webcam page)",
 }
+# The Webcam tab's default: it runs in the page (space/inpage.py); the other detectors stream to the server.
+WEBCAM_DETECTOR = "blazeface"
 
 
 def model_label(name: str) -> str:
@@ -29,6 +33,11 @@ def model_choices() -> list[tuple[str, str]]:
     names = list_models(pretrained=True)
     ordered = [DEFAULT_MODEL] + [m for m in names if m != DEFAULT_MODEL]
     return [(model_label(name), name) for name in ordered]
+
+
+def webcam_detector() -> str:
+    """The Webcam tab's default detector: BlazeFace where its weights are installed, else the default."""
+    return WEBCAM_DETECTOR if WEBCAM_DETECTOR in available_detectors() else DEFAULT_DETECTOR
 
 
 def detector_choices() -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,8 +23,9 @@ import torch
 from torch import nn
 
 from fsanet import FSANetError, load_model, optimize_for_inference
-from fsanet.detect.detectors import create_detector
+from fsanet.detect.detectors import Detector, create_detector
 from fsanet.pipeline.estimate import DETECT_MAX_SIDE, PoseEstimator
+from fsanet.runtime.onnx_engine import pose_graph_file
 from fsanet.runtime.threads import configure_threads  # noqa: F401 - called as runtime.configure_threads
 from fsanet.utils import settings
 
@@ -44,9 +46,21 @@ def _model(name: str) -> nn.Module:
 
 
 @functools.cache
-def _estimator(model: str, detector: str, detect_max_side: int) -> PoseEstimator:
+def detector(name: str) -> Detector:
+    """The shared detector of that name (every estimator of the Space uses it)."""
+    return create_detector(name)
+
+
+@functools.cache
+def pose_graph(name: str) -> tuple[Path, str]:
+    """The model's ONNX file (``python -m fsanet export``'s bytes) and weights sha256, for the Webcam tab."""
+    return pose_graph_file(load_model(name).eval())
+
+
+@functools.cache
+def _estimator(model: str, detector_name: str, detect_max_side: int) -> PoseEstimator:
     return PoseEstimator(
-        _model(model), create_detector(detector), device=device(), detect_max_side=detect_max_side
+        _model(model), detector(detector_name), device=device(), detect_max_side=detect_max_side
     )
 
 

@@ -27,8 +27,8 @@ from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
-from space import board, inference, refusals, runtime, uploads
-from space.choices import detector_choices, model_choices, model_info
+from space import board, inference, inpage, refusals, runtime, uploads
+from space.choices import detector_choices, model_choices, model_info, webcam_detector
 from space.examples import example_images
 from space.fairness import concurrency
 
@@ -70,13 +70,13 @@ def _weights_banner() -> str:
     return f"⚠️ **The default model's weights are not available.** {problem}"
 
 
-def _pickers(tab: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+def _pickers(tab: str, detector_default: str = DEFAULT_DETECTOR) -> tuple[gr.Dropdown, gr.Dropdown]:
     # One per row: a chosen label shows in full (a dropdown's value is one line that cannot wrap).
     model = gr.Dropdown(
         model_choices(), value=DEFAULT_MODEL, label="Model", info=model_info(), elem_id=f"{tab}-model"
     )
     detector = gr.Dropdown(
-        detector_choices(), value=DEFAULT_DETECTOR, label="Face detector", elem_id=f"{tab}-detector"
+        detector_choices(), value=detector_default, label="Face detector", elem_id=f"{tab}-detector"
     )
     return model, detector
 
@@ -151,24 +151,28 @@ def _photo_tab(demo: gr.Blocks) -> None:
         rerun.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
 
 
-def _webcam_tab() -> None:
+def _webcam_tab(demo: gr.Blocks) -> None:
     gr.Markdown(
-        "Allow the camera. The preview is mirrored, as in a mirror; the result shows the camera's own "
-        "view, and the angles are the Photo tab's for the same head. Frames are processed as fast as the "
-        "server can; frames captured while one is being processed are skipped (no backlog). Browser "
-        "only: `/webcam` is not offered to API clients (send frames to `/predict` instead)."
+        "With a BlazeFace detector, the page itself runs the detector and the model (WebAssembly): no frame "
+        "leaves your computer. With another detector, or where the browser cannot, frames stream to the "
+        "server below. Either way the result shows the camera's own view (not a mirror image), faces "
+        "numbered left to right, and the angles are the Photo tab's for the same head. Browser only: "
+        "`/webcam` is not offered to API clients (send frames to `/predict` instead)."
     )
-    with gr.Row():
+    model, detector = _pickers("webcam", webcam_detector())
+    gr.HTML(inpage.PANEL_HTML, elem_id="inpage")
+    for event in (demo.load, model.change, detector.change):  # tells the page (space/static/webcam.js)
+        event(None, [model, detector], None, js=inpage.CHOICE_JS, api_visibility="private", queue=False)
+    with gr.Row(elem_id="webcam-server"):
         with gr.Column():
             camera = uploads.uploaded_image(
-                label="Camera",
+                label="Camera (server stream; the preview is mirrored, as in a mirror)",
                 sources=["webcam"],
                 streaming=True,
                 type="filepath",
                 webcam_options=gr.WebcamOptions(mirror=True),
                 elem_id="webcam-input",
             )
-            model, detector = _pickers("webcam")
         with gr.Column():
             annotated = gr.Image(label="Head poses", streaming=True, elem_id="webcam-output")
             angles = gr.Textbox(label="Angles per face", lines=4, elem_id="webcam-angles")
@@ -231,7 +235,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Photo", id="photo"):
                 _photo_tab(demo)
             with gr.Tab("Webcam", id="webcam"):
-                _webcam_tab()
+                _webcam_tab(demo)
             with gr.Tab("Video", id="video"):
                 _video_tab()
             with gr.Tab("Leaderboard", id="leaderboard"):
@@ -255,5 +259,12 @@ def launch(demo: gr.Blocks, **options) -> None:
         start_background_worker()
     start_background_seeding()  # the registry's models scored at start: a ranked board with no command
     demo.launch(
-        max_file_size=uploads.max_upload_bytes(), ssr_mode=False, show_error=False, head=PAGE_HEAD, **options
+        max_file_size=uploads.max_upload_bytes(),
+        ssr_mode=False,
+        show_error=False,
+        head=PAGE_HEAD + inpage.HEAD_HTML,
+        prevent_thread_lock=True,
+        **options,
     )
+    inpage.add_routes(demo.app)  # Gradio builds its FastAPI app in launch(): the routes go onto the live app
+    demo.block_thread()

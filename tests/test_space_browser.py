@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Iterator
@@ -87,8 +88,18 @@ def test_photo_upload_shows_annotated_image_and_angles(page, tmp_path):
     assert (yaw, pitch, roll) == pytest.approx((face.yaw, face.pitch, face.roll), abs=0.01)
 
 
-def test_webcam_streams_annotated_frames_back(page):
+def _stream_to_the_server(page) -> None:
+    """Pick a detector that runs on the server only: the Webcam tab shows the server stream."""
+    from space.choices import DETECTORS
+
     page.get_by_role("tab", name="Webcam").click()
+    page.locator("#webcam-detector input").click()
+    page.get_by_role("option", name=DETECTORS["mtcnn"], exact=True).click()
+    page.wait_for_function("document.getElementById('inpage-panel').dataset.mode === 'server'")
+
+
+def test_webcam_streams_annotated_frames_back(page):
+    _stream_to_the_server(page)
     webcam = page.locator("#webcam-input")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.locator("button[aria-label='capture photo']").click()  # "Record": starts streaming
@@ -130,13 +141,13 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
 WEBCAM_SAMPLE = "image02616.jpg"
 
 
-def write_y4m(rgb: np.ndarray, path: Path, frames: int = 10) -> Path:
-    """A still ``.y4m`` clip of ``rgb`` (I420), the format Chromium's fake camera plays from a file."""
+def write_y4m(rgb: np.ndarray, path: Path, frames: int = 10, fps: int = 10) -> Path:
+    """A still ``.y4m`` clip of ``rgb`` (I420) at ``fps``: what Chromium's fake camera plays from a file."""
     height, width = rgb.shape[:2]
     planes = cv2.cvtColor(
         np.ascontiguousarray(rgb[: height // 2 * 2, : width // 2 * 2]), cv2.COLOR_RGB2YUV_I420
     )
-    header = f"YUV4MPEG2 W{width // 2 * 2} H{height // 2 * 2} F10:1 Ip A1:1 C420jpeg\n".encode()
+    header = f"YUV4MPEG2 W{width // 2 * 2} H{height // 2 * 2} F{fps}:1 Ip A1:1 C420jpeg\n".encode()
     path.write_bytes(header + (b"FRAME\n" + planes.tobytes()) * frames)
     return path
 
@@ -148,14 +159,13 @@ def _label(photo: Path) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
-@pytest.fixture(scope="module")
-def camera_page(playwright, board_dir, tmp_path_factory):
-    """A page in a chromium whose fake camera films a labelled AFLW2000 photo.
+@contextlib.contextmanager
+def camera_space(board_dir: Path, work: Path) -> Iterator[tuple[str, Path, Path]]:
+    """The Space, and a fake camera clip of a labelled AFLW2000 photo: yields (URL, clip, photo).
 
-    Its server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
+    The server has the authors' 300W-LP weights only (a mirror without ``BIWI_models`` and an empty
     cache): every ``.biwi`` model is offered but fails to load, the "broken choice" of the issue.
     """
-    work = tmp_path_factory.mktemp("camera")
     mirror = work / "mirror" / "pre-trained"
     mirror.mkdir(parents=True)
     (mirror / "300W_LP_models").symlink_to(require_shared(OFFICIAL) / "pre-trained" / "300W_LP_models")
@@ -163,6 +173,13 @@ def camera_page(playwright, board_dir, tmp_path_factory):
     photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
     clip = write_y4m(np.asarray(Image.open(photo).convert("RGB")), work / "face.y4m")
     with serve_app(board_dir, work / "app.log", **env) as url:
+        yield url, clip, photo
+
+
+@pytest.fixture(scope="module")
+def camera_page(playwright, board_dir, tmp_path_factory):
+    """A page in a chromium whose fake camera films a labelled AFLW2000 photo (see :func:`camera_space`)."""
+    with camera_space(board_dir, tmp_path_factory.mktemp("camera")) as (url, clip, photo):
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
@@ -210,7 +227,7 @@ def test_webcam_reports_the_labels_signs_and_the_photo_tabs_angles(camera_page, 
     row.wait_for()
     photo_yaw, _, photo_roll = (float(c) for c in row.locator("[role=gridcell]").all_inner_texts()[1:4])
 
-    page.get_by_role("tab", name="Webcam").click()
+    _stream_to_the_server(page)
     webcam = page.locator("#webcam-input")
     webcam.get_by_text("Click to Access Webcam").click()
     webcam.locator("button[aria-label='capture photo']").click()  # "Record": starts streaming

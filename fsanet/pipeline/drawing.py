@@ -12,12 +12,16 @@ import itertools
 import cv2
 import numpy as np
 
-from fsanet.data.geometry import rotation_matrix
+from fsanet.data.geometry import project_axes, rotation_matrix
 from fsanet.pipeline.estimate import FacePose, PoseResult
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 AXIS_COLORS = (RED, GREEN, BLUE)
 BOX_COLOR = (255, 200, 0)
+LINE_PER_PIXELS = 400  # line thickness: one pixel per this many pixels of the image's longer side
+AXIS_FRACTION = 0.5  # axis length: this fraction of the box's shorter side
+LABEL_FACE_HEIGHT = 110.0  # label font scale 1 on a face this many pixels high...
+LABEL_SCALES = (0.45, 3.0)  # ...within these bounds
 # Cube corners in head coordinates: a square around the face, extruded along the z axis.
 _CUBE = np.array([[x, y, z] for z in (0.0, 2.0) for x, y in ((-1, -1), (1, -1), (1, 1), (-1, 1))])
 _CUBE_EDGES = [(i, (i + 1) % 4) for i in range(4)] + [(i + 4, (i + 1) % 4 + 4) for i in range(4)]
@@ -25,14 +29,14 @@ _CUBE_EDGES += [(i, i + 4) for i in range(4)]
 
 
 def _thickness(image: np.ndarray) -> int:
-    return max(1, round(max(image.shape[:2]) / 400))
+    return max(1, round(max(image.shape[:2]) / LINE_PER_PIXELS))
 
 
 def draw_axis(
     image: np.ndarray, yaw: float, pitch: float, roll: float, center: tuple[float, float], size: float
 ) -> np.ndarray:
     """Draw the three head axes of length ``size`` from ``center`` on ``image`` (in place)."""
-    tips = size * rotation_matrix(yaw, pitch, roll)[:2, :].T  # (3 axes, x/y)
+    tips = project_axes(yaw, pitch, roll, size)  # (3 axes, x/y)
     origin = np.asarray(center, np.float64)
     for tip, color in zip(tips, AXIS_COLORS, strict=True):
         end = origin + tip
@@ -57,7 +61,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def label_scale(face_height: float) -> float:
     """Font scale of a face's label: about a fifth of the face high, readable on small faces."""
-    return float(np.clip(face_height / 110.0, 0.45, 3.0))
+    return float(np.clip(face_height / LABEL_FACE_HEIGHT, *LABEL_SCALES))
 
 
 def _clamp(value: float, low: int, high: int) -> int:
@@ -112,7 +116,7 @@ def draw_face(image: np.ndarray, face: FacePose, cube: bool = False) -> np.ndarr
     x1, y1, x2, y2 = face.box
     cv2.rectangle(image, _point((x1, y1)), _point((x2, y2)), BOX_COLOR, _thickness(image))
     center = ((x1 + x2) / 2, (y1 + y2) / 2)
-    size = 0.5 * min(x2 - x1, y2 - y1)
+    size = AXIS_FRACTION * min(x2 - x1, y2 - y1)
     if cube:
         draw_cube(image, face.yaw, face.pitch, face.roll, center, size)
     draw_axis(image, face.yaw, face.pitch, face.roll, center, size)
@@ -145,3 +149,15 @@ def draw_poses(image: np.ndarray, result: PoseResult, cube: bool = False, label:
 
 def _point(xy) -> tuple[int, int]:
     return int(round(float(xy[0]))), int(round(float(xy[1])))
+
+
+def drawing_style() -> dict:
+    """The numbers of :func:`draw_poses` (RGB colours), for the drawings made elsewhere (the Webcam tab)."""
+    return {
+        "box_color": list(BOX_COLOR),
+        "axis_colors": [list(color) for color in AXIS_COLORS],
+        "line_per_pixels": LINE_PER_PIXELS,
+        "axis_fraction": AXIS_FRACTION,
+        "label_face_height": LABEL_FACE_HEIGHT,
+        "label_scales": list(LABEL_SCALES),
+    }

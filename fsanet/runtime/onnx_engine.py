@@ -177,6 +177,11 @@ def create_session(model: bytes | Path) -> Any:
     return ort.InferenceSession(source, session_options(), providers=["CPUExecutionProvider"])
 
 
+def cached_graph_path(key: str) -> Path:
+    """Where :func:`cached_session` keeps the graph of ``key``."""
+    return cache_dir() / "onnx" / f"{key}.opset{OPSET}.onnx"
+
+
 def cached_session(
     key: str, export: Callable[[], bytes], expected: dict[str, str], outputs: list[str], cache: bool = True
 ) -> Any:
@@ -185,7 +190,7 @@ def cached_session(
     A cached file that does not load, or whose metadata or output names differ from ``expected`` and
     ``outputs`` (written by an older version), is exported again.
     """
-    path = cache_dir() / "onnx" / f"{key}.opset{OPSET}.onnx"
+    path = cached_graph_path(key)
     if cache and path.is_file():
         try:
             session = create_session(path)
@@ -227,15 +232,26 @@ class OnnxPoseModel(EngineModel):
         return torch.from_numpy(np.concatenate(parts) if len(parts) != 1 else parts[0])
 
 
-def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
-    """``model`` on ONNX Runtime, its graph cached by its identity and opset (``cache=False``: not
-    written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
-    metadata = pose_metadata(model)
-    session = cached_session(
+def _pose_session(model: nn.Module, metadata: dict[str, str], cache: bool) -> Any:
+    return cached_session(
         metadata["fsanet.identity"],
         lambda: pose_onnx_bytes(model, metadata=metadata),
         {k: metadata[k] for k in ("fsanet.config", "fsanet.identity", "fsanet.opset")},
         [OUTPUT_NAME],
         cache,
     )
-    return OnnxPoseModel(session, model, chunk)
+
+
+def onnx_pose_model(model: nn.Module, cache: bool = True, chunk: int = ONNX_CHUNK) -> OnnxPoseModel:
+    """``model`` on ONNX Runtime, its graph cached by its identity and opset (``cache=False``: not
+    written, e.g. for untrained models whose weights are thrown away); batches run in chunks of ``chunk``."""
+    return OnnxPoseModel(_pose_session(model, pose_metadata(model), cache), model, chunk)
+
+
+def pose_graph_file(model: nn.Module) -> tuple[Path, str]:
+    """``model``'s cached ONNX file, the bytes :func:`export_onnx` writes (exported when absent), and its
+    identity key: what the Space serves to the Webcam tab."""
+    metadata = pose_metadata(model)
+    _pose_session(model, metadata, cache=True)
+    key = metadata["fsanet.identity"]
+    return cached_graph_path(key), key
