@@ -198,7 +198,7 @@ def test_one_bad_result_file_never_breaks_the_board(board, tmp_path, capsys):  #
     assert leaderboard_main(["plot", "--benchmark", "aflw2000", "--out", str(tmp_path / "plots")]) == 0
     from space import board as space_board
 
-    view = space_board.board_table()
+    view = space_board.board_table().data  # what the Space shows (two decimals styled)
     assert set(view["model"]) == {"good", "bad-fields"}
     assert len(space_board.board_plots("aflw2000")) == 5
 
@@ -263,9 +263,9 @@ def test_a_submission_that_fails_midway_leaves_nothing(board, tmp_path, monkeypa
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("leaderboard.service.backends.atomic_write", disk_full)
-    _refused(folder, "alice/ssr", "could not be stored .No space left on device")
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr("leaderboard.service.backends.atomic_write", disk_full)
+        _refused(folder, "alice/ssr", "could not be stored .No space left on device")
     assert not (board / "requests").exists() or not list((board / "requests").iterdir())
     assert not (board / "submissions").exists() or not list((board / "submissions").iterdir())
     assert submit_directory(folder, name="alice/ssr")["status"] == "pending"  # nothing was half-taken
@@ -281,3 +281,30 @@ def test_the_reported_peak_memory_is_the_evaluation_childs_own(board, tmp_path):
     worker_mb = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
     assert done["status"] == "finished" and ballast[-1] == 1
     assert 50 < done["results"][0]["peak_rss_mb"] < worker_mb - 1000, (done["results"], worker_mb)
+
+
+def test_two_submissions_racing_for_one_name_leave_one(board, tmp_path):  # noqa: F811
+    """Both pass the first look (the queue is empty for both); the store's atomic write looks again."""
+    import threading
+
+    folders = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        folders.append(fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / f"m{seed}"))
+    start, answers = threading.Barrier(2), []
+
+    def submit(folder: Path, name: str) -> None:
+        start.wait()
+        try:
+            answers.append(submit_directory(folder, name=name, submitter=name)["model_name"])
+        except SubmissionError as error:
+            answers.append(str(error))
+
+    pairs = zip(folders, ("race/x", "race+x"), strict=True)
+    threads = [threading.Thread(target=submit, args=args) for args in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(answer in ("race/x", "race+x") for answer in answers) == 1, answers
+    assert any("already taken" in answer for answer in answers) and len(RequestQueue().list()[0]) == 1

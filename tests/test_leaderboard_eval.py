@@ -111,7 +111,7 @@ def test_official_filter_drops_and_counts_out_of_range_samples(model, tmp_path):
     ]
     path = write_dataset(iter(rows), tmp_path / "aflw2000", {"benchmark": "aflw2000"})
     result = evaluate(
-        model, path, ResultsStore(tmp_path / "board", repo=""), progress=False, robustness=False
+        MODEL, path, ResultsStore(tmp_path / "board", repo=""), progress=False, robustness=False
     )
     scores = result.record["results"]["aflw2000"]
     assert (scores["n"], scores["n_dropped"]) == (2, 2)

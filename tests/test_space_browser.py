@@ -260,7 +260,7 @@ def test_a_photo_result_stays_marked_out_of_date_when_the_new_choice_fails(camer
     page.locator("#photo-run").click()
     page.locator("#photo-status").get_by_text("1 face(s)").wait_for()
     _pick(page, "photo-model", "fsanet_fusion.biwi")  # no BIWI weights on this server
-    page.locator(".toast-body").filter(has_text="fsanet_capsule_3_16_2_21_5 (biwi)").wait_for()
+    page.locator(".toast-body").filter(has_text="fsanet_caps_1x1.biwi").wait_for()
     assert "Out of date" in page.locator("#photo-status").inner_text()
     assert "fsanet_fusion.300w_lp" in page.locator("#photo-json").inner_text(), "the old result, marked"
 
@@ -451,6 +451,9 @@ def test_a_submission_made_in_the_browser_reaches_the_board_by_itself(browser, t
             files = [str(variant / "config.json"), str(variant / "model.safetensors")]
             page.locator("#submit-files input[type=file]").set_input_files(files)
             page.get_by_label("Variant name").fill("browser/caps-var")
+            page.get_by_label("Trained on").fill("300W-LP")  # stated: ranked among protocol-1 models
+            page.get_by_label("Trained for").click()
+            page.get_by_role("option", name="protocol 1: trained without BIWI (300W-LP, ...)").click()
             page.locator("#submit-button").click()
             message = page.locator("#submit-message")
             message.get_by_text("Accepted").wait_for()
@@ -503,3 +506,39 @@ def test_about_tab_explains_the_board_and_shows_the_angle_figure(page):
     figure = page.locator("#about-angles img")
     figure.wait_for()
     page.wait_for_function("() => document.querySelector('#about-angles img').naturalWidth > 100")
+
+
+def test_board_shows_two_decimals_says_no_results_and_keeps_the_queue_a_table(page, board_dir):
+    """The newcomer's view: every angle with two decimals, a benchmark without results says so instead of
+    empty axes, the count follows the search, a refused submission leaves the queue a table, and the About
+    figure has no label badge over its first caption."""
+    page.get_by_role("tab", name="Leaderboard").click()
+    rows = page.locator("#board-table [role=row]:has([role=gridcell])")
+    rows.first.wait_for()
+    headers = page.locator("#board-table [role=columnheader]").all_inner_texts()
+    mean = [h.strip() for h in headers].index("mean")
+    for row in range(rows.count()):
+        assert re.fullmatch(r"\d+\.\d\d", rows.nth(row).locator("[role=gridcell]").nth(mean).inner_text())
+    status = page.locator("#board-status")
+    assert "2 result(s)" in status.inner_text()
+    page.locator("#board-search input, #board-search textarea").first.fill("ssrnet")
+    page.wait_for_function("() => document.querySelector('#board-status').innerText.includes('1 result(s)')")
+
+    page.locator("#board-search input, #board-search textarea").first.fill("")
+    page.get_by_label("Benchmark").click()
+    page.get_by_role("option", name="biwi", exact=True).click()
+    page.get_by_text("No results for biwi").first.wait_for()  # in the figures, not empty axes
+
+    page.get_by_role("tab", name="Submit").click()
+    queue = page.locator("#submit-queue")
+    queue.locator("table").first.wait_for()
+    page.locator("#submit-button").click()  # nothing to submit: refused
+    page.get_by_text("upload config.json and model.safetensors").first.wait_for()
+    assert queue.locator("table").count() >= 1 and "Error" not in queue.inner_text()
+
+    page.get_by_role("tab", name="About").click()
+    page.locator("#about-angles img").wait_for()
+    assert (
+        page.locator("#about-angles label").count() == 0
+        or not page.locator("#about-angles label").first.is_visible()
+    )

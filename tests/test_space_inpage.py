@@ -232,7 +232,7 @@ def test_a_choice_that_fails_is_reported_and_the_page_recovers(served, page):
     _start(page)
     _pick(page, "webcam-model", "fsanet_fusion.biwi")  # its weights are not on this server
     page.wait_for_function("document.getElementById('inpage-angles').textContent.startsWith('⚠️')")
-    assert "fsanet_capsule_3_16_2_21_5 (biwi)" in page.locator("#inpage-angles").inner_text()
+    assert "fsanet_caps_1x1.biwi" in page.locator("#inpage-angles").inner_text()
     assert page.locator(".toast-body").count() == 0
     _pick(page, "webcam-model", FUSION)
     page.wait_for_function("/^frame \\d+: 1 face/.test(document.getElementById('inpage-angles').textContent)")

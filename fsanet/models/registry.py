@@ -373,7 +373,7 @@ def fetch_original(file: WeightsFile, what: str) -> bytes:
     if Path(location).is_dir():
         path = Path(location) / file.path
         if not path.is_file():
-            raise _unavailable(what, file, f"the mirror directory {location} has no {file.path}")
+            raise _unavailable(what, file, f"the mirror directory ({file.mirror_env}) has no {file.path}")
         data = path.read_bytes()
     elif mirror.startswith(("http://", "https://")):
         if settings.offline():

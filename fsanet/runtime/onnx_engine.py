@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,9 @@ from fsanet.utils.settings import ENGINE_ENV, cache_dir
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "angles"
 ENGINES = ("auto", "onnx", "torch")
+
+
+_EXPORTING = threading.Lock()
 
 
 def onnxruntime_available() -> bool:
@@ -84,7 +88,9 @@ def onnx_bytes(
     import onnx
 
     buffer, was_training = io.BytesIO(), module.training
-    with torch.no_grad(), warnings.catch_warnings():
+    # torch's exporter keeps process-wide state: two threads exporting at once (the Space seeding the board
+    # while it loads a model) would trip over each other.
+    with _EXPORTING, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter: see the module docstring
         torch.onnx.export(

@@ -58,9 +58,21 @@ class Backend(ABC):
         """Atomically replace ``path`` by ``change(old)``; returns what was written, None if nothing was."""
 
     @abstractmethod
-    def create(self, folder: str, files: dict[str, bytes], path: str, data: bytes, message: str) -> bool:
+    def create(
+        self,
+        folder: str,
+        files: dict[str, bytes],
+        path: str,
+        data: bytes,
+        message: str,
+        check: Callable[[], None] = lambda: None,
+    ) -> bool:
         """Write ``folder/<name>`` for each of ``files`` and then ``path``, all or nothing, unless ``path``
-        exists (False then, nothing written): a failure midway leaves neither the folder nor the record."""
+        exists (False then, nothing written): a failure midway leaves neither the folder nor the record.
+
+        ``check()`` runs against the store as the write will find it (under the lock; on the Hub at the parent
+        commit, again if the commit is refused) and raises to refuse it: what must be unique stays unique
+        under concurrent submissions."""
 
     def fetch(self, folder: str, into: Path, max_bytes: int) -> Path:
         """Copy ``folder``'s files into the local directory ``into`` (for a process that needs real files)."""
@@ -119,7 +131,15 @@ class LocalBackend(Backend):
                 atomic_write(self.root / path, new)
             return new
 
-    def create(self, folder: str, files: dict[str, bytes], path: str, data: bytes, message: str) -> bool:
+    def create(
+        self,
+        folder: str,
+        files: dict[str, bytes],
+        path: str,
+        data: bytes,
+        message: str,
+        check: Callable[[], None] = lambda: None,
+    ) -> bool:
         target = self.root / folder
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=target.parent))  # readers skip TEMP_PREFIX
@@ -129,6 +149,7 @@ class LocalBackend(Backend):
             with self._locked():
                 if (self.root / path).exists():
                     return False
+                check()
                 shutil.rmtree(target, ignore_errors=True)  # left by a crash before its record: nobody's
                 staging.rename(target)
                 try:
@@ -209,12 +230,24 @@ class HubBackend(Backend):
         written = self._guarded(commit, path, message)
         return None if written is None else written[path]
 
-    def create(self, folder: str, files: dict[str, bytes], path: str, data: bytes, message: str) -> bool:
-        """One commit holding the folder and the record, made only on a head where ``path`` is absent."""
+    def create(
+        self,
+        folder: str,
+        files: dict[str, bytes],
+        path: str,
+        data: bytes,
+        message: str,
+        check: Callable[[], None] = lambda: None,
+    ) -> bool:
+        """One commit holding the folder and the record, made only on a head where ``path`` is absent and
+        ``check()`` passes (the commit's parent is that head: a concurrent commit makes it run again)."""
         everything = {f"{folder}/{name}": content for name, content in files.items()} | {path: data}
 
         def commit(parent: str) -> dict[str, bytes] | None:
-            return None if self._download(path, parent) is not None else everything
+            if self._download(path, parent) is not None:
+                return None
+            check()
+            return everything
 
         return self._guarded(commit, path, message) is not None
 

@@ -47,9 +47,10 @@ def seed_rows(
                 evaluation = evaluate(
                     name, benchmark, store, force=force, progress=progress, robustness=robustness
                 )
-            except FSANetError as err:
-                log.warning("seed: skipping %s on %s: %s", name, benchmark, err)
-                skipped.append({"model": name, "benchmark": benchmark, "reason": str(err)})
+            except Exception as err:  # noqa: BLE001  (one model's failure, expected or not, skips that model)
+                reason = str(err) if isinstance(err, FSANetError) else f"{type(err).__name__}: {err}"
+                log.warning("seed: skipping %s on %s: %s", name, benchmark, reason)
+                skipped.append({"model": name, "benchmark": benchmark, "reason": reason})
                 continue
             done.append({"model": name, "benchmark": benchmark, "cached": evaluation.cached})
     return {"evaluated": done, "skipped": skipped, "benchmarks": benchmarks}

@@ -141,9 +141,16 @@ class RequestQueue:
         written = self.backend.update(f"requests/{request_id}.json", apply, f"request {request_id}")
         return None if written is None else json.loads(written)
 
-    def add(self, record: dict[str, Any], folder: Path, config: dict[str, Any] | None = None) -> bool:
+    def add(
+        self,
+        record: dict[str, Any],
+        folder: Path,
+        config: dict[str, Any] | None = None,
+        check: Callable[[], None] = lambda: None,
+    ) -> bool:
         """Store the validated files (``config`` in place of the folder's, when given) and the request
-        together; False (nothing stored) when it exists."""
+        together; False (nothing stored) when it exists; ``check()`` may refuse it against the queue as the
+        write finds it (:meth:`Backend.create`)."""
         files = {name: (folder / name).read_bytes() for name in (CONFIG_NAME, WEIGHTS_NAME)}
         if config is not None:
             files[CONFIG_NAME] = json.dumps(config, indent=2, sort_keys=True).encode()
@@ -153,6 +160,7 @@ class RequestQueue:
             f"requests/{record['id']}.json",
             _encode(record),
             f"submission {record['id']}",
+            check,
         )
 
     def fetch_submission(self, request_id: str, into: Path) -> Path:
@@ -184,10 +192,14 @@ def submit_directory(
     info = validate_submission(folder)
     config = _with_stated(info.config, stated or {})
     rows = (results or ResultsStore()).records()[0]
-    taken = [(r["model_name"], f"request {r['id']}") for r in requests if r["status"] in ACTIVE]
-    taken += [(r["config"]["model_name"], "a row on the board") for r in rows]
-    model_name = validate_name(name or str(config.get("name") or ""), taken)
+    model_name = validate_name(name or str(config.get("name") or ""), _taken(requests, rows))
     _refuse_duplicates(info.identity, requests, rows)
+
+    def still_unique() -> None:  # again, as the store is when the request is written
+        now_queued = queue.list()[0]
+        validate_name(model_name, _taken(now_queued, rows))
+        _refuse_duplicates(info.identity, now_queued, rows)
+
     record = {
         "id": info.identity.key,
         "identity": {"weights": info.identity.weights, "config": info.identity.config},
@@ -210,10 +222,16 @@ def submit_directory(
         "results": [],
     }
     with _store_errors():
-        added = queue.add(record, Path(folder), config)  # a failure keeps nothing (Backend.create)
+        added = queue.add(record, Path(folder), config, still_unique)  # a failure keeps nothing
     if not added:  # an identical submission won the race since the listing
         raise SubmissionError(f"these weights and config were just submitted as request {record['id']}")
     return record
+
+
+def _taken(requests: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(name, its holder)`` of every name in use: active requests' and the board's rows'."""
+    taken = [(r["model_name"], f"request {r['id']}") for r in requests if r["status"] in ACTIVE]
+    return taken + [(r["config"]["model_name"], "a row on the board") for r in rows]
 
 
 def _with_stated(config: dict[str, Any], stated: dict[str, str | None]) -> dict[str, Any]:
