@@ -94,8 +94,8 @@ def main() -> None:
         figures["starvation_16_huge_rest_s"] = time.perf_counter() - t
 
     from space import runtime
-    from space.fairness import concurrency
     from space.inference import webcam_frame
+    from space.settings import concurrency
 
     runtime.configure_threads(concurrency())  # as app.py does
     jpeg = io.BytesIO()

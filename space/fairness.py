@@ -16,18 +16,15 @@ above which a photo is heavy, default 16), ``SPACE_SESSION_REQUESTS`` (in flight
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
 
+from space.settings import concurrency, heavy_pixels, session_requests
+
 
 class Busy(Exception):
     """The session already has its share of requests in flight."""
-
-
-def concurrency() -> int:
-    return int(os.environ.get("SPACE_CONCURRENCY", "2"))
 
 
 class Admission:
@@ -65,6 +62,6 @@ VIDEO = 2**62  # a video's "pixel count": always the heavy lane
 
 admission = Admission(
     light_slots=concurrency(),
-    heavy_pixels=int(float(os.environ.get("SPACE_HEAVY_MP", "16")) * 1_000_000),
-    per_session=int(os.environ.get("SPACE_SESSION_REQUESTS", "2")),
+    heavy_pixels=heavy_pixels(),
+    per_session=session_requests(),
 )

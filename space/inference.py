@@ -23,14 +23,8 @@ from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
 from fsanet.pipeline.video import H264Writer, PosedFrame, VideoInfo, estimate_video, probe_video
 from space import outputs, runtime
 from space.fairness import VIDEO, Busy, admission
-from space.uploads import (
-    MAX_FRAME_PIXELS,
-    MAX_VIDEO_FRAME_PIXELS,
-    check_video_file,
-    display_name,
-    max_photo_bytes,
-    max_video_seconds,
-)
+from space.settings import max_photo_bytes, max_video_seconds
+from space.uploads import MAX_FRAME_PIXELS, MAX_VIDEO_FRAME_PIXELS, check_video_file, display_name
 
 # The webcam path detects on a frame shrunk to this side: faces near a camera are large, and
 # MTCNN's time grows with the pixel count (640x480 at full size is about 4x slower).

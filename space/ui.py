@@ -27,10 +27,10 @@ from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
-from space import board, inference, inpage, refusals, runtime, uploads
+from space import board, inference, inpage, refusals, runtime, settings, uploads
 from space.choices import detector_choices, model_choices, model_info, webcam_detector
 from space.examples import example_images
-from space.fairness import concurrency
+from space.settings import concurrency
 
 TITLE = "FSA-Net head pose"
 INTRO = (
@@ -191,8 +191,8 @@ def _webcam_tab(demo: gr.Blocks) -> None:
 
 def _video_tab() -> None:
     gr.Markdown(
-        f"Upload a short video (at most {uploads.max_video_seconds():g} s, "
-        f"{uploads.max_video_bytes() / 2**20:g} MB and Full HD frames): every frame is annotated, faces "
+        f"Upload a short video (at most {settings.max_video_seconds():g} s, "
+        f"{settings.max_video_bytes() / 2**20:g} MB and Full HD frames): every frame is annotated, faces "
         "numbered left to right, and the per-frame angles come as JSON."
     )
     with gr.Row():

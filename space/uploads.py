@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import gradio as gr
 
 from fsanet import InvalidImageError
 from leaderboard.settings import max_submission_bytes
+from space.settings import max_photo_bytes, max_upload_bytes_setting, max_video_bytes
 
 # Webcam frames: a 1280x720 frame is ~1 MP; a bigger "frame" is an API caller's photo in disguise.
 MAX_FRAME_PIXELS = 4_000_000
@@ -34,27 +34,11 @@ MAX_FRAME_PIXELS = 4_000_000
 MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
-def _megabytes(variable: str, default: float) -> int:
-    return int(float(os.environ.get(variable, default)) * 2**20)
-
-
-def max_photo_bytes() -> int:
-    return _megabytes("SPACE_MAX_PHOTO_MB", 20)
-
-
-def max_video_bytes() -> int:
-    return _megabytes("SPACE_MAX_VIDEO_MB", 50)
-
-
-def max_video_seconds() -> float:
-    return float(os.environ.get("SPACE_MAX_VIDEO_S", 20))
-
-
 def max_upload_bytes() -> int:
     """Gradio's cap on any upload: ``SPACE_MAX_UPLOAD_MB``, else the largest submission or media cap."""
-    if os.environ.get("SPACE_MAX_UPLOAD_MB"):
-        return _megabytes("SPACE_MAX_UPLOAD_MB", 0)
-    return max(max_submission_bytes(), max_photo_bytes(), max_video_bytes())
+    setting = max_upload_bytes_setting()
+    largest = max(max_submission_bytes(), max_photo_bytes(), max_video_bytes())
+    return setting if setting is not None else largest
 
 
 def uploaded_image(**options: Any) -> gr.Image:

@@ -112,3 +112,51 @@ def test_a_planted_upward_import_is_caught(tmp_path):
         "fsanet.models.planted -> fsanet.pipeline.estimate",
         "leaderboard.planted -> space.ui",
     ]
+
+
+SETTINGS_MODULES = {"fsanet/utils/settings.py", "leaderboard/settings.py", "space/settings.py"}
+
+
+def _readme_variables() -> set[str]:
+    """The environment variables of the README's table (``| `NAME` | default | meaning |`` rows)."""
+    import re
+
+    table = (ROOT / "README.md").read_text().split("## Environment variables", 1)[1].split("\n## ", 1)[0]
+    names = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, flags=re.MULTILINE):
+        names |= set(re.findall(r"`([A-Z][A-Z0-9_]+)`", cell))
+    return names
+
+
+def _environment_reads(path: Path) -> tuple[set[str], set[str]]:
+    """Variables read with ``os.environ.get``, ``os.getenv`` or ``os.environ[...]``: the literal names, and
+    the expressions of names computed at run time (a family's mirror variable, a module constant)."""
+    literal, computed = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = None
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv"):
+            target = node.args[0] if node.args else None
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+            target = node.slice
+        if isinstance(target, ast.Constant) and isinstance(target.value, str):
+            literal.add(target.value)
+        elif target is not None:
+            computed.add(ast.unparse(target))
+    return literal, computed
+
+
+def test_every_setting_is_read_in_its_packages_settings_module_and_named_in_the_readme():
+    """One settings module per package reads the environment; what it reads is in the README's table."""
+    documented = _readme_variables()
+    elsewhere = {}
+    for package in ("fsanet", "leaderboard", "space"):
+        for path in (ROOT / package).rglob("*.py"):
+            relative = str(path.relative_to(ROOT))
+            if relative not in SETTINGS_MODULES:
+                literal, computed = _environment_reads(path)
+                reads = (literal & documented) | computed
+                if reads:
+                    elsewhere[relative] = reads
+    assert elsewhere == {}
+    read = set().union(*(_environment_reads(ROOT / module)[0] for module in SETTINGS_MODULES))
+    assert read - documented == set()

@@ -485,7 +485,7 @@ def test_sixteen_huge_uploads_do_not_starve_a_normal_photo(app_url, tmp_path):
 def test_video_over_the_duration_cap_is_refused_before_any_frame_is_processed(client, tmp_path):
     from gradio_client import handle_file
 
-    from space.uploads import max_video_seconds
+    from space.settings import max_video_seconds
 
     frames = [np.full((64, 64, 3), i, np.uint8) for i in range(int(2 * (max_video_seconds() + 1)))]
     video = _clip(tmp_path / "long.mp4", frames, fps=2.0)  # tiny file, too long
