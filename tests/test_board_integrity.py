@@ -308,3 +308,17 @@ def test_two_submissions_racing_for_one_name_leave_one(board, tmp_path):  # noqa
         thread.join()
     assert sum(answer in ("race/x", "race+x") for answer in answers) == 1, answers
     assert any("already taken" in answer for answer in answers) and len(RequestQueue().list()[0]) == 1
+
+
+def test_a_model_card_carries_the_boards_numbers_for_its_weights(seeded, tmp_path):
+    """``save_pretrained`` asks the leaderboard (an ``fsanet.model_card_results`` entry point) for the rows
+    holding these weights and config: the official row's MAE is in the card, under any name."""
+    from leaderboard.service.store import ResultsStore
+
+    model = fsanet.load_model(OFFICIAL_MODEL)
+    model.name = "renamed"
+    card = (fsanet.save_pretrained(model, tmp_path / "saved") / "README.md").read_text()
+    (row,) = ResultsStore().records()[0]
+    assert "## Leaderboard" in card and f"| aflw2000 | {row['results']['aflw2000']['mae_yaw']:.2f} |" in card
+    other = fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp_path / "untrained")
+    assert "## Leaderboard" not in (other / "README.md").read_text()  # other weights: no row, no numbers

@@ -3,8 +3,8 @@
 * ``FSANET_CACHE``: converted weights, detector files and ONNX graphs (default ``~/.cache/fsanet``).
 * ``HF_HUB_OFFLINE``: never touch the network.
 * ``FSANET_HUB_REPO``: a Hub model repo of converted weights, tried before the authors' files.
-* ``FSANET_OFFICIAL_MIRROR``, ``WHENET_OFFICIAL_MIRROR`` (any ``*_MIRROR`` a family declares): where a
-  family's original weight files are fetched from.
+* ``FSANET_OFFICIAL_MIRROR`` (and the ``*_MIRROR`` variable any other family declares): where a family's
+  original weight files are fetched from.
 * ``FSANET_SSD_DIR``: OpenCV's SSD face detector files.
 * ``FSANET_DEVICE``: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
 * ``FSANET_ENGINE``: ``auto``, ``onnx`` or ``torch`` for :func:`fsanet.optimize_for_inference`.
