@@ -167,6 +167,8 @@ def test_lossless_reencodings_are_the_same_submission(board, tmp_path):  # noqa:
         "metadata": _copy(
             model, tmp_path / "meta", torch.float32, trained_on="300W-LP", protocol="protocol 1"
         ),
+        # the recipe it has anyway, spelled out: the same config
+        "recipe": _copy(model, tmp_path / "recipe", preprocess={"box": "margin", "size": 64, "color": "rgb"}),
     }
     for kind, copy in copies.items():
         assert request["id"] in _refused(copy, f"bob/ssr-{kind}", "already submitted as request"), kind
