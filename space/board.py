@@ -56,6 +56,7 @@ class _Reloads:
     pulled_at, pulled_stamp = -float("inf"), "never"
     listed_at: float = -float("inf")
     listing: tuple[list[dict[str, Any]], list[str]] = ([], [])
+    looking = threading.Lock()
     looked_at: float = -float("inf")
     present: list[str] = []
 
@@ -102,8 +103,9 @@ def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def benchmarks_present() -> list[str]:
-    """The benchmarks whose data this Space finds, looked for at most once per poll interval."""
-    with _Reloads.lock:
+    """The benchmarks whose data this Space finds, looked for at most once per poll interval (under a lock
+    of its own: a first look may import an original-layout folder, and must not hold up the queue's)."""
+    with _Reloads.looking:
         if time.monotonic() - _Reloads.looked_at >= poll_seconds():
             _Reloads.present = present_benchmarks(leaderboard_dir())
             _Reloads.looked_at = time.monotonic()

@@ -37,6 +37,7 @@ from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json, sha
 
 from ..protocol.records import MAX_RECORD_BYTES, NAMESPACES, read_record, validate_record
 from ..settings import leaderboard_dir, results_repo
+from ..submission.names import name_key, official_names
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,13 @@ class ResultsStore:
         with self._lock:
             found, problems = self._listing()
             self._parsed = {path: self._parse(path, stat) for path, stat in found.items()}
-            records, seen = [], {}
+            records, seen, official = [], {}, official_names()  # the registry's names, once per read
             for path, (_, record, messages) in sorted(self._parsed.items(), key=_official_first):
                 problems += messages
                 if record is None:
                     continue
                 row = key_of(record).row
-                imitated = _imitated(record)
+                imitated = _imitated(record, official)
                 if imitated:
                     problems.append(
                         f"skipped {path.name}: the community row imitates the official {imitated!r}"
@@ -325,12 +326,11 @@ class ResultsStore:
         return self.root
 
 
-def _imitated(record: dict[str, Any]) -> str | None:
-    """The official name a community record's display name imitates (None for official rows)."""
-    from ..submission.names import name_key, official_names
-
+def _imitated(record: dict[str, Any], official: dict[str, str]) -> str | None:
+    """The official name (of ``official``: name key -> name) a community record's display name imitates;
+    None for official rows."""
     config = record["config"]
-    return None if config["namespace"] == "official" else official_names().get(name_key(config["model_name"]))
+    return None if config["namespace"] == "official" else official.get(name_key(config["model_name"]))
 
 
 def _official_first(item: tuple[Path, Any]) -> tuple[int, str]:
