@@ -57,7 +57,14 @@ from fsanet.models.family import (
 )
 from fsanet.models.layers import ExportedPReLU
 from fsanet.utils import settings
-from fsanet.utils.downloads import download, download_verified, npm_integrity, npm_pack, verify_npm_integrity
+from fsanet.utils.downloads import (
+    ChecksumMismatchError,
+    download,
+    download_verified,
+    npm_integrity,
+    npm_pack,
+    verify_npm_integrity,
+)
 from fsanet.utils.files import atomic_write, sha256_file
 from fsanet.utils.tflite_file import (
     builtin_options,
@@ -460,7 +467,9 @@ def net_state_dict(data: bytes) -> dict[str, torch.Tensor]:
                     raise InvalidWeightsError(
                         f"{where}: {parameter} of shape {shape}, {key} is {tuple(expected[key].shape)}"
                     )
-                state[key] = torch.from_numpy(np.array(array, dtype=np.float32))  # a copy: the file is read-only
+                state[key] = torch.from_numpy(
+                    np.array(array, dtype=np.float32)
+                )  # a copy: the file is read-only
     blocks = [m for m in net.modules() if isinstance(m, _Block)]
     shortcuts = {
         "ADD": len(blocks),
@@ -562,23 +571,35 @@ def geometry_from_tarball(tarball: bytes) -> bytes:
 
 def geometry_tarball() -> bytes:
     """The pinned ``@mediapipe/face_mesh`` tarball, integrity-checked: from ``$FACEMESH_MIRROR`` (a directory
-    or base URL) when it holds it, else by ``npm pack`` (only npm's cache when ``HF_HUB_OFFLINE`` is set)."""
+    or base URL) when it holds it, else by ``npm pack``: npm's cache first, the registry only when that misses
+    and ``HF_HUB_OFFLINE`` is not set."""
     mirror = settings.mirror(MIRROR_ENV, "")
     location = Path(mirror.removeprefix("file://")) if mirror else None
-    origin = f"{GEOMETRY_PACKAGE}@{GEOMETRY_VERSION}"
     try:
         if location is not None and (location / GEOMETRY_TARBALL).is_file():
             data = (location / GEOMETRY_TARBALL).read_bytes()
         elif mirror.startswith(("http://", "https://")) and not settings.offline():
             data = download(f"{mirror.rstrip('/')}/{GEOMETRY_TARBALL}")
         else:
-            return npm_pack(origin, GEOMETRY_INTEGRITY, offline=settings.offline())
+            return _npm_geometry()
+    except ChecksumMismatchError:
+        raise
     except WeightsUnavailableError as error:
-        if "integrity" in str(error):
-            raise
         raise _geometry_unavailable(str(error)) from None
     verify_npm_integrity(data, GEOMETRY_INTEGRITY, f"{GEOMETRY_TARBALL} from {mirror}")
     return data
+
+
+def _npm_geometry() -> bytes:
+    spec = f"{GEOMETRY_PACKAGE}@{GEOMETRY_VERSION}"
+    try:
+        return npm_pack(spec, GEOMETRY_INTEGRITY, offline=True)  # no registry round trip when cached
+    except ChecksumMismatchError:
+        raise
+    except WeightsUnavailableError:
+        if settings.offline():
+            raise
+    return npm_pack(spec, GEOMETRY_INTEGRITY)
 
 
 def _geometry_unavailable(reason: str) -> WeightsUnavailableError:
