@@ -108,9 +108,9 @@ PACKED_TABLE = "package/face_mesh_solution_packed_assets_loader.js"
 TRAINED_ON = TrainingSet(
     "MediaPipe's face data (not 300W-LP)",
     "protocol 1",
-    "landmark-based, not trained on 300W-LP",
-    "FaceMesh's 468 landmarks (trained by Google on its own annotated photos, no pose labels), the pose a "
-    "rigid fit of MediaPipe's canonical face",
+    "landmarks: ordinary photos",
+    "landmark-based, no pose labels: FaceMesh's 468 landmarks (trained by Google on its own annotated "
+    "photos), the pose a rigid fit of MediaPipe's canonical face to them",
 )
 # MediaPipe crops the landmark model's input from a face box squared on its long side and scaled 1.5
 # (face_landmarks_to_roi / face_detection_front_detection_to_roi): margin 0.25 on each side of the square.
@@ -276,7 +276,7 @@ def weighted_covariance(points: torch.Tensor, reference: torch.Tensor, weights: 
     models=(
         ModelEntry(
             "facemesh",
-            "FaceMesh landmarks + rigid fit",
+            "FaceMesh + rigid fit",
             facemesh_config,
             (Pretrained("mediapipe", TRAINED_ON, "apache-2.0", file=WHEEL),),
             about="MediaPipe's 468-landmark FaceMesh on 192x192 crops; no pose training",
