@@ -45,7 +45,7 @@ from torch import nn
 from fsanet.data.geometry import euler_angles
 from fsanet.data.recipes import validated_recipe
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
-from fsanet.models.base import PoseModel
+from fsanet.models.base import PoseModel, as_model_input
 from fsanet.models.family import (
     Converter,
     ModelConfig,
@@ -302,9 +302,10 @@ class FaceMeshPose(PoseModel):
         self.register_buffer("canonical", torch.randn(LANDMARKS, 3))
         self.register_buffer("landmark_weights", torch.ones(LANDMARKS))
 
-    def mesh(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(landmarks (N, 468, 3) in crop pixels, face-presence logits (N, 1))`` for raw RGB ``x``."""
-        return self.net(x / 255.0)
+    def mesh(self, x: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(landmarks (N, 468, 3) in crop pixels, face-presence logits (N, 1))`` for raw RGB ``x``, given
+        as ``model(x)`` takes it."""
+        return self.net(as_model_input(x, self.input_size, self.canonical) / 255.0)
 
     def rotation(self, landmarks: torch.Tensor) -> torch.Tensor:
         """The head's rotation ``(N, 3, 3)`` fitted to ``landmarks`` ``(N, 468, 3)`` (crop pixels, FaceMesh's
