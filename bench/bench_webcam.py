@@ -1,13 +1,14 @@
 """The Webcam tab in headless Chromium: processed frames/s reaching the page, in the page and via the server.
 
-    .venv/bin/python bench/bench_webcam.py [--seconds 15] [--json artifacts/webcam.json]
+    .venv/bin/python bench/bench_webcam.py [--seconds 15] [--models NAME ...] [--json artifacts/webcam.json]
 
 Chromium's fake camera plays a 640x480, 30 fps clip of one face (scikit-image's astronaut, as in
 bench_pipeline.py). The Space runs as users start it (``python app.py``, tests/test_space_api.py's
 ``serve_app``). Reported, side by side from one run:
 
-* in the page (BlazeFace + the fusion model on onnxruntime-web): processed frames/s over the window, the
-  mean milliseconds per stage (grab the frame, detect, crop, model, draw) and the frames the page skipped;
+* in the page (BlazeFace + the fusion model, or each of ``--models`` in turn, on onnxruntime-web): processed
+  frames/s over the window, the mean milliseconds per stage (grab the frame, detect, crop, model, draw) and
+  the frames the page skipped;
 * streamed to the server (MTCNN, the Photo tab's default, as the tab worked before): processed frames/s read
   from the tab's own frame counter;
 * the bytes a first visit downloads (on the wire: encoded, with headers), in all and for the in-page mode's
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_pipeline import scenes  # noqa: E402
 from tests.test_space_api import serve_app  # noqa: E402
-from tests.test_space_browser import ARGS, CHROMIUM, write_y4m  # noqa: E402
+from tests.test_space_browser import ARGS, CHROMIUM, _pick, write_y4m  # noqa: E402
 
 FPS = 30
 
@@ -44,9 +45,15 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def in_page(page, url: str, seconds: float) -> dict:
+def in_page(page, url: str, seconds: float, model: str | None = None) -> dict:
+    configs: list[str] = []  # the pair the page runs, as it asked the server for its numbers
+    page.on(
+        "request", lambda r: configs.append(r.url.split("?", 1)[1]) if "/webcam/config?" in r.url else None
+    )
     page.goto(url)
     page.get_by_role("tab", name="Webcam").click()
+    if model is not None:
+        _pick(page, "webcam-model", model)
     page.wait_for_function(
         "document.getElementById('inpage-panel')?.dataset.mode === 'inpage'", timeout=120_000
     )
@@ -64,6 +71,7 @@ def in_page(page, url: str, seconds: float) -> dict:
         "stage_ms": stages,
         "skipped_frames": last["dropped"] - first["dropped"],
         "faces": len(page.evaluate("window.fsanetWebcam.snapshot()")["faces"]),
+        "ran": configs[-1] if configs else None,
         "loadavg": loadavg(),
     }
 
@@ -124,6 +132,9 @@ def first_visit_bytes(browser, url: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument(
+        "--models", nargs="+", help="in-page pose models, one after the other (default: the tab's)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -137,10 +148,11 @@ def main() -> None:
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
         figures["first_visit"] = first_visit_bytes(browser, url)
-        for name, measure in (("in_page", in_page), ("server_stream", server_stream)):
+        runs = [(f"in_page {model or ''}".strip(), in_page, model) for model in args.models or [None]]
+        for name, measure, *model in [*runs, ("server_stream", server_stream)]:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.grant_permissions(["camera"], origin=url.rstrip("/"))
-            figures[name] = measure(context.new_page(), url, args.seconds)
+            figures[name] = measure(context.new_page(), url, args.seconds, *model)
             context.close()
         browser.close()
     print(json.dumps(figures, indent=2))

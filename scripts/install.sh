@@ -37,6 +37,13 @@ else
   echo "npm not found: skipped onnxruntime-web (the Webcam tab will stream frames to the server)" >&2
 fi
 
+# MediaPipe's face geometry for the FaceMesh model (the npm package @mediapipe/face_mesh, pinned and
+# integrity-checked) into npm's own cache, from which converting FaceMesh reads it offline too.
+if command -v npm >/dev/null; then
+  .venv/bin/python -c "from fsanet.models.families.facemesh import geometry_tarball; geometry_tarball()" \
+    || echo "FaceMesh's geometry was not fetched: converting FaceMesh will need npm and the network" >&2
+fi
+
 if [ "${1:-}" = "--dev" ]; then
   bash scripts/install-system-deps.sh
 fi

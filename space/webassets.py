@@ -10,16 +10,17 @@ time: without these files the Webcam tab says so and streams frames to the serve
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
 import io
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from fsanet.errors import FSANetError
+from fsanet.utils.downloads import npm_integrity as integrity
+from fsanet.utils.downloads import npm_pack
 
 ORT_WEB_VERSION = "1.30.0"
 ORT_WEB_INTEGRITY = (
@@ -38,11 +39,6 @@ class AssetError(RuntimeError):
 def ort_web_dir() -> Path | None:
     """The folder holding every file of :data:`ORT_WEB_FILES`, or ``None`` when any is missing."""
     return VENDOR_DIR if all((VENDOR_DIR / name).is_file() for name in ORT_WEB_FILES) else None
-
-
-def integrity(data: bytes) -> str:
-    """The npm ``integrity`` string (SRI, sha512) of ``data``."""
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
 def unpack(tarball: bytes, target: Path = VENDOR_DIR) -> Path:
@@ -72,22 +68,11 @@ def fetch(target: Path = VENDOR_DIR) -> Path:
     """``npm pack`` the pinned version and :func:`unpack` it; a present, complete folder is kept."""
     if target == VENDOR_DIR and ort_web_dir() is not None:
         return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise AssetError("npm is not installed: the Webcam tab will stream frames to the server")
-    with tempfile.TemporaryDirectory() as work:
-        done = subprocess.run(
-            [npm, "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--silent"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-        )
-        tarballs = list(Path(work).glob("*.tgz"))
-        if done.returncode != 0 or len(tarballs) != 1:
-            raise AssetError(
-                f"npm pack onnxruntime-web@{ORT_WEB_VERSION} failed: {done.stderr.strip()[-300:]}"
-            )
-        return unpack(tarballs[0].read_bytes(), target)
+    try:
+        tarball = npm_pack(f"onnxruntime-web@{ORT_WEB_VERSION}", ORT_WEB_INTEGRITY)
+    except FSANetError as error:
+        raise AssetError(str(error)) from None
+    return unpack(tarball, target)
 
 
 def main() -> int:

@@ -15,6 +15,7 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
         "300w_lp": "300W-LP: ordinary photos",
         "biwi": "BIWI: lab footage only",
         "300w_lp_panoptic": "300W-LP + CMU Panoptic: ordinary photos",
+        "mediapipe": "landmarks: ordinary photos",
     }
     for (
         name,

@@ -299,7 +299,7 @@ def test_box_transform_and_face_order_equal_the_servers(core):
     assert [g["box"] for g in core("(f) => core.leftToRight(f)", got)] == [list(f.box) for f in ordered]
 
 
-@pytest.mark.parametrize("architecture", ["fsanet_fusion", "whenet"])
+@pytest.mark.parametrize("architecture", ["fsanet_fusion", "whenet", "facemesh"])
 def test_crops_equal_crop_face_and_finish_face(core, architecture):
     from fsanet import create_model
     from fsanet.data.recipes import DEMO, crop_face, finish_face, resolved_recipe

@@ -19,6 +19,7 @@ All functions take degrees and broadcast over any number of poses.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
 
@@ -40,16 +41,19 @@ def rotation_matrix(yaw: ArrayLike, pitch: ArrayLike, roll: ArrayLike) -> np.nda
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-def euler_angles(matrix: ArrayLike) -> np.ndarray:
+def euler_angles(matrix: ArrayLike | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Inverse of :func:`rotation_matrix`: ``(..., 3, 3)`` -> ``(..., 3)`` degrees [yaw, pitch, roll].
 
-    Unique for ``|yaw| < 90``; at exactly +-90 (gimbal lock) roll is set to 0.
+    Unique for ``|yaw| < 90``; at exactly +-90 (gimbal lock) roll is set to 0. A torch tensor stays a tensor
+    (its dtype and device, differentiable, exportable to ONNX: a model's own rotation -> angles); anything
+    else is computed in float64 NumPy.
     """
-    m = np.asarray(matrix, np.float64)
-    neg_yaw = np.arcsin(np.clip(m[..., 0, 2], -1.0, 1.0))
-    pitch = np.arctan2(-m[..., 1, 2], m[..., 2, 2])
-    roll = np.arctan2(-m[..., 0, 1], m[..., 0, 0])
-    return np.rad2deg(np.stack([-neg_yaw, pitch, roll], axis=-1))
+    xp = torch if isinstance(matrix, torch.Tensor) else np
+    m = matrix if xp is torch else np.asarray(matrix, np.float64)
+    neg_yaw = xp.arcsin(xp.clip(m[..., 0, 2], -1.0, 1.0))
+    pitch = xp.arctan2(-m[..., 1, 2], m[..., 2, 2])
+    roll = xp.arctan2(-m[..., 0, 1], m[..., 0, 0])
+    return xp.stack([-neg_yaw, pitch, roll], axis=-1) * (180.0 / np.pi)  # rad2deg: no ONNX op for it
 
 
 def geodesic_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:

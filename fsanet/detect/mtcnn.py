@@ -47,10 +47,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fsanet.errors import WeightsUnavailableError
+from fsanet.models.layers import prelu_as_batch_norm
 from fsanet.runtime.onnx_engine import INPUT_NAME, cached_session, choose_engine, onnx_bytes
 from fsanet.runtime.optimize import tune_allocator
 from fsanet.utils.boxes import nms
@@ -175,24 +175,14 @@ def _torch_runner(net: nn.Module, device: str) -> NetRunner:
 
 
 class _PReLUAsBatchNorm(nn.Module):
-    """``prelu(y) = a*y + (1-a)*relu(y)`` for any slope ``a``; on feature maps the two products are
-    BatchNormalization nodes, which ONNX Runtime runs in its blocked layout (see the module docstring)."""
+    """A PReLU's slope run as :func:`~fsanet.models.layers.prelu_as_batch_norm` (see the module docstring)."""
 
     def __init__(self, prelu: nn.PReLU):
         super().__init__()
-        slope = prelu.weight.detach()
-        self.register_buffer("slope", slope)
-        self.register_buffer("complement", 1 - slope)
-        self.register_buffer("zeros", torch.zeros_like(slope))
-        self.register_buffer("ones", torch.ones_like(slope))
-
-    def _scale(self, y: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        if y.dim() == 2:
-            return y * scale
-        return F.batch_norm(y, self.zeros, self.ones, scale, self.zeros, training=False, eps=0.0)
+        self.register_buffer("slope", prelu.weight.detach())
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self._scale(y, self.slope) + self._scale(F.relu(y), self.complement)
+        return prelu_as_batch_norm(y, self.slope)
 
 
 def _for_onnx(net: nn.Module) -> nn.Module:

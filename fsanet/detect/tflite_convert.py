@@ -23,32 +23,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fsanet.errors import FSANetError
+from fsanet.utils.tflite_file import (
+    UnsupportedTFLiteError,
+    builtin_options,
+    constant_value,
+    operator_name,
+    read_model,
+    tensor_shape,
+)
 
 # ONNX IR version of opset 17 files: readable by every ONNX Runtime the project targets, onnxruntime-web too.
 IR_VERSION = 8
 OPSET = 17
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_TO_NHWC = (0, 2, 3, 1)
-_TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64}
 _ACTIVATIONS = {0: None, 1: "Relu", 3: "Relu6"}
-
-
-class UnsupportedTFLiteError(FSANetError):
-    """A ``.tflite`` file using an operator or tensor type this converter does not cover."""
-
-
-def _operator_names() -> dict[int, str]:
-    from tflite.BuiltinOperator import BuiltinOperator
-
-    return {value: key for key, value in vars(BuiltinOperator).items() if not key.startswith("_")}
-
-
-def _options(op, cls):
-    table = op.BuiltinOptions()
-    options = cls()
-    options.Init(table.Bytes, table.Pos)
-    return options
 
 
 @dataclass
@@ -68,22 +57,15 @@ class _Graph:
         return f"{hint}__{self.counter}"
 
     def shape(self, index: int) -> list[int]:
-        return [int(v) for v in self.subgraph.Tensors(index).ShapeAsNumpy()]
+        return tensor_shape(self.subgraph, index)
 
     def constant(self, index: int) -> np.ndarray | None:
         """The value of a constant tensor (float16 data as stored), else ``None``."""
         if index in self.constants:
             return self.constants[index]
-        tensor = self.subgraph.Tensors(index)
-        if tensor.Quantization() is not None and tensor.Quantization().ScaleLength():
-            raise UnsupportedTFLiteError(f"tensor {tensor.Name().decode()} is quantised: not supported")
-        buffer = self.model.Buffers(tensor.Buffer())
-        if buffer is None or buffer.DataLength() == 0:
+        value = constant_value(self.model, self.subgraph, index)
+        if value is None:
             return None
-        dtype = _TENSOR_TYPES.get(tensor.Type())
-        if dtype is None:
-            raise UnsupportedTFLiteError(f"tensor {tensor.Name().decode()} has TFLite type {tensor.Type()}")
-        value = buffer.DataAsNumpy().view(dtype).reshape(self.shape(index))
         self.constants[index] = value
         return value
 
@@ -144,7 +126,7 @@ def _activate(graph: _Graph, value: str, activation: int, output: str) -> str:
 def _conv(graph: _Graph, op, depthwise: bool) -> None:
     import tflite
 
-    options = _options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
+    options = builtin_options(op, tflite.DepthwiseConv2DOptions if depthwise else tflite.Conv2DOptions)
     x, w, b = (int(i) for i in op.InputsAsNumpy()[:3])
     kernel = graph.constant(w).astype(np.float32)
     if depthwise:  # (1, KH, KW, C*multiplier) -> (C*multiplier, 1, KH, KW), one group per input channel
@@ -178,7 +160,8 @@ def _add(graph: _Graph, op) -> None:
     if graph.constant(a) is not None or graph.constant(b) is not None:
         raise UnsupportedTFLiteError("ADD of a constant is not supported")
     out = graph.node("Add", [graph.value(a), graph.value(b)])
-    _activate(graph, out, _options(op, tflite.AddOptions).FusedActivationFunction(), _output(graph, op))
+    activation = builtin_options(op, tflite.AddOptions).FusedActivationFunction()
+    _activate(graph, out, activation, _output(graph, op))
 
 
 def _relu(graph: _Graph, op) -> None:
@@ -188,7 +171,7 @@ def _relu(graph: _Graph, op) -> None:
 def _max_pool(graph: _Graph, op) -> None:
     import tflite
 
-    options = _options(op, tflite.Pool2DOptions)
+    options = builtin_options(op, tflite.Pool2DOptions)
     x = int(op.InputsAsNumpy()[0])
     kernel, strides = (options.FilterHeight(), options.FilterWidth()), (options.StrideH(), options.StrideW())
     pads = _spatial_pads(graph, x, kernel, strides, options.Padding())
@@ -217,7 +200,7 @@ def _reshape(graph: _Graph, op) -> None:
 def _concatenation(graph: _Graph, op) -> None:
     import tflite
 
-    options = _options(op, tflite.ConcatenationOptions)
+    options = builtin_options(op, tflite.ConcatenationOptions)
     inputs = [int(i) for i in op.InputsAsNumpy()]
     rank = len(graph.shape(inputs[0]))
     axis = options.Axis() % rank
@@ -230,7 +213,7 @@ def _concatenation(graph: _Graph, op) -> None:
 def _resize_bilinear(graph: _Graph, op) -> None:
     import tflite
 
-    options = _options(op, tflite.ResizeBilinearOptions)
+    options = builtin_options(op, tflite.ResizeBilinearOptions)
     x, size = (int(i) for i in op.InputsAsNumpy()[:2])
     batch, _, _, channels = graph.shape(x)
     height, width = (int(v) for v in graph.constant(size))
@@ -273,20 +256,17 @@ def tflite_to_onnx(data: bytes, metadata: dict[str, str] | None = None):
     """The ``.tflite`` model ``data`` (its first subgraph) as an ``onnx.ModelProto`` with the same input
     and output names, shapes and values (see the module docstring)."""
     import onnx
-    import tflite
     from onnx import helper, numpy_helper
 
-    model = tflite.Model.GetRootAsModel(data, 0)
+    model = read_model(data)
     subgraph = model.Subgraphs(0)
     graph = _Graph(model, subgraph)
-    names = _operator_names()
     (input_index,) = (int(i) for i in subgraph.InputsAsNumpy())
     input_name = subgraph.Tensors(input_index).Name().decode()
     graph.names[input_index] = graph.node("Transpose", [input_name], perm=list(NHWC_TO_NCHW))
     for i in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+        name = operator_name(model, op)
         if name not in _CONVERTERS:
             raise UnsupportedTFLiteError(f"TFLite operator {name} is not supported by the converter")
         _CONVERTERS[name](graph, op)
