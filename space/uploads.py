@@ -7,26 +7,36 @@ white, a truncated PNG comes out black, a broken file gives Gradio's message wit
 Here :mod:`fsanet.data.imageio` reads the header first and decodes only what passes its caps, so
 the Space and ``python -m fsanet predict`` agree on every file.
 
+Gradio takes every file through one route (``/gradio_api/upload``) before any event sees it, and keeps it
+for an hour. :class:`UploadBound` guards that route by what the sender can use a file for: the photo and
+video inputs' caps, plus the submission cap (``LEADERBOARD_MAX_SUBMISSION_MB``) only for a sender who may
+submit (anyone off a Space; a logged-in user on one), refused from the request's ``Content-Length`` before
+any byte is read; and a client (:func:`space.clients.client_key`) has at most ``SPACE_CLIENT_REQUESTS``
+uploads under way at once.
+
 Environment variables (sizes in MB of 2**20 bytes):
 
 * ``SPACE_MAX_PHOTO_MB``: largest photo or webcam frame (default 20);
-* ``SPACE_MAX_VIDEO_MB``, ``SPACE_MAX_VIDEO_S``: largest video and its longest duration (default 50, 20);
-* ``SPACE_MAX_UPLOAD_MB``: largest file Gradio accepts at all (default: the largest of the caps above
-  and ``LEADERBOARD_MAX_SUBMISSION_MB``, 200), so a 45 MB submission passes while photos stop at 20 MB.
+* ``SPACE_MAX_VIDEO_MB``, ``SPACE_MAX_VIDEO_S``: largest video and its longest duration (default 50, 20).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fsanet import InvalidImageError
 from leaderboard.settings import max_submission_bytes
-from space.settings import max_photo_bytes, max_upload_bytes_setting, max_video_bytes
+from space.clients import client_key, may_submit
+from space.settings import MB, client_requests, max_photo_bytes, max_video_bytes
 
 # Webcam frames: a 1280x720 frame is ~1 MP; a bigger "frame" is an API caller's photo in disguise.
 MAX_FRAME_PIXELS = 4_000_000
@@ -34,11 +44,64 @@ MAX_FRAME_PIXELS = 4_000_000
 MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
+UPLOAD_PATH = "/gradio_api/upload"
+MULTIPART_SLACK = 64 * 1024  # a form's boundaries and part headers around the file
+
+
+def media_bytes() -> int:
+    """The largest file the photo and video inputs accept."""
+    return max(max_photo_bytes(), max_video_bytes())
+
+
 def max_upload_bytes() -> int:
-    """Gradio's cap on any upload: ``SPACE_MAX_UPLOAD_MB``, else the largest submission or media cap."""
-    setting = max_upload_bytes_setting()
-    largest = max(max_submission_bytes(), max_photo_bytes(), max_video_bytes())
-    return setting if setting is not None else largest
+    """Gradio's own cap on any upload: the largest file anyone may send (a submission's, when larger)."""
+    return max(media_bytes(), max_submission_bytes())
+
+
+def upload_bytes(request: Any) -> int:
+    """The largest upload the sender of ``request`` can use: a submission's files only if it may submit."""
+    return max_upload_bytes() if may_submit(request) else media_bytes()
+
+
+class UploadBound:
+    """ASGI middleware (inside Gradio's session middleware) guarding the upload route, see the docstring."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.uploading: Counter[str] = Counter()  # one event loop: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(UPLOAD_PATH):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        client = client_key(request)
+        refusal = self._refusal(request, client)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        self.uploading[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.uploading[client] -= 1
+            if not self.uploading[client]:
+                del self.uploading[client]
+
+    def _refusal(self, request: Request, client: str) -> PlainTextResponse | None:
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():
+            return PlainTextResponse("Uploads must state their size (Content-Length).", status_code=411)
+        cap = upload_bytes(request)
+        if int(length) > cap + MULTIPART_SLACK:
+            words = f"The file is {int(length) / MB:.1f} MB, more than the {cap / MB:g} MB this Space accepts"
+            if cap < max_upload_bytes():
+                words += " for photos and videos (a submission may be larger: log in on the Submit tab)"
+            return PlainTextResponse(words + ".", status_code=413)
+        if self.uploading[client] >= client_requests():
+            return PlainTextResponse(
+                f"You already have {client_requests()} uploads under way: wait for them to finish.",
+                status_code=429,
+            )
+        return None
 
 
 def uploaded_image(**options: Any) -> gr.Image:
