@@ -89,19 +89,22 @@ class UploadBound:
     def _refusal(self, request: Request, client: str) -> PlainTextResponse | None:
         length = request.headers.get("content-length", "")
         if not length.isdigit():
-            return PlainTextResponse("Uploads must state their size (Content-Length).", status_code=411)
+            return _refused("Uploads must state their size (Content-Length).", 411)
         cap = upload_bytes(request)
         if int(length) > cap + MULTIPART_SLACK:
             words = f"The file is {int(length) / MB:.1f} MB, more than the {cap / MB:g} MB this Space accepts"
             if cap < max_upload_bytes():
                 words += " for photos and videos (a submission may be larger: log in on the Submit tab)"
-            return PlainTextResponse(words + ".", status_code=413)
+            return _refused(words + ".", 413)
         if self.uploading[client] >= client_requests():
-            return PlainTextResponse(
-                f"You already have {client_requests()} uploads under way: wait for them to finish.",
-                status_code=429,
-            )
+            busy = f"You already have {client_requests()} uploads under way: wait for them to finish."
+            return _refused(busy, 429)
         return None
+
+
+def _refused(message: str, status: int) -> PlainTextResponse:
+    # "Connection: close": the server stops reading the body it refused (kept alive, it reads it all first).
+    return PlainTextResponse(message, status_code=status, headers={"Connection": "close"})
 
 
 def uploaded_image(**options: Any) -> gr.Image:
