@@ -76,18 +76,27 @@ class Admission:
                 f"you already have {self.per_client} requests running: wait for them to finish, "
                 "then send this one again"
             )
-        if not heavy:
-            return
+        refusal = self._heavy_refusal(client) if heavy else None
+        if refusal is not None:
+            raise Busy(refusal)
+
+    def heavy_refusal(self, client: str) -> str | None:
+        """Why a large photo or video of ``client`` would be refused now, or None when it has a place."""
+        with self._lock:
+            return self._heavy_refusal(client)
+
+    def _heavy_refusal(self, client: str) -> str | None:
         if self._heavy_by[client]:
-            raise Busy(
+            return (
                 "you already have a large photo or a video being processed: wait for it to finish, "
                 "then send this one again"
             )
         if self._heavy_by.total() >= self.heavy_places:
-            raise Busy(
+            return (
                 "the Space is busy with other large photos and videos: send this one again in a minute, "
                 f"or a photo of at most {self.heavy_pixels / 1e6:g} megapixels (it does not wait)"
             )
+        return None
 
 
 VIDEO = 2**62  # a video's "pixel count": always the heavy lane

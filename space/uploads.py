@@ -11,8 +11,11 @@ Gradio takes every file through one route (``/gradio_api/upload``) before any ev
 for an hour. :class:`UploadBound` guards that route by what the sender can use a file for: the photo and
 video inputs' caps, plus the submission cap (``LEADERBOARD_MAX_SUBMISSION_MB``) only for a sender who may
 submit (anyone off a Space; a logged-in user on one), refused from the request's ``Content-Length`` before
-any byte is read; and a client (:func:`space.clients.client_key`) has at most ``SPACE_CLIENT_REQUESTS``
-uploads under way at once.
+any byte is read; a client (:func:`space.clients.client_key`) has at most ``SPACE_CLIENT_REQUESTS``
+uploads under way at once; and while the heavy lane of :mod:`space.fairness` would refuse the client's
+next large photo, an upload's first bytes are read first and a photo above ``SPACE_HEAVY_MP`` is refused
+from its header, with the lane's own message, instead of after the rest (a flood of huge photos from many
+addresses then costs the Space their headers, not their megabytes).
 
 Environment variables (sizes in MB of 2**20 bytes):
 
@@ -24,18 +27,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fsanet import InvalidImageError
+from fsanet.data.imageio import header_size
 from leaderboard.settings import max_submission_bytes
 from space.clients import client_key, may_submit
+from space.fairness import admission
 from space.settings import MB, client_requests, max_photo_bytes, max_video_bytes
 
 # Webcam frames: a 1280x720 frame is ~1 MP; a bigger "frame" is an API caller's photo in disguise.
@@ -45,6 +50,7 @@ MAX_VIDEO_FRAME_PIXELS = 1920 * 1088
 
 
 UPLOAD_PATH = "/gradio_api/upload"
+PEEK_BYTES = 128 * 1024  # holds a JPEG's size behind its EXIF block (at most 64 kB)
 MULTIPART_SLACK = 64 * 1024  # a form's boundaries and part headers around the file
 
 
@@ -80,6 +86,10 @@ class UploadBound:
             return await refusal(scope, receive, send)
         self.uploading[client] += 1
         try:
+            if admission.heavy_refusal(client) is not None:  # only then is a photo's header worth a look
+                receive, refusal = await _peek(receive, client)
+                if refusal is not None:
+                    return await refusal(scope, receive, send)
             await self.app(scope, receive, send)
         finally:
             self.uploading[client] -= 1
@@ -100,6 +110,35 @@ class UploadBound:
             busy = f"You already have {client_requests()} uploads under way: wait for them to finish."
             return _refused(busy, 429)
         return None
+
+
+async def _peek(receive: Receive, client: str) -> tuple[Receive, PlainTextResponse | None]:
+    """Read the start of an upload: a photo the heavy lane has no place for now (it would be refused once
+    uploaded) is refused from its header, before the rest of it is read. Returns the ``receive`` that
+    replays what was read, and the refusal, if any."""
+    read: deque[Message] = deque()
+    head = b""
+    while len(head) < PEEK_BYTES:
+        message = await receive()
+        read.append(message)
+        head += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    refusal = None
+    if _photo_pixels(head) > admission.heavy_pixels:
+        reason = admission.heavy_refusal(client)
+        refusal = _refused(f"{reason[0].upper()}{reason[1:]}.", 503) if reason else None
+
+    async def replay() -> Message:
+        return read.popleft() if read else await receive()
+
+    return replay, refusal
+
+
+def _photo_pixels(head: bytes) -> int:
+    """The pixel count in the header of the first file of a multipart body's start (0: not a photo's)."""
+    size = header_size(head[head.find(b"\r\n\r\n") + 4 :])  # after the first part's headers
+    return size[0] * size[1] if size else 0
 
 
 def _refused(message: str, status: int) -> PlainTextResponse:

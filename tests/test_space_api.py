@@ -27,6 +27,7 @@ from tests.videos import two_astronauts_clip
 
 SAMPLES = DATA / "aflw2000-sample16"
 MAX_PHOTO_MB = 2  # the Space's cap on photos
+MAX_VIDEO_MB = 4  # on videos
 MAX_UPLOAD_MB = 8  # a submission's cap, the largest upload (a timm-backbone variant is ~5 MB)
 READY_TIMEOUT_S = 120
 
@@ -61,6 +62,7 @@ def serve_app(
         "no_proxy": "127.0.0.1,localhost",
         "LEADERBOARD_DIR": str(leaderboard_dir),
         "SPACE_MAX_PHOTO_MB": str(MAX_PHOTO_MB),
+        "SPACE_MAX_VIDEO_MB": str(MAX_VIDEO_MB),
         "LEADERBOARD_MAX_SUBMISSION_MB": str(MAX_UPLOAD_MB),
         # As behind a Space's proxy: a test client says its address in X-Forwarded-For (client_at), as the
         # proxy would write it, so several clients of one test are several clients to the Space.

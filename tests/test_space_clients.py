@@ -219,6 +219,53 @@ def test_an_upload_must_state_its_size(upload_app, off_space):
     assert refused.status_code == 411 and "Content-Length" in refused.text
 
 
+def _multipart(name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "----fsanet-test"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+    body = (head + "Content-Type: application/octet-stream\r\n\r\n").encode() + data
+    return body + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_huge_photo_the_heavy_lane_has_no_place_for_is_refused_from_its_header(
+    upload_app, off_space, monkeypatch
+):
+    from space import uploads
+
+    lane = Admission(light_slots=2, heavy_pixels=1_000_000, per_client=4, heavy_queue=0)
+    monkeypatch.setattr(uploads, "admission", lane)
+    huge, small = _multipart("huge.png", _png(5000, 4000)), _multipart("small.png", _png(450, 450))
+    notes = _multipart("config.json", b"{}" * 100_000)
+
+    def post(body_and_type):
+        body, content_type = body_and_type
+        return upload_app.post("/gradio_api/upload", content=body, headers={"Content-Type": content_type})
+
+    assert post(huge).text == f"stored {len(huge[0])} bytes"  # the lane has a place: read in full
+    release = threading.Event()
+    holder = _hold(lane, "ip:someone-else", 2_000_000, release)
+    time.sleep(0.2)
+    try:
+        refused = post(huge)
+        assert refused.status_code == 503 and refused.headers["connection"] == "close"
+        assert refused.text.startswith("The Space is busy with other large photos and videos")
+        for passing in (small, notes):  # a normal photo, a file that is no photo: read in full
+            assert post(passing).text == f"stored {len(passing[0])} bytes"
+    finally:
+        release.set()
+        holder.join()
+    assert post(huge).status_code == 200
+
+
 def test_a_client_has_a_few_uploads_under_way_at_once(off_space, monkeypatch):
     from space.uploads import UploadBound
 

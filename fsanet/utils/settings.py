@@ -52,7 +52,7 @@ ASSETS = "assets"  # the default assets folder, beside the ``fsanet`` package (w
 
 
 def assets_dir() -> Path:
-    """``$FSANET_ASSETS``, default :data:`ASSETS` beside the ``fsanet`` package (the Space bundle's folder)."""
+    """``$FSANET_ASSETS``, default :data:`ASSETS` beside the ``fsanet`` package (the Space bundle's)."""
     return Path(os.environ.get("FSANET_ASSETS") or Path(__file__).resolve().parents[2] / ASSETS)
 
 
