@@ -31,7 +31,7 @@ from PIL import Image
 
 from tests.conftest import OFFICIAL, ROOT, require_shared
 from tests.fake_oauth import FakeHub
-from tests.test_space_api import SAMPLES, free_port
+from tests.test_space_api import SAMPLES, free_port, stop
 from tests.test_space_browser import ARGS, CHROMIUM, SCREENSHOTS, TIMEOUT_MS, WEBCAM_SAMPLE, write_y4m
 
 USER = "ada-lovelace"
@@ -189,11 +189,7 @@ def space(bundle, space_python, tmp_path_factory):
             served = _seconds("page served after `python app.py`", started)
             yield url, log, board, served
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 def _sha256(path: Path) -> str:
