@@ -1,10 +1,13 @@
 """The Webcam tab in headless Chromium: processed frames/s reaching the page, in the page and via the server.
 
     .venv/bin/python bench/bench_webcam.py [--seconds 15] [--models NAME ...] [--json artifacts/webcam.json]
+        [--bundle OUT --python OUT_VENV/bin/python]
 
 Chromium's fake camera plays a 640x480, 30 fps clip of one face (scikit-image's astronaut, as in
 bench_pipeline.py). The Space runs as users start it (``python app.py``, tests/test_space_api.py's
-``serve_app``). Reported, side by side from one run:
+``serve_app``); with ``--bundle``, from the Space bundle (``bash scripts/space_bundle.sh OUT``) with the
+interpreter of a virtualenv installed from its ``requirements.txt`` alone, ``SPACE_ID`` and ``SYSTEM=spaces``
+set, as Hugging Face runs it. Reported, side by side from one run:
 
 * in the page (BlazeFace + the fusion model, or each of ``--models`` in turn, on onnxruntime-web): processed
   frames/s over the window, the mean milliseconds per stage (grab the frame, detect, crop, model, draw) and
@@ -136,14 +139,18 @@ def main() -> None:
         "--models", nargs="+", help="in-page pose models, one after the other (default: the tab's)"
     )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--bundle", type=Path, help="a Space bundle to serve instead of this checkout")
+    parser.add_argument("--python", default=sys.executable, help="the bundle's interpreter")
     args = parser.parse_args()
+    where = {"app_dir": args.bundle, "python": args.python, "SYSTEM": "spaces", "SPACE_ID": "bench/fsanet"}
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="bench-webcam-"))
     frame = np.asarray(Image.open(io.BytesIO(scenes()["640x480 1 face"][0])).convert("RGB"))
     clip = write_y4m(frame, work / "face_640x480_30fps.y4m", frames=FPS, fps=FPS)
     figures: dict = {}
-    with serve_app(work / "leaderboard", work / "app.log") as url, sync_playwright() as playwright:
+    served = serve_app(work / "leaderboard", work / "app.log", **(where if args.bundle else {}))
+    with served as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
@@ -155,6 +162,7 @@ def main() -> None:
             figures[name] = measure(context.new_page(), url, args.seconds, *model)
             context.close()
         browser.close()
+    figures["served_from"] = str(args.bundle or ROOT)
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from leaderboard.display.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICA
 from leaderboard.protocol.benchmarks import looked_in
 from leaderboard.service.seed import seed_status
 from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
+from space import clients
 from space.outputs import save_bytes
 
 ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
@@ -277,17 +277,6 @@ def _accepted_message(request: dict[str, Any]) -> str:
     )
 
 
-def submitter(request: gr.Request | None) -> str:
-    """Whose limits a submission counts against: the logged-in Hub user, else the client's address (kept
-    only as a hash)."""
-    if request is None:
-        return "anonymous"
-    if getattr(request, "username", None):
-        return f"hf:{request.username}"
-    host = getattr(getattr(request, "client", None), "host", None) or "unknown"
-    return "ip:" + hashlib.sha256(str(host).encode()).hexdigest()[:16]
-
-
 def submit_variant(
     files: list[str] | None = None,
     name: str = "",
@@ -302,13 +291,17 @@ def submit_variant(
     is ranked only with every model shown).
 
     The repo id is only ever a Hub id (``owner/name``): it is never looked up on this server's disk. Each
-    submitter has the leaderboard's limits (requests waiting, submissions an hour).
+    submitter (:func:`space.clients.client_key`: the Hugging Face user; off a Space, a keyed hash of the
+    client's address) has the leaderboard's limits (requests waiting, submissions an hour). On a Space an
+    anonymous visitor is refused: submissions need a Hugging Face login.
     """
+    if not clients.may_submit(request):
+        raise gr.Error(clients.submit_refusal(), title="Submission rejected")
     stated = {
         "trained_on": trained_on.strip() or None,
         "protocol": None if protocol == NOT_STATED else protocol,
     }
-    options = {"results": board_store(), "submitter": submitter(request), "stated": stated}
+    options = {"results": board_store(), "submitter": clients.client_key(request), "stated": stated}
     try:
         if files and repo_id.strip():
             raise SubmissionError("give either files or a Hub repo id, not both")
@@ -412,6 +405,11 @@ def submit_tab() -> None:
         "or a Hub model repo id and revision. Files are validated at once; accepted submissions are "
         "queued and evaluated on every benchmark present, and appear on the leaderboard when finished. "
         "Say what it was trained on: a model is ranked only among those of its protocol."
+        + (
+            " On this Space, log in with Hugging Face first: submissions are made in your name."
+            if clients.login_required()
+            else ""
+        )
     )
     with gr.Row():
         with gr.Column():
@@ -429,6 +427,8 @@ def submit_tab() -> None:
         protocol = gr.Dropdown(
             PROTOCOL_CHOICES, value=NOT_STATED, label="Trained for", elem_id="submit-protocol"
         )
+    if clients.login_offered():  # on a Space: submissions are made in a Hugging Face user's name
+        gr.LoginButton(elem_id="submit-login")
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
     message = gr.Markdown(label="Submission status", elem_id="submit-message")
     request = gr.JSON(label="Your submission", elem_id="submit-request")

@@ -22,6 +22,7 @@ from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
 from fsanet.pipeline.video import H264Writer, PosedFrame, VideoInfo, estimate_video, probe_video
 from space import outputs, runtime
+from space.clients import client_key
 from space.fairness import VIDEO, Busy, admission
 from space.settings import max_photo_bytes, max_video_seconds
 from space.uploads import MAX_FRAME_PIXELS, MAX_VIDEO_FRAME_PIXELS, check_video_file, display_name
@@ -32,10 +33,6 @@ WEBCAM_DETECT_SIDE = 320
 MAX_VIDEO_FPS = 120  # above any camera users film with
 FACE_COLUMNS = ["face", "yaw", "pitch", "roll", "score", "box"]
 NO_IMAGE = "No image: upload, paste or pick an example photo first."
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def estimate_upload(
@@ -57,7 +54,7 @@ def estimate_upload(
     if max_pixels:
         caps["max_pixels"] = max_pixels
     width, height = read_size(source, name=name, **caps)
-    with admission.admit(_session(request), width * height):
+    with admission.admit(client_key(request), width * height):
         options = {"detect_max_side": detect_side} if detect_side else {}
         estimator = runtime.estimator(model, detector, **options)
         rgb = load_image(source, name=name, **caps)
@@ -256,7 +253,7 @@ def _predict_video(
         records.append({"frame": frame.index, **to_json(frame.result, name)})
         progress((frame.index + 1, max(info.frames, frame.index + 1)), desc="frames", unit="frames")
 
-    with admission.admit(_session(request), VIDEO):
+    with admission.admit(client_key(request), VIDEO):
         estimator = runtime.estimator(model, detector)
         path = outputs.new_path(".mp4")
         with H264Writer(path, info.fps) as writer:

@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fsanet import FSANetError
 from fsanet.pipeline.browser import ServerOnlyError, browser_parameters
 from space import runtime, webassets
-from space.choices import detector_choices, model_choices
+from space.choices import WEBCAM_DETECTOR, detector_choices, model_choices
 
 PREFIX = "fsanet"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -40,7 +40,14 @@ CHOICE_JS = """(model, detector) => {
   window.fsanetWebcamChoice = [model, detector];
   window.dispatchEvent(new CustomEvent("fsanet-webcam-choice", {detail: [model, detector]}));
 }"""
+# A visitor's words: what they get instead (the operator's fix is in the README: scripts/space_bundle.sh).
+ORT_MISSING = "this Space cannot run the models in your browser: frames go to the server, a few per second"
 MEDIA_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm"}
+
+
+def runs_in_page() -> bool:
+    """Whether the Webcam tab can run in the page here: onnxruntime-web served and BlazeFace offered."""
+    return webassets.ort_web_dir() is not None and WEBCAM_DETECTOR in {n for _, n in detector_choices()}
 
 
 def _ort_url() -> str:
@@ -74,9 +81,7 @@ def page_config(model: str, detector: str) -> dict[str, Any]:
     if detector not in {name for _, name in detector_choices()}:
         raise FSANetError(f"unknown detector {detector!r}")
     if webassets.ort_web_dir() is None:
-        raise ServerOnlyError(
-            "onnxruntime-web is not installed on this server (scripts/install.sh fetches it)"
-        )
+        raise ServerOnlyError(ORT_MISSING)
     if runtime.detector(detector).graph_file() is None:  # before loading a model the page will not run
         raise ServerOnlyError(f"the {detector} detector runs on the server only")
     parameters = browser_parameters(runtime.estimator(model, detector))

@@ -21,13 +21,14 @@ import sys
 import tempfile
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
-from space import board, inference, inpage, refusals, runtime, settings, uploads
+from space import board, clients, inference, inpage, refusals, runtime, settings, uploads
 from space.choices import detector_choices, model_choices, model_info, webcam_detector
 from space.examples import example_images
 from space.settings import concurrency
@@ -151,14 +152,26 @@ def _photo_tab(demo: gr.Blocks) -> None:
         rerun.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
 
 
-def _webcam_tab(demo: gr.Blocks) -> None:
-    gr.Markdown(
-        "With a BlazeFace detector, the page itself runs the detector and the model (WebAssembly): no frame "
-        "leaves your computer. With another detector, or where the browser cannot, frames stream to the "
-        "server below. Either way the result shows the camera's own view (not a mirror image), faces "
-        "numbered left to right, and the angles are the Photo tab's for the same head. Browser only: "
-        "`/webcam` is not offered to API clients (send frames to `/predict` instead)."
+def _webcam_intro() -> str:
+    alike = (
+        "the result shows the camera's own view (not a mirror image), faces numbered left to right, and the "
+        "angles are the Photo tab's for the same head. Browser only: `/webcam` is not offered to API "
+        "clients (send frames to `/predict` instead)."
     )
+    if inpage.runs_in_page():
+        return (
+            "With a BlazeFace detector, the page itself runs the detector and the model (WebAssembly): no "
+            "frame leaves your computer. With another detector, or where the browser cannot, frames stream "
+            f"to the server below. Either way {alike}"
+        )
+    return (
+        "Frames stream to the server below, a few per second (this Space cannot run the models in your "
+        f"browser): {alike}"
+    )
+
+
+def _webcam_tab(demo: gr.Blocks) -> None:
+    gr.Markdown(_webcam_intro())
     model, detector = _pickers("webcam", webcam_detector())
     gr.HTML(inpage.PANEL_HTML, elem_id="inpage")
     for event in (demo.load, model.change, detector.change):  # tells the page (space/static/webcam.js)
@@ -254,12 +267,15 @@ def launch(demo: gr.Blocks, **options) -> None:
     """Serve ``demo`` with the Space's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
     runtime.configure_threads(concurrency())
     runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
+    runtime.preload(DEFAULT_MODEL, webcam_detector())  # BlazeFace's graph converted before the first visit
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
     if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
         start_background_worker()
     start_background_seeding()  # the registry's models scored at start: a ranked board with no command
+    clients.distrust_forwarded_headers()  # the client's address is space.clients', from the socket's peer
     demo.launch(
         max_file_size=uploads.max_upload_bytes(),
+        app_kwargs={"middleware": [Middleware(uploads.UploadBound)]},  # inside Gradio's session middleware
         ssr_mode=False,
         show_error=False,
         head=PAGE_HEAD + inpage.HEAD_HTML,

@@ -30,19 +30,24 @@ def _tarball(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def test_web_assets_are_refused_unless_they_are_the_pinned_package(tmp_path, monkeypatch):
-    from space import webassets
+def test_web_assets_are_refused_unless_they_are_the_pinned_package(tmp_path):
+    from dataclasses import replace
+
+    from space import pinned, webassets
 
     files = {f"package/dist/{name}": name.encode() * 100 for name in webassets.ORT_WEB_FILES}
     tarball = _tarball(files)
-    with pytest.raises(webassets.AssetError, match="expected sha512-"):
-        webassets.unpack(tarball, tmp_path / "ort")
-    assert not (tmp_path / "ort").exists()
-    monkeypatch.setattr(webassets, "ORT_WEB_INTEGRITY", webassets.integrity(tarball))
-    folder = webassets.unpack(tarball, tmp_path / "ort")
+    with pytest.raises(pinned.AssetError, match="expected sha512-"):
+        pinned.verified(webassets.ORT_WEB, tarball)
+    entry = replace(webassets.ORT_WEB, integrity=pinned.integrity(tarball))
+    pinned.write(entry, pinned.verified(entry, tarball), tmp_path)
+    folder = tmp_path / webassets.VENDOR
     for name in webassets.ORT_WEB_FILES:
         assert (folder / name).read_bytes() == files[f"package/dist/{name}"]
         assert gzip.decompress((folder / f"{name}.gz").read_bytes()) == files[f"package/dist/{name}"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*webassets.ORT_WEB_FILES, *(f"{name}.gz" for name in webassets.ORT_WEB_FILES)]
+    )  # nothing else of the package is kept
 
 
 # ------------------------------------------------------------------------------------------------ the routes

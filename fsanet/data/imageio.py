@@ -224,6 +224,16 @@ def read_size(
         return image.width, image.height
 
 
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the first bytes of an image file (the rest may still be on its way), or None
+    when they are not the start of an image Pillow reads. No cap applies: the caller decides."""
+    try:
+        with _open_header(head, None, None) as (_, image):
+            return image.width, image.height
+    except InvalidImageError:
+        return None
+
+
 @contextlib.contextmanager
 def _open_header(source: Any, name: str | None, max_bytes: int | None) -> Iterator[tuple[str, Image.Image]]:
     label, stream = _open_stream(source, name, max_bytes)

