@@ -15,6 +15,7 @@ from torch import nn
 
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
+from fsanet.models.catalogue import build_model, model_entry, recipe_of, validate_config
 from fsanet.models.families.fsanet import LICENCE, OFFICIAL_FILES, PAPER, TRAINING_SETS
 from fsanet.models.family import ModelConfig, ModelEntry, Pretrained, register_family
 
@@ -29,8 +30,6 @@ class EnsembleConfig(ModelConfig):
     @field_validator("members")
     @classmethod
     def _members_are_valid_models(cls, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from fsanet.models.registry import validate_config
-
         for member in members:
             if member.get("architecture") == "ensemble":
                 raise ValueError("an ensemble's members cannot be ensembles")
@@ -43,8 +42,6 @@ class EnsembleConfig(ModelConfig):
 
 def fusion_config(name: str = "fsanet_fusion", **extra: Any) -> dict[str, Any]:
     """The fusion of the untrained capsule variants."""
-    from fsanet.models.registry import model_entry
-
     return {
         "architecture": "ensemble",
         "name": name,
@@ -55,8 +52,6 @@ def fusion_config(name: str = "fsanet_fusion", **extra: Any) -> dict[str, Any]:
 
 def _members_recipe(config: Mapping[str, Any]) -> dict[str, Any]:
     """Every member takes the same input: the first member's crop."""
-    from fsanet.models.registry import recipe_of
-
     return recipe_of(config["members"][0])
 
 
@@ -94,8 +89,6 @@ class PoseEnsemble(PoseModel):
     def __init__(self, config: dict[str, Any], members: list[PoseModel] | None = None):
         super().__init__(config)
         if members is None:
-            from fsanet.models.registry import build_model
-
             members = [build_model(member) for member in config["members"]]
         self.members = nn.ModuleList(members)
         self.config["members"] = [member.config for member in members]
