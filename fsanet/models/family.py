@@ -77,16 +77,16 @@ class WeightsFile:
     upstream repository, ``$mirror_env``, else ``default_mirror``) and its pinned sha256.
 
     ``sha256`` is ``None`` where the publisher gives none and no pinned copy exists (a Google Drive link):
-    such a file is never fetched or converted automatically, only pointed to (``published``), and a user
-    who checked a copy converts it with ``python -m fsanet convert``. ``size`` is the published size in
-    bytes (the download cap), where known.
+    such a file is never downloaded, only read from a mirror folder its operator filled, and pointed to
+    (``published``). ``max_bytes`` caps what is read or downloaded (default 64 MiB): the file's published
+    size where known, else a little above the size expected.
     """
 
     path: str
     sha256: str | None
     mirror_env: str
     default_mirror: str
-    size: int | None = None
+    max_bytes: int | None = None
     published: str = ""  # where people download it by hand (a release page, a Drive link)
 
 

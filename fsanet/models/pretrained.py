@@ -98,7 +98,7 @@ def fetch_original(file: WeightsFile, what: str) -> bytes:
     ``what`` names it in messages (``fsanet_caps_1x1.biwi``)."""
     mirror = settings.mirror(file.mirror_env, file.default_mirror)
     location = mirror.removeprefix("file://")
-    cap = file.size or MAX_DOWNLOAD_BYTES
+    cap = file.max_bytes or MAX_DOWNLOAD_BYTES
     if location and Path(location).is_dir():
         path = Path(location) / file.path
         if not path.is_file():
@@ -110,7 +110,7 @@ def fetch_original(file: WeightsFile, what: str) -> bytes:
         raise _unavailable(
             what,
             file,
-            "its publisher gives no checksum: it is never downloaded, only read from a mirror folder",
+            "no checksum is published for it: it is never downloaded, only read from a folder",
         )
     elif mirror.startswith(("http://", "https://")):
         if settings.offline():
@@ -126,9 +126,7 @@ def fetch_original(file: WeightsFile, what: str) -> bytes:
             what, file, f"{file.mirror_env}={mirror!r} is neither a directory nor an http(s) URL"
         )
     if file.sha256 is None:
-        log.warning(
-            "%s: %s has no published checksum; the mirror's copy is converted as it is", what, file.path
-        )
+        log.warning("%s: no checksum is published for %s; the mirror's copy is converted", what, file.path)
     else:
         verify_sha256(data, file.sha256, f"{file.path} from {mirror}")
     return data

@@ -1,10 +1,12 @@
 """WHENet (Zhou & Gregson, BMVC 2020) as a :class:`~fsanet.models.base.PoseModel`.
 
 EfficientNet-B0 without top, global average pooling, and three linear heads of bin logits: yaw over the
-full circle in 120 bins of 3 degrees, pitch and roll in 66 bins of 3 degrees. The angle is the softmax
-expectation of the bin index, ``yaw = 3 * E[i] - 180`` and ``pitch, roll = 3 * E[i] - 99`` (WHENet's own
-code). The backbone is timm's ``tf_efficientnet_b0``: TensorFlow's "same" padding on the stride-2
-convolutions and BatchNorm eps 1e-3, as the Keras original (either difference costs degrees).
+full circle in 120 bins of 3 degrees, pitch and roll in 66 bins of 3 degrees (HopeNet's heads, with a wider
+yaw). The angle is the softmax expectation of the bin index, ``yaw = 3 * E[i] - 180`` and
+``pitch, roll = 3 * E[i] - 99`` (WHENet's own code, as
+:func:`~fsanet.models.families.hopenet.bin_expectation`). The backbone is timm's ``tf_efficientnet_b0``:
+TensorFlow's "same" padding on the stride-2 convolutions and BatchNorm eps 1e-3, as the Keras original
+(either difference costs degrees).
 
 Forward contract as every model here: raw RGB in [0, 255] at 224x224; the ``/255`` and ImageNet mean/std of
 WHENet's pre-processing happen inside.
@@ -35,11 +37,13 @@ from torch import nn
 from fsanet.data.recipes import register_box_rule, validated_recipe
 from fsanet.errors import InvalidWeightsError
 from fsanet.models.base import PoseModel
+from fsanet.models.families.hopenet import bin_expectation
 from fsanet.models.family import (
     Converter,
     ModelConfig,
     ModelEntry,
     Pretrained,
+    Reported,
     TrainingSet,
     WeightsFile,
     register_family,
@@ -50,7 +54,6 @@ BACKBONE = "tf_efficientnet_b0"
 IMAGE_SIZE = 224
 FEATURES = 1280
 YAW_BINS, PITCH_ROLL_BINS = 120, 66
-BIN_DEGREES = 3.0
 YAW_OFFSET, PITCH_ROLL_OFFSET = 180.0, 99.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,6 +71,12 @@ TRAINED_ON = TrainingSet(
     "300W-LP + CMU Panoptic", "protocol 1", "300W-LP + CMU Panoptic: ordinary photos", "many people, any yaw"
 )
 BOX_RULE = "whenet"
+REPORTED = (
+    Reported("aflw2000", "protocol 1", (5.11, 6.24, 4.92, 5.42), PAPER, "AFLW2000 comparison",
+             "whenet.300w_lp_panoptic", "WHENet"),
+    Reported("biwi", "protocol 1", (3.99, 4.39, 3.06, 3.81), PAPER, "BIWI comparison",
+             "whenet.300w_lp_panoptic", "WHENet"),
+)  # fmt: skip
 
 
 def whenet_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -124,12 +133,6 @@ def _efficientnet(backbone: str) -> nn.Module:
 
     # num_classes=0: timm's global average pooling and no classifier, the Keras model's "no top" + pooling.
     return timm.create_model(backbone, pretrained=False, num_classes=0)
-
-
-def bin_expectation(logits: torch.Tensor, offset: float) -> torch.Tensor:
-    """``BIN_DEGREES * sum(softmax(logits) * index) - offset``: WHENet's angle from its bin logits."""
-    index = torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype)
-    return (logits.softmax(dim=-1) * index).sum(dim=-1) * BIN_DEGREES - offset
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -311,6 +314,7 @@ def convert_whenet_h5(
     converter=Converter(is_whenet_file, convert_whenet_h5),
     paper=PAPER,
     tags=("head-pose-estimation", "whenet"),
+    reported=REPORTED,
 )
 class WHENet(PoseModel):
     """EfficientNet-B0 + yaw/pitch/roll bin heads; ``forward`` returns ``(N, 3)`` degrees."""
