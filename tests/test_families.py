@@ -166,6 +166,14 @@ def test_a_plug_in_never_replaces_a_built_in_family(tmp_path, monkeypatch, caplo
     assert "toy_pose" not in registry.families() and "toy" not in fsanet.list_models()
 
 
+def test_families_come_in_one_order_whatever_imported_them_first():
+    """``list_models`` and the pickers list the built-ins by module name, in any process: a module one test
+    (or user) imported early must not move its names up."""
+    modules = [fam.model_class.__module__ for fam in registry.families().values()]
+    builtin = [m for m in modules if m.startswith("fsanet.models.families.")]
+    assert builtin == sorted(builtin) and modules[: len(builtin)] == builtin
+
+
 def test_specs_are_explicit_and_a_mistyped_folder_never_asks_the_hub(tmp_path, monkeypatch):
     saved = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "runs" / "ssr")
     monkeypatch.chdir(tmp_path)

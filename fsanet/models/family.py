@@ -258,5 +258,11 @@ def add_family(family: Family) -> Family:
 
 
 def registered() -> Mapping[str, Family]:
-    """The families whose modules have been imported (the catalogue imports them: use it instead)."""
-    return _REGISTERED
+    """The families whose modules have been imported (the catalogue imports them: use it instead), in one
+    order whatever imported them first: the built-ins by module name, then plug-ins as they registered."""
+    order = {architecture: index for index, architecture in enumerate(_REGISTERED)}
+    ranked = sorted(
+        _REGISTERED.values(),
+        key=lambda f: (0, f.model_class.__module__, 0) if _is_builtin(f) else (1, "", order[f.architecture]),
+    )
+    return {family.architecture: family for family in ranked}

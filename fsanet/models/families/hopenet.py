@@ -16,17 +16,17 @@ The weights are the authors' ``.pkl`` state dicts (``torch.save`` of PyTorch 0.2
 ``torch.load(weights_only=True)``: every tensor lands in the module under its own name; the vestigial
 ``fc_finetune`` layer (its ``forward`` never uses it) and BatchNorm step counters are the only tensors left
 out. The three released files are published on Google Drive with no checksum, so they are pinned by their
-published location only and never fetched automatically (see :class:`~fsanet.models.family.WeightsFile`).
+published location only: never downloaded, read only from the folder an operator fills
+(``HOPENET_OFFICIAL_MIRROR``), their own sha256 recorded (see :class:`~fsanet.models.family.WeightsFile`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from fsanet.data.recipes import register_box_rule, validated_recipe
@@ -35,7 +35,6 @@ from fsanet.models.base import PoseModel
 from fsanet.models.families import _torch_checkpoint as checkpoint
 from fsanet.models.family import (
     Converter,
-    ModelConfig,
     ModelEntry,
     Pretrained,
     Reported,
@@ -43,6 +42,7 @@ from fsanet.models.family import (
     WeightsFile,
     register_family,
 )
+from fsanet.models.imagenet import ImageNetConfig, Normalise, imagenet_fields
 
 ARCHITECTURE = "hopenet"
 IMAGE_SIZE = 224
@@ -51,8 +51,6 @@ EXPANSION = 4
 BINS = 66
 BIN_DEGREES = 3.0
 OFFSET = 99.0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 HEADS = ("fc_yaw", "fc_pitch", "fc_roll")  # the order of the outputs: [yaw, pitch, roll]
 VESTIGIAL = ("fc_finetune.weight", "fc_finetune.bias", "num_batches_tracked")
 
@@ -75,7 +73,13 @@ DRIVE_IDS = {
     "hopenet_robust_alpha1.pkl": "1m25PrSE7g9D2q2XJVMR6IA7RaCvWSzCR",
 }
 RELEASE_MAX_BYTES = 100 * 2**20  # 95.9 MB of tensors (ResNet-50, three heads, fc_finetune) + pickle
-TRAINED_ON = TrainingSet("300W-LP", "protocol 1", "300W-LP: ordinary photos", "many people, poses up to ±90°")
+# One training set, three versions: what tells them apart ends the pickers' labels.
+ABOUT_300W_LP = "many people, poses up to ±90°"
+TRAINED_ON = {
+    "300w_lp_alpha1": TrainingSet("300W-LP", "protocol 1", "300W-LP, α = 1: ordinary photos", ABOUT_300W_LP),
+    "300w_lp_alpha2": TrainingSet("300W-LP", "protocol 1", "300W-LP, α = 2: ordinary photos", ABOUT_300W_LP),
+    "300w_lp_robust": TrainingSet("300W-LP", "protocol 1", "300W-LP, robust: blurred video", ABOUT_300W_LP),
+}
 BOX_RULE = "hopenet"
 LOOSE_SIDES, LOOSE_TOP, LOOSE_BOTTOM = 0.4, 0.4, 0.12  # 2k, 2k, 0.6k with the authors' k = 0.2
 
@@ -134,27 +138,17 @@ def hopenet_config(**extra: Any) -> dict[str, Any]:
         "backbone": "resnet50",
         "bins": BINS,
         "image_size": IMAGE_SIZE,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "input_channel_order": "rgb",
+        **imagenet_fields(),
         "preprocess": dict(HOPENET_RECIPE),
         **extra,
     }
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class HopeNetConfig(ModelConfig):
+class HopeNetConfig(ImageNetConfig):
     architecture: Literal["hopenet"]
-    input_channel_order: Literal["rgb"] = "rgb"
     backbone: Literal["resnet50"]
     bins: Literal[66]
     image_size: Literal[224]  # the 7x7 average pool is the global pool at this size only
-    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[
-        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)
-    ]
 
 
 def bin_expectation(logits: torch.Tensor, offset: float, bin_degrees: float = BIN_DEGREES) -> torch.Tensor:
@@ -250,7 +244,7 @@ REPORTED = (
             "HopeNet",
             hopenet_config,
             tuple(
-                Pretrained(tag, TRAINED_ON, LICENCE, file=_released(file_name))
+                Pretrained(tag, TRAINED_ON[tag], LICENCE, file=_released(file_name))
                 for tag, file_name in RELEASES.items()
             ),
             about="ResNet-50, 224x224, 66 bins of 3° per angle; α weighs the regression loss; robust: blur",
@@ -278,13 +272,11 @@ class HopeNet(PoseModel):
         self.avgpool = nn.AvgPool2d(7)
         bins = int(config["bins"])
         self.fc_yaw, self.fc_pitch, self.fc_roll = (nn.Linear(inplanes, bins) for _ in HEADS)
-        # Raw [0, 255] in: x/255 - mean over std == (x - 255 mean) / (255 std).
-        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.normalise = Normalise(config)
 
     def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three heads' bin logits ``(yaw, pitch, roll)`` for raw RGB ``x`` in [0, 255]."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1((x - self.mean) / self.std))))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalise(x)))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         features = self.avgpool(x).flatten(1)
         return self.fc_yaw(features), self.fc_pitch(features), self.fc_roll(features)

@@ -25,10 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from fsanet.data.recipes import register_box_rule, validated_recipe
@@ -38,7 +37,6 @@ from fsanet.models.families import _torch_checkpoint as checkpoint
 from fsanet.models.families.hopenet import loose_crop
 from fsanet.models.family import (
     Converter,
-    ModelConfig,
     ModelEntry,
     Pretrained,
     Reported,
@@ -46,11 +44,10 @@ from fsanet.models.family import (
     WeightsFile,
     register_family,
 )
+from fsanet.models.imagenet import ImageNetConfig, Normalise, imagenet_fields
 
 ARCHITECTURE = "sixdrepnet"
 IMAGE_SIZE = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # RepVGG (Ding et al., CVPR 2021) by name: blocks per stage 1..4, width multipliers, and the groups of the
 # grouped blocks (numbered from 1 at stage 1's first block: the even ones, up to 26).
 REPVGG = {"RepVGG-B1g2": ((4, 6, 16, 1), (2.0, 2.0, 2.0, 4.0), 2)}
@@ -106,26 +103,16 @@ def sixdrepnet_config(**extra: Any) -> dict[str, Any]:
         "method": "6DRepNet",
         "backbone": "RepVGG-B1g2",
         "image_size": IMAGE_SIZE,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "input_channel_order": "rgb",
+        **imagenet_fields(),
         "preprocess": dict(SIXDREPNET_RECIPE),
         **extra,
     }
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class SixDRepNetConfig(ModelConfig):
+class SixDRepNetConfig(ImageNetConfig):
     architecture: Literal["sixdrepnet"]
-    input_channel_order: Literal["rgb"] = "rgb"
     backbone: Literal["RepVGG-B1g2"]
     image_size: Literal[224]
-    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[
-        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)
-    ]
 
 
 # ------------------------------------------------------------------------------------ 6D -> R -> Euler
@@ -262,13 +249,11 @@ class SixDRepNet(PoseModel):
         self.layer0, self.layer1, self.layer2, self.layer3, self.layer4 = repvgg_stages(config["backbone"])
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.linear_reg = nn.Linear(self.layer4[-1].rbr_reparam.out_channels, 6)
-        # Raw [0, 255] in: x/255 - mean over std == (x - 255 mean) / (255 std).
-        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.normalise = Normalise(config)
 
     def raw6d(self, x: torch.Tensor) -> torch.Tensor:
         """The ``(N, 6)`` output of ``linear_reg`` for raw RGB ``x`` in [0, 255]."""
-        x = (x - self.mean) / self.std
+        x = self.normalise(x)
         for stage in (self.layer0, self.layer1, self.layer2, self.layer3, self.layer4):
             x = stage(x)
         return self.linear_reg(self.gap(x).flatten(1))

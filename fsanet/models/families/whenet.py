@@ -26,12 +26,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
 from fsanet.data.recipes import register_box_rule, validated_recipe
@@ -40,7 +39,6 @@ from fsanet.models.base import PoseModel
 from fsanet.models.families.hopenet import bin_expectation
 from fsanet.models.family import (
     Converter,
-    ModelConfig,
     ModelEntry,
     Pretrained,
     Reported,
@@ -48,6 +46,7 @@ from fsanet.models.family import (
     WeightsFile,
     register_family,
 )
+from fsanet.models.imagenet import ImageNetConfig, Normalise, imagenet_fields
 
 ARCHITECTURE = "whenet"
 BACKBONE = "tf_efficientnet_b0"
@@ -55,8 +54,6 @@ IMAGE_SIZE = 224
 FEATURES = 1280
 YAW_BINS, PITCH_ROLL_BINS = 120, 66
 YAW_OFFSET, PITCH_ROLL_OFFSET = 180.0, 99.0
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 PAPER = "Zhou & Gregson, WHENet: Real-time Fine-Grained Estimation for Wide Range Head Pose, BMVC 2020"
 # The upstream repository's WHENet.h5 at a pinned commit (BSD-3-Clause, weights included).
@@ -117,9 +114,7 @@ def whenet_config(**extra: Any) -> dict[str, Any]:
         "yaw_bins": YAW_BINS,
         "pitch_roll_bins": PITCH_ROLL_BINS,
         "image_size": IMAGE_SIZE,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "input_channel_order": "rgb",
+        **imagenet_fields(),
         "preprocess": dict(WHENET_RECIPE),
         **extra,
     }
@@ -135,20 +130,12 @@ def _efficientnet(backbone: str) -> nn.Module:
     return timm.create_model(backbone, pretrained=False, num_classes=0)
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class WHENetConfig(ModelConfig):
+class WHENetConfig(ImageNetConfig):
     architecture: Literal["whenet"]
-    input_channel_order: Literal["rgb"] = "rgb"
     backbone: Literal["tf_efficientnet_b0"]
     yaw_bins: Literal[120]
     pitch_roll_bins: Literal[66]
     image_size: Literal[224]
-    mean: Annotated[list[Finite], Field(min_length=3, max_length=3)]
-    std: Annotated[
-        list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=3, max_length=3)
-    ]
 
 
 # ------------------------------------------------------------------------------- the authors' file
@@ -327,13 +314,11 @@ class WHENet(PoseModel):
         self.yaw = nn.Linear(FEATURES, int(config["yaw_bins"]))
         self.pitch = nn.Linear(FEATURES, int(config["pitch_roll_bins"]))
         self.roll = nn.Linear(FEATURES, int(config["pitch_roll_bins"]))
-        # Raw [0, 255] in: x/255 - mean over std == (x - 255 mean) / (255 std).
-        self.register_buffer("mean", torch.tensor(config["mean"]).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(config["std"]).view(1, 3, 1, 1) * 255, persistent=False)
+        self.normalise = Normalise(config)
 
     def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The three heads' bin logits for raw RGB ``x`` in [0, 255]."""
-        features = self.backbone((x - self.mean) / self.std)
+        features = self.backbone(self.normalise(x))
         return self.yaw(features), self.pitch(features), self.roll(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
