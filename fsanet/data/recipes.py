@@ -1,6 +1,6 @@
 """Per-model pre-processing: each model's config declares how a face box becomes its input.
 
-``config["preprocess"]`` (absent: the family's recipe, :func:`fsanet.models.registry.recipe_of`)::
+``config["preprocess"]`` (absent: the family's recipe, :func:`fsanet.models.catalogue.recipe_of`)::
 
     {"box": "margin" | <a rule a family registered>,   # margin: FSA-Net's rule
      "margin": 0.6 | null,          # FSA rule: each side grows by margin * width/height; null: the protocol's

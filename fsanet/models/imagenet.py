@@ -1,4 +1,4 @@
-"""The ImageNet normalisation of the families trained from ImageNet backbones (WHENet, HopeNet, 6DRepNet).
+"""The ImageNet normalisation of the families whose backbones start from ImageNet (their configs say so).
 
 Their authors feed ``ToTensor()`` + ``Normalize(mean, std)``: ``(x / 255 - mean) / std``. The models here take
 raw RGB in [0, 255] and normalise inside, as ``(x - 255 mean) / (255 std)``; the config states the numbers

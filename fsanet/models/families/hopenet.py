@@ -153,7 +153,7 @@ class HopeNetConfig(ImageNetConfig):
 
 def bin_expectation(logits: torch.Tensor, offset: float, bin_degrees: float = BIN_DEGREES) -> torch.Tensor:
     """``bin_degrees * sum(softmax(logits) * index) - offset``: an angle from its bin logits (HopeNet's, and
-    WHENet's, which builds on it)."""
+    that of the binned families built on it)."""
     index = torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype)
     return (logits.softmax(dim=-1) * index).sum(dim=-1) * bin_degrees - offset
 
