@@ -10,17 +10,12 @@ from fsanet.data.imageio import load_image
 from fsanet.detect.detectors import Detection, create_detector, list_detectors
 from fsanet.errors import FSANetError, InvalidImageError, InvalidWeightsError, WeightsUnavailableError
 from fsanet.models.base import PoseModel
+from fsanet.models.catalogue import build_model, list_models, validate_state_dict
 from fsanet.models.family import register_family
 from fsanet.models.hub import push_to_hub, save_pretrained
-from fsanet.models.registry import (
-    ModelIdentity,
-    build_model,
-    create_model,
-    list_models,
-    load_model,
-    model_identity,
-    validate_state_dict,
-)
+from fsanet.models.identity import ModelIdentity, model_identity
+from fsanet.models.pretrained import create_model
+from fsanet.models.specs import load_model
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import FacePose, PoseEstimator, PoseResult, estimate, to_json
 from fsanet.runtime.optimize import optimize_for_inference

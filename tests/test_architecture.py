@@ -36,8 +36,9 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def imported_modules(path: Path, package: str) -> set[str]:
-    """Absolute names of every project module ``path`` imports (relative imports resolved)."""
+def imported_modules(path: Path, package: str, submodules: bool = False) -> set[str]:
+    """Absolute names of every project module ``path`` imports (relative imports resolved); with
+    ``submodules``, ``from package import name`` also names ``package.name`` (which may be a submodule)."""
     tree = ast.parse(path.read_text())
     skipped = _type_checking_nodes(tree)
     names: set[str] = set()
@@ -50,7 +51,10 @@ def imported_modules(path: Path, package: str) -> set[str]:
             base = node.module or ""
             if node.level:
                 base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
-            names.add(base.strip("."))
+            base = base.strip(".")
+            names.add(base)
+            if submodules:
+                names.update(f"{base}.{alias.name}" for alias in node.names)
     return {name for name in names if name.split(".")[0] in PROJECT_LAYERS}
 
 
@@ -111,6 +115,65 @@ def test_a_planted_upward_import_is_caught(tmp_path):
     assert upward_imports(tmp_path) == [
         "fsanet.models.planted -> fsanet.pipeline.estimate",
         "leaderboard.planted -> space.ui",
+    ]
+
+
+def module_names(root: Path, package: str) -> dict[str, Path]:
+    """Every module of ``package`` (a folder under ``root``) by its dotted name (a package by its own)."""
+    modules = {}
+    for path in sorted((root / package.replace(".", "/")).rglob("*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def import_cycles(root: Path, package: str) -> list[list[str]]:
+    """The import cycles among the modules of ``package``, counting imports inside functions (each cycle once,
+    as the modules it runs through). A module that finds plug-ins by name (``importlib.import_module``)
+    imports nothing by that: only import statements are edges."""
+    modules = module_names(root, package)
+    graph = {}
+    for name, path in modules.items():
+        own_package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        imported = imported_modules(path, own_package, submodules=True)
+        graph[name] = {module for module in imported if module in modules and module != name}
+    cycles, state = [], {}  # state: 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for successor in sorted(graph[node]):
+            if state.get(successor) == 1:
+                start = path.index(successor) if successor in path else len(path)
+                cycles.append([*path[start:], node] if successor in path else [successor, node])
+            elif successor not in state:
+                visit(successor, [*path, node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    return cycles
+
+
+def test_no_import_cycle_in_models():
+    """``fsanet.models`` is a house in floors: weights, family -> catalogue -> identity, hub -> pretrained ->
+    specs -> base -> the families; no module reaches back, not even from inside a function."""
+    assert import_cycles(ROOT, "fsanet.models") == []
+
+
+def test_a_planted_import_cycle_is_caught(tmp_path):
+    package = tmp_path / "fsanet" / "models"
+    (package / "families").mkdir(parents=True)
+    for init in (tmp_path / "fsanet", package, package / "families"):
+        (init / "__init__.py").write_text("")
+    (package / "low.py").write_text("def f():\n    from fsanet.models import high\n")
+    (package / "high.py").write_text("from fsanet.models.families import member\n")
+    (package / "families" / "member.py").write_text("from fsanet.models.low import f\n")
+    (package / "typed.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from fsanet.models import high\n"
+    )
+    assert import_cycles(tmp_path, "fsanet.models") == [
+        ["fsanet.models.families.member", "fsanet.models.low", "fsanet.models.high"]
     ]
 
 

@@ -135,6 +135,48 @@ def test_a_family_from_an_installed_distribution_entry_point(tmp_path):
     assert "'toy.demo'" in offered.stdout, offered.stderr
 
 
+@pytest.mark.parametrize(
+    ("replace", "refusal"),
+    [
+        ('architecture="toy_pose"', "architecture 'whenet' is WHENet's"),  # a built-in's architecture
+        ('ModelEntry("toy", ', "the name 'fsanet_caps_1x1' is FSA-Net's"),  # a built-in's registry name
+    ],
+)
+def test_a_plug_in_never_replaces_a_built_in_family(tmp_path, monkeypatch, caplog, replace, refusal):
+    """A plug-in claiming a built-in's architecture or name is refused with a message naming both, imported
+    directly or through an entry point; the built-in keeps its place and its models."""
+    from importlib.metadata import EntryPoint
+
+    from fsanet.models import catalogue
+    from fsanet.models.family import FamilyConflictError
+
+    clash = 'architecture="whenet"' if "architecture" in replace else 'ModelEntry("fsanet_caps_1x1", '
+    (tmp_path / "clashing_family.py").write_text(TOY_MODULE.replace(replace, clash))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    whenet, caps = registry.family("whenet"), registry.model_entry("fsanet_caps_1x1")
+    try:
+        with pytest.raises(FamilyConflictError, match=refusal):
+            importlib.import_module("clashing_family")
+        sys.modules.pop("clashing_family", None)
+        catalogue._load_entry_point(EntryPoint("clash", "clashing_family", catalogue.ENTRY_POINT_GROUP))
+    finally:
+        sys.modules.pop("clashing_family", None)
+    assert refusal in caplog.text and "clashing_family" in caplog.text  # the entry point: logged, skipped
+    assert registry.family("whenet") is whenet and registry.model_entry("fsanet_caps_1x1") is caps
+    assert "toy_pose" not in registry.families() and "toy" not in fsanet.list_models()
+
+
+def test_families_come_in_one_order_whatever_imported_them_first(toy_family, monkeypatch):
+    """``list_models`` and the pickers list the built-ins by module name, then plug-ins, in any process: a
+    module a test or a user imported early (here: every one, in reverse) must not move its names up."""
+    expected = list(registry.families())
+    shuffled = dict(reversed(family_module._REGISTERED.items()))
+    monkeypatch.setattr(family_module, "_REGISTERED", shuffled)
+    assert list(registry.families()) == expected and expected[-1] == "toy_pose"
+    modules = [fam.model_class.__module__ for fam in registry.families().values()]
+    assert modules[:-1] == sorted(modules[:-1]) and all(m.startswith("fsanet.models.") for m in modules[:-1])
+
+
 def test_specs_are_explicit_and_a_mistyped_folder_never_asks_the_hub(tmp_path, monkeypatch):
     saved = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "runs" / "ssr")
     monkeypatch.chdir(tmp_path)
@@ -170,7 +212,7 @@ def test_a_family_class_loads_only_its_own_models(tmp_path):
 def test_outside_its_modules_one_source_file_names_a_family():
     """WHENet's name is in its family's modules, and in the Webcam page's port of its crop (JavaScript
     cannot ask the registry) only."""
-    own = {ROOT / "fsanet/models/families/whenet.py", ROOT / "fsanet/models/whenet_convert.py"}
+    own = {ROOT / "fsanet/models/families/whenet.py"}
     naming = sorted(
         str(path.relative_to(ROOT))
         for package in ("fsanet", "leaderboard", "space")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fsanet.models.convert import convert_h5
+from fsanet.models.catalogue import converter_for
 from fsanet.models.families.fsanet import OFFICIAL_FILES, TAG_FOLDERS
 from fsanet.models.families.ssrnet_md import OFFICIAL_NAME as SSRNET_OFFICIAL_NAME
 from fsanet.models.registry import build_model
@@ -44,6 +44,11 @@ def references():
 
 def bgr_nhwc_to_rgb_nchw(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array[..., ::-1])).permute(0, 3, 1, 2).contiguous()
+
+
+def convert_h5(path):
+    """An authors' file converted by the family recognising it (what ``python -m fsanet convert`` does)."""
+    return converter_for(path).converter.convert(path, None)
 
 
 def load_official(protocol: str, official: str):

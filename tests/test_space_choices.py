@@ -16,6 +16,9 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
         "biwi": "BIWI: lab footage only",
         "300w_lp_panoptic": "300W-LP + CMU Panoptic: ordinary photos",
         "mediapipe": "landmarks: ordinary photos",
+        "300w_lp_alpha1": "300W-LP, α = 1: ordinary photos",  # HopeNet's three releases
+        "300w_lp_alpha2": "300W-LP, α = 2: ordinary photos",
+        "300w_lp_robust": "300W-LP, robust: blurred video",
     }
     for (
         name,

@@ -104,21 +104,21 @@ def test_a_config_naming_a_huge_backbone_is_rejected_without_building_it(tmp_pat
     """Weights are checked against a meta-device skeleton: a hostile config naming a 1-billion
     parameter backbone next to small weights never allocates that backbone."""
     import fsanet
-    from fsanet.models import registry
+    from fsanet.models import catalogue
 
     small = fsanet.create_model("fsanet_timm_mobilenetv3_small_100")
     config = timm_config("vit_giant_patch14_224", image_size=small.config["image_size"])
     built_on = []
-    real_build = registry.build_model
+    real_build = catalogue.build_model
 
     def recording_build(cfg):
         model = real_build(cfg)
         built_on.append(next(model.parameters()).device.type)
         return model
 
-    monkeypatch.setattr(registry, "build_model", recording_build)
+    monkeypatch.setattr(catalogue, "build_model", recording_build)
     with pytest.raises(fsanet.InvalidWeightsError, match="missing tensors"):
-        registry.validate_state_dict(config, small.state_dict())
+        catalogue.validate_state_dict(config, small.state_dict())
     assert built_on == ["meta"]
-    registry.validate_state_dict(small.config, small.state_dict())  # valid weights: checked, then built
+    catalogue.validate_state_dict(small.config, small.state_dict())  # valid weights: checked, then built
     assert built_on == ["meta", "meta", "cpu"]

@@ -14,8 +14,8 @@ import fsanet
 from fsanet.data.preprocess import to_batch
 from fsanet.data.recipes import DEMO, crop_face, finish_face
 from fsanet.errors import InvalidWeightsError, WeightsUnavailableError
+from fsanet.models.families.whenet import convert_whenet_layers, read_keras_layers
 from fsanet.models.registry import recipe_of
-from fsanet.models.whenet_convert import convert_whenet_layers, read_keras_layers
 from fsanet.utils.downloads import ChecksumMismatchError
 from tests.conftest import DATA, REFERENCE, WHENET_OFFICIAL, require_shared
 

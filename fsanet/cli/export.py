@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fsanet.models.registry import load_model
+from fsanet.models.specs import load_model
 from fsanet.runtime.onnx_engine import OPSET, export_onnx
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fsanet.cli.args import device_name, positive_int
 from fsanet.errors import FSANetError
-from fsanet.models.registry import list_models
+from fsanet.models.catalogue import list_models
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +43,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from fsanet.models.catalogue import converter_for, validate_state_dict
     from fsanet.models.hub import save_pretrained
-    from fsanet.models.registry import converter_for, validate_state_dict
 
     path = Path(args.h5)
     if not path.is_file():

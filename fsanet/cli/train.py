@@ -105,7 +105,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def create_training_model(args: argparse.Namespace) -> PoseModel:
     """An untrained model for ``--model``, built by its family (with the training options if it takes any)."""
-    from fsanet.models.registry import create_model, split_name
+    from fsanet.models.catalogue import split_name
+    from fsanet.models.pretrained import create_model
 
     family = split_name(args.model)[0]  # an unknown name: UnknownModelError lists the known
     if family.for_training is None:

@@ -1,6 +1,6 @@
 """Per-model pre-processing: each model's config declares how a face box becomes its input.
 
-``config["preprocess"]`` (absent: the family's recipe, :func:`fsanet.models.registry.recipe_of`)::
+``config["preprocess"]`` (absent: the family's recipe, :func:`fsanet.models.catalogue.recipe_of`)::
 
     {"box": "margin" | <a rule a family registered>,   # margin: FSA-Net's rule
      "margin": 0.6 | null,          # FSA rule: each side grows by margin * width/height; null: the protocol's
@@ -43,6 +43,7 @@ INTERPOLATIONS = {
 BoxRule = Callable[[Sequence[float], tuple[int, int]], tuple[int, int, int, int]]
 MARGIN_RULE = "margin"
 BOX_RULES: dict[str, BoxRule] = {}
+MAX_CROP_FRAMES = 4  # a rule's region past the frame is padded: never more than a few frames of black
 
 
 def register_box_rule(name: str, rule: BoxRule) -> None:
@@ -147,17 +148,33 @@ def crop_face(
 
     ``image`` is RGB; it may be a part of a larger frame (a benchmark's context crop) whose top-left corner
     sits at ``origin`` in a frame of ``frame_size`` = (width, height): the box is clipped to the frame, as
-    the authors clipped it to their full photo, and the crop must then lie inside ``image``.
+    the authors clipped it to their full photo, and the crop must then lie inside ``image``. Where a box rule
+    cuts past the frame (the PIL-based crops of HopeNet and 6DRepNet), the part outside is black.
     """
     height, width = image.shape[:2]
     frame_size = frame_size or (width, height)
-    x1, y1, x2, y2 = crop_region(box, recipe, frame_size, protocol)
-    x1, x2, y1, y2 = x1 - origin[0], x2 - origin[0], y1 - origin[1], y2 - origin[1]
+    region = crop_region(box, recipe, frame_size, protocol)
+    # A family's box rule may reach past the frame, as PIL's crop does: that part is black, as PIL pads it.
+    frame_width, frame_height = frame_size
+    if (region[2] - region[0]) * (region[3] - region[1]) > MAX_CROP_FRAMES * frame_width * frame_height:
+        raise ValueError(f"the crop {region} is larger than {MAX_CROP_FRAMES} frames")
+    inside = (max(region[0], 0), max(region[1], 0), min(region[2], frame_width), min(region[3], frame_height))
+    x1, x2, y1, y2 = (
+        inside[0] - origin[0],
+        inside[2] - origin[0],
+        inside[1] - origin[1],
+        inside[3] - origin[1],
+    )
     if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
         raise ValueError(f"the crop {(x1, y1, x2, y2)} reaches outside the stored {width}x{height} image")
     crop = image[y1:y2, x1:x2]
     if crop.size == 0:
         raise ValueError(f"empty face crop {(x1, y1, x2, y2)} in an image of shape {image.shape}")
+    if inside != tuple(region):
+        padded = np.zeros((region[3] - region[1], region[2] - region[0], *image.shape[2:]), image.dtype)
+        top, left = inside[1] - region[1], inside[0] - region[0]
+        padded[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+        crop = padded
     size = int(recipe["size"])
     face = cv2.resize(crop, (size, size), interpolation=INTERPOLATIONS[recipe["interpolation"]])
     return np.ascontiguousarray(face[..., ::-1]) if recipe["color"] == "bgr" else face

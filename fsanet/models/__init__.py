@@ -1,1 +1,1 @@
-"""Pose networks: layers, architectures, timm heads, the named registry, Keras conversion, save/load."""
+"""Pose networks: the families, their catalogue, identities, weights (original files, cache, Hub)."""

@@ -1,5 +1,9 @@
 """The base class of every pose model: config, display name, input size, and the Hub methods
-(``huggingface_hub.ModelHubMixin``: ``save_pretrained``, ``push_to_hub``, ``from_pretrained``)."""
+(``huggingface_hub.ModelHubMixin``: ``save_pretrained``, ``push_to_hub``, ``from_pretrained``).
+
+It ties a module to the loaders (:mod:`fsanet.models.specs`, :mod:`fsanet.models.hub`), which know families
+only through the catalogue, never by import: the families import this class, and the catalogue finds them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fsanet.errors import InvalidImageError, InvalidWeightsError
+from fsanet.models.catalogue import family_of
+from fsanet.models.hub import model_card, write_model_files
+from fsanet.models.specs import load_model
 
 DEFAULT_IMAGE_SIZE = 64  # FSA-Net's crop; configs of other sizes say so
 
@@ -49,13 +56,9 @@ class PoseModel(
 
     # ``huggingface_hub.ModelHubMixin``: its save_pretrained / push_to_hub call these two.
     def _save_pretrained(self, save_directory: Path) -> None:
-        from fsanet.models.hub import write_model_files
-
         write_model_files(self, save_directory)
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        from fsanet.models.hub import model_card
-
         return model_card(self, **kwargs)
 
     @classmethod
@@ -68,8 +71,6 @@ class PoseModel(
         Not the mixin's: it asks the Hub for any string that is not a folder, so a mistyped local path
         would become a Hub request; the registry's spec rules refuse it instead.
         """
-        from fsanet.models.registry import family_of, load_model
-
         model = load_model(pretrained_model_name_or_path, revision=revision)
         if not isinstance(model, cls):
             method = family_of(model.config).method

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from fsanet.errors import InvalidWeightsError, UnknownModelError, WeightsUnavailableError
-from fsanet.models.registry import family_of, recipe_of, validate_state_dict
+from fsanet.models.catalogue import family_of, recipe_of, split_name, validate_state_dict
 from fsanet.models.weights import WEIGHTS_NAME, load_weights_file
 from fsanet.utils.files import atomic_write
 
@@ -186,8 +186,6 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
 
 def _licence(config: Mapping[str, Any]) -> str | None:
     """The licence of registry weights (``name.tag``); a saved model of one's own states none."""
-    from fsanet.models.registry import split_name
-
     try:
         weights = split_name(str(config.get("name", "")))[2]
     except UnknownModelError:

@@ -31,8 +31,9 @@ import torch
 
 from fsanet.errors import WeightsUnavailableError
 from fsanet.models.base import gflops_per_face
+from fsanet.models.catalogue import list_models, model_entry
 from fsanet.models.family import WeightsFile
-from fsanet.models.registry import create_model, fetch_original, list_models, model_entry
+from fsanet.models.pretrained import create_model, fetch_original
 from fsanet.runtime.onnx_engine import onnxruntime_available
 from fsanet.runtime.optimize import optimize_for_inference
 from fsanet.utils import settings

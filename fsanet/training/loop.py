@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
+from fsanet.models.catalogue import build_model
 from fsanet.models.hub import TRAINING_MODEL_DIR, save_pretrained
-from fsanet.models.registry import build_model
 from fsanet.training.data import PoseData, batch_loader, epoch_batches, eval_loader
 from fsanet.utils.settings import device as choose_device
 

@@ -2,8 +2,9 @@
 
 Forward contract: ``model(x)`` with ``x`` float32 ``(N, 3, 64, 64)``, **RGB**, raw pixel scale [0, 255] (the
 official scale: no /255, no mean/std); returns ``(N, 3)`` degrees ``[yaw, pitch, roll]`` with the authors'
-signs. The authors trained on BGR; the weight conversion (:mod:`fsanet.models.convert`) permutes the first
-layer's input channels once so the modules themselves take RGB.
+signs. The authors trained on BGR; the weight conversion (:func:`convert_h5`, with the two streams read by
+:mod:`~fsanet.models.families._fsa_keras`) permutes the first layer's input channels once so the modules
+themselves take RGB.
 
 Names are ``fsanet_{caps,netvlad,metric}_{1x1,var,uniform}`` (aggregation x scoring; ``uniform`` is the
 paper's "noS"); tags ``.300w_lp`` (protocol 1) and ``.biwi`` (protocol 2, BIWI 70/30) where the authors
@@ -13,6 +14,7 @@ default) and checked against the sha256 pinned here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,7 +24,9 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from fsanet.data.recipes import fsanet_recipe
+from fsanet.errors import InvalidWeightsError
 from fsanet.models.base import DEFAULT_IMAGE_SIZE, PoseModel
+from fsanet.models.families import _fsa_keras as keras
 from fsanet.models.family import (
     Converter,
     ModelConfig,
@@ -201,18 +205,82 @@ def _variant(name: str) -> ModelEntry:
     )
 
 
-def _converter() -> Converter:
-    def recognises(path: Path) -> bool:
-        from fsanet.models.convert import is_fsanet_file
+# ------------------------------------------------------------------------------- the authors' files
+def _layer_number(key: str) -> int:
+    return int(re.search(r"_(\d+)$", key).group(1))
 
-        return is_fsanet_file(path)
 
-    def convert(path: Path, name: str | None = None):
-        from fsanet.models.convert import convert_h5
+def _detect_fsanet_variant(layers: keras.KerasLayers) -> tuple[str, str, int]:
+    names = {key.rsplit("/", 1)[-1] for key in layers}
+    groups = {key.split("/", 1)[0] for key in layers if "/" in key}
+    if "caps" in names:
+        aggregation, num_primcaps = "caps", keras.find(layers, "caps")["W"].shape[1]
+    elif "net_vlad_1" in names:
+        aggregation, num_primcaps = "netvlad", None
+    elif "mat_mul_layer_2" in names:
+        aggregation = "metric"
+        num_primcaps = keras.find(layers, "mat_mul_layer_2")["kernel_type2"].shape[0]
+    else:
+        raise InvalidWeightsError("no capsule, NetVLAD or metric aggregation layer in the file")
+    if "ssr_S_model" not in groups:
+        scoring = "uniform"
+    elif "conv2d_7" in names:
+        scoring = "1x1"
+    else:
+        scoring = "var"
+    if num_primcaps is None:
+        num_primcaps = 192 if scoring == "uniform" else 21
+    return aggregation, scoring, int(num_primcaps)
 
-        return convert_h5(path, name)
 
-    return Converter(recognises, convert)
+def convert_fsanet(layers: keras.KerasLayers) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The authors' FSA-Net layers -> ``(config, state_dict)``; the variant is recognised from the names."""
+    aggregation, scoring, num_primcaps = _detect_fsanet_variant(layers)
+    config = fsanet_config(aggregation, scoring)
+    if config["num_primcaps"] != num_primcaps:
+        raise InvalidWeightsError(f"{num_primcaps} primary capsules, expected {config['num_primcaps']}")
+    state = keras.backbone(layers, "features.backbone") | keras.fusions(layers, "features.fusions")
+    if scoring != "uniform":
+        if scoring == "1x1":
+            state |= keras.conv1x1("scoring.conv", keras.find(layers, "conv2d_7", "ssr_S_model"))
+        state |= keras.dense("mapping.s_r", keras.find(layers, "dense_1", "ssr_S_model"))
+        state |= keras.dense("mapping.s_l", keras.find(layers, "dense_2", "ssr_S_model"))
+    if aggregation == "caps":
+        state["aggregation.weight"] = keras.tensor(keras.find(layers, "caps")["W"])
+    elif aggregation == "metric":
+        features, capsules = keras.find(layers, "mat_mul_layer_1"), keras.find(layers, "mat_mul_layer_2")
+        state["aggregation.kernel_features"] = keras.tensor(features["kernel_type1"])
+        state["aggregation.kernel_capsules"] = keras.tensor(capsules["kernel_type2"])
+    else:
+        vlad = keras.find(layers, "net_vlad_1")
+        state["aggregation.cluster_weights"] = keras.tensor(vlad["kernel_W1"])
+        state["aggregation.cluster_biases"] = keras.tensor(vlad["kernel_B1"])
+        state["aggregation.cluster_centres"] = keras.tensor(vlad["kernel_W2"][0])
+        state["aggregation.hidden"] = keras.tensor(vlad["kernel_H1"])
+    # The F model's three p-heads are its dense layers in numbering order (dense_3..5, or dense_1..3 for noS).
+    head_keys = sorted(
+        (key for key in layers if key.startswith("ssr_F") and "/dense_" in key), key=_layer_number
+    )
+    if len(head_keys) != 3:
+        raise InvalidWeightsError(f"expected 3 dense p-heads in the F model, found {head_keys}")
+    for stage, key in enumerate(head_keys):
+        prefix = f"heads.stages.{stage}"
+        state |= keras.dense(f"{prefix}.p", layers[key])
+        state |= keras.dense(f"{prefix}.delta", keras.find(layers, f"delta_s{stage + 1}"))
+        state |= keras.dense(f"{prefix}.eta", keras.find(layers, f"local_delta_stage{stage + 1}"))
+    return config, state
+
+
+def is_fsanet_file(path: str | Path) -> bool:
+    """Whether ``path`` is one of the authors' FSA-Net files (its G, S and F sub-models)."""
+    return "ssr_G_model" in (keras.groups(path) or set())
+
+
+def convert_h5(path: str | Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """One of the authors' FSA-Net ``.h5`` files -> ``(config, state_dict)``, checked name by name and shape
+    by shape against the model the config builds."""
+    config, state = convert_fsanet(keras.read_h5_weights(path))
+    return keras.finished(config, state, path, name, FSANet)
 
 
 # ------------------------------------------------------------------------------------------ the schema
@@ -301,7 +369,7 @@ class FSAFeatures(nn.Module):
     schema=FSANetConfig,
     recipe=image_size_recipe,
     models=tuple(_variant(name) for name in OFFICIAL_FILES),
-    converter=_converter(),
+    converter=Converter(is_fsanet_file, convert_h5),
     paper=PAPER,
     tags=("head-pose-estimation", "fsanet"),
 )

@@ -15,8 +15,9 @@ from torch import nn
 
 from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
+from fsanet.models.catalogue import build_model, model_entry, recipe_of, validate_config
 from fsanet.models.families.fsanet import LICENCE, OFFICIAL_FILES, PAPER, TRAINING_SETS
-from fsanet.models.family import ModelConfig, ModelEntry, Pretrained, register_family
+from fsanet.models.family import ModelConfig, ModelEntry, Pretrained, Reported, register_family
 
 FUSION_MEMBERS = ("fsanet_caps_1x1", "fsanet_caps_var", "fsanet_caps_uniform")
 MAX_MEMBERS = 4
@@ -29,8 +30,6 @@ class EnsembleConfig(ModelConfig):
     @field_validator("members")
     @classmethod
     def _members_are_valid_models(cls, members: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from fsanet.models.registry import validate_config
-
         for member in members:
             if member.get("architecture") == "ensemble":
                 raise ValueError("an ensemble's members cannot be ensembles")
@@ -43,8 +42,6 @@ class EnsembleConfig(ModelConfig):
 
 def fusion_config(name: str = "fsanet_fusion", **extra: Any) -> dict[str, Any]:
     """The fusion of the untrained capsule variants."""
-    from fsanet.models.registry import model_entry
-
     return {
         "architecture": "ensemble",
         "name": name,
@@ -55,8 +52,6 @@ def fusion_config(name: str = "fsanet_fusion", **extra: Any) -> dict[str, Any]:
 
 def _members_recipe(config: Mapping[str, Any]) -> dict[str, Any]:
     """Every member takes the same input: the first member's crop."""
-    from fsanet.models.registry import recipe_of
-
     return recipe_of(config["members"][0])
 
 
@@ -64,6 +59,17 @@ def _pretrained() -> tuple[Pretrained, ...]:
     """A tag for every training set all three capsule variants were shipped for."""
     tags = [tag for tag in TRAINING_SETS if all(tag in OFFICIAL_FILES[m][1] for m in FUSION_MEMBERS)]
     return tuple(Pretrained(tag, TRAINING_SETS[tag], LICENCE, members=FUSION_MEMBERS) for tag in tags)
+
+
+# FSA-Caps-Fusion, the paper's headline numbers (the board's three benchmarks).
+REPORTED = (
+    Reported("aflw2000", "protocol 1", (4.50, 6.08, 4.64, 5.07), PAPER, "trained on 300W-LP, AFLW2000",
+             "fsanet_fusion.300w_lp", "FSA-Caps-Fusion"),
+    Reported("biwi", "protocol 1", (4.27, 4.96, 2.76, 4.00), PAPER, "trained on 300W-LP, BIWI",
+             "fsanet_fusion.300w_lp", "FSA-Caps-Fusion"),
+    Reported("biwi_70_30", "protocol 2", (2.89, 4.29, 3.60, 3.60), PAPER, "BIWI 70/30",
+             "fsanet_fusion.biwi", "FSA-Caps-Fusion", "the authors' random split, not the board's fixed one"),
+)  # fmt: skip
 
 
 def _assemble(config: dict[str, Any], members: list[PoseModel]) -> PoseModel:
@@ -86,6 +92,7 @@ def _assemble(config: dict[str, Any], members: list[PoseModel]) -> PoseModel:
     ),
     assemble=_assemble,
     paper=PAPER,
+    reported=REPORTED,
     tags=("head-pose-estimation", "fsanet"),
 )
 class PoseEnsemble(PoseModel):
@@ -94,8 +101,6 @@ class PoseEnsemble(PoseModel):
     def __init__(self, config: dict[str, Any], members: list[PoseModel] | None = None):
         super().__init__(config)
         if members is None:
-            from fsanet.models.registry import build_model
-
             members = [build_model(member) for member in config["members"]]
         self.members = nn.ModuleList(members)
         self.config["members"] = [member.config for member in members]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fsanet.models.base import PoseModel
+from fsanet.models.families import _fsa_keras as keras
 from fsanet.models.families.fsanet import IMAGE_SIZE, StagedConfig, authors_weights, image_size_recipe
 from fsanet.models.family import Converter, ModelEntry, register_family
 from fsanet.models.layers import DenseStageHead, SSRRegression, StageFusion, TwoStreamBackbone
@@ -41,16 +42,25 @@ def ssrnet_md_config(**extra: Any) -> dict[str, Any]:
     }
 
 
-def _recognises(path: Path) -> bool:
-    from fsanet.models.convert import is_ssrnet_md_file
+def is_ssrnet_md_file(path: str | Path) -> bool:
+    """Whether ``path`` is the authors' SSR-Net-MD file (its named delta layers, no FSA sub-models)."""
+    groups = keras.groups(path)
+    return groups is not None and "delta_s1" in groups and "ssr_G_model" not in groups
 
-    return is_ssrnet_md_file(path)
 
-
-def _convert(path: Path, name: str | None = None):
-    from fsanet.models.convert import convert_h5
-
-    return convert_h5(path, name)
+def convert_h5(path: str | Path, name: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The authors' SSR-Net-MD ``.h5`` -> ``(config, state_dict)``: the two streams and fusions as FSA-Net's,
+    then three dense stage heads by their layer numbers."""
+    layers = keras.read_h5_weights(path)
+    state = keras.backbone(layers, "backbone") | keras.fusions(layers, "fusions")
+    for stage in range(3):
+        prefix, first = f"heads.{stage}", 3 * stage + 1
+        state |= keras.dense(f"{prefix}.delta_hidden", keras.find(layers, f"dense_{first}"))
+        state |= keras.dense(f"{prefix}.eta_hidden", keras.find(layers, f"dense_{first + 1}"))
+        state |= keras.dense(f"{prefix}.p", keras.find(layers, f"dense_{first + 2}"))
+        state |= keras.dense(f"{prefix}.delta", keras.find(layers, f"delta_s{stage + 1}"))
+        state |= keras.dense(f"{prefix}.eta", keras.find(layers, f"local_delta_stage{stage + 1}"))
+    return keras.finished(ssrnet_md_config(), state, path, name, SSRNetMD)
 
 
 @register_family(
@@ -67,7 +77,7 @@ def _convert(path: Path, name: str | None = None):
             about="smaller, less accurate",
         ),
     ),
-    converter=Converter(_recognises, _convert),
+    converter=Converter(is_ssrnet_md_file, convert_h5),
     paper=PAPER,
     tags=("head-pose-estimation", "ssr-net"),
 )
