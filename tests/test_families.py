@@ -166,15 +166,23 @@ def test_a_plug_in_never_replaces_a_built_in_family(tmp_path, monkeypatch, caplo
     assert "toy_pose" not in registry.families() and "toy" not in fsanet.list_models()
 
 
-def test_families_come_in_one_order_whatever_imported_them_first(toy_family, monkeypatch):
+def test_families_come_in_one_order_whatever_imported_them_first(toy_family):
     """``list_models`` and the pickers list the built-ins by module name, then plug-ins, in any process: a
     module a test or a user imported early (here: every one, in reverse) must not move its names up."""
     expected = list(registry.families())
-    shuffled = dict(reversed(family_module._REGISTERED.items()))
-    monkeypatch.setattr(family_module, "_REGISTERED", shuffled)
-    assert list(registry.families()) == expected and expected[-1] == "toy_pose"
-    modules = [fam.model_class.__module__ for fam in registry.families().values()]
-    assert modules[:-1] == sorted(modules[:-1]) and all(m.startswith("fsanet.models.") for m in modules[:-1])
+    held = dict(family_module._REGISTERED)
+    # Reordered in place (the toy_family fixture then unregisters the toy from the one real dict).
+    family_module._REGISTERED.clear()
+    family_module._REGISTERED.update(reversed(held.items()))
+    try:
+        assert list(registry.families()) == expected and expected[-1] == "toy_pose"
+        modules = [fam.model_class.__module__ for fam in registry.families().values()]
+        assert modules[:-1] == sorted(modules[:-1]) and all(
+            m.startswith("fsanet.models.") for m in modules[:-1]
+        )
+    finally:
+        family_module._REGISTERED.clear()
+        family_module._REGISTERED.update(held)
 
 
 def test_specs_are_explicit_and_a_mistyped_folder_never_asks_the_hub(tmp_path, monkeypatch):
