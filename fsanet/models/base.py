@@ -49,9 +49,9 @@ class PoseModel(
 
     # ``huggingface_hub.ModelHubMixin``: its save_pretrained / push_to_hub call these two.
     def _save_pretrained(self, save_directory: Path) -> None:
-        from fsanet.models.hub import write_model_files
+        from fsanet.models.hub import published_config, write_model_files
 
-        write_model_files(self, save_directory)
+        write_model_files(self, save_directory, published_config(self))
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         from fsanet.models.hub import model_card

@@ -5,10 +5,16 @@
 two files every loader here reads plus a ``README.md`` model card. Loading goes through one validated path
 (:func:`load_directory`: the config against its family's schema, every tensor against the architecture),
 and every Hub download through :func:`download_snapshot`.
+
+A registry model whose weights (or config) changed after it was loaded is saved as what it is: its
+config and card no longer claim the official name and the authors' file, but say ``derived_from`` them
+(:func:`published_config`; the model identity tells whether it still computes what the official one does).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -19,8 +25,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import save as save_safetensors_bytes
 
-from fsanet.errors import InvalidWeightsError, UnknownModelError, WeightsUnavailableError
-from fsanet.models.registry import family_of, recipe_of, validate_state_dict
+from fsanet.errors import FSANetError, InvalidWeightsError, UnknownModelError, WeightsUnavailableError
+from fsanet.models.registry import (
+    ModelIdentity,
+    create_model,
+    family_of,
+    model_identity,
+    provenance,
+    recipe_of,
+    split_name,
+    validate_state_dict,
+)
 from fsanet.models.weights import WEIGHTS_NAME, load_weights_file
 from fsanet.utils.files import atomic_write
 
@@ -44,12 +59,66 @@ def weights_bytes(model: torch.nn.Module) -> bytes:
     return save_safetensors_bytes(state)
 
 
-def write_model_files(model: PoseModel, directory: str | os.PathLike) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically)."""
+def write_model_files(
+    model: PoseModel, directory: str | os.PathLike, config: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``config.json`` (``config``, default the model's) and ``model.safetensors`` into ``directory``
+    (each atomically)."""
     directory = Path(directory)
+    config = model.config if config is None else config
     atomic_write(directory / WEIGHTS_NAME, weights_bytes(model))
-    atomic_write(directory / CONFIG_NAME, json.dumps(model.config, indent=2, sort_keys=True).encode())
+    atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True).encode())
     return directory
+
+
+# ------------------------------------------------------------------------------------------ provenance
+def official_name(config: Mapping[str, Any]) -> str | None:
+    """The registry ``name.tag`` whose pretrained weights ``config`` says it holds, else ``None``."""
+    name = config.get("name")
+    if not isinstance(name, str):
+        return None
+    try:
+        weights = split_name(name)[2]
+    except UnknownModelError:
+        return None
+    return name if weights is not None else None
+
+
+@functools.lru_cache(maxsize=32)
+def official_identity(name: str) -> ModelIdentity | None:
+    """The identity of registry model ``name.tag`` with its pretrained weights; ``None`` where they cannot
+    be loaded here (then nothing can show that a model still holds them)."""
+    try:
+        return model_identity(create_model(name, pretrained=True))
+    except FSANetError:
+        return None
+
+
+def published_config(model: PoseModel) -> dict[str, Any]:
+    """The config that ``save_pretrained`` and ``push_to_hub`` write, and the card describes.
+
+    The model's own, except for a registry model that no longer computes what the official one does (its
+    :func:`~fsanet.models.registry.model_identity` differs): the official ``name`` and ``source`` become
+    ``derived_from`` (with what the original was trained on), and ``trained_on`` / ``protocol`` are kept
+    only where they were stated anew (the original's values no longer describe the new weights). A fusion's
+    members are judged one by one.
+    """
+    config = copy.deepcopy(model.config)
+    name = official_name(config)
+    if name is None or model_identity(model) == official_identity(name):
+        return config
+    members = getattr(model, "members", None)
+    if "members" in config and members is not None:
+        config["members"] = [published_config(member) for member in members]
+    trained_on, protocol = provenance({}, name)
+    derived = {"name": config.pop("name"), **(config.pop("source", None) or {})}
+    for key, original in (("trained_on", trained_on), ("protocol", protocol)):
+        if original is not None:
+            derived[key] = original
+            if config.get(key) == original:
+                del config[key]
+    config["derived_from"] = {key: str(value) for key, value in derived.items()}
+    return config
 
 
 def save_pretrained(model: PoseModel, directory: str | os.PathLike, **options: Any) -> Path:
@@ -133,9 +202,10 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
     the board's numbers where a results store has them (``results``, else :func:`card_results`)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    config = model.config
+    config = published_config(model)
     fam = family_of(config)
     trained_on, licence = config.get("trained_on"), _licence(config)
+    derived = config.get("derived_from")
     rows = list(results) if results is not None else card_results(model)
     data = ModelCardData(
         library_name="fsanet",
@@ -147,14 +217,20 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
         data.to_yaml(),
         "---",
         "",
-        f"# {model.name}",
+        f"# {config.get('name') or fam.architecture}",
         "",
         f"A **{fam.method}** head-pose model (`{fam.architecture}`) saved with the `fsanet` library: "
         "yaw, pitch and roll in degrees of a face crop.",
         "",
         f"* Trained on: {trained_on or 'not stated'} ({config.get('protocol') or 'protocol not stated'})",
-        f"* Licence: {licence or 'not stated'}",
     ]
+    if derived:
+        origin = ", ".join(f"{key} {value}" for key, value in derived.items() if key != "name")
+        lines.append(
+            f"* Derived from: `{derived['name']}` ({origin}); its weights were changed since, so they are "
+            "not that model's"
+        )
+    lines.append(f"* Licence: {licence or 'not stated'}")
     if fam.paper:
         lines.append(f"* Paper: {fam.paper}")
     lines += [
@@ -185,11 +261,11 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
 
 
 def _licence(config: Mapping[str, Any]) -> str | None:
-    """The licence of registry weights (``name.tag``); a saved model of one's own states none."""
-    from fsanet.models.registry import split_name
-
+    """The licence of registry weights (``name.tag``) and of what is derived from them; a saved model of
+    one's own states none."""
+    name = config.get("name") or (config.get("derived_from") or {}).get("name", "")
     try:
-        weights = split_name(str(config.get("name", "")))[2]
+        weights = split_name(str(name))[2]
     except UnknownModelError:
         return None
     return weights.licence if weights else None
