@@ -7,6 +7,7 @@ import json
 
 from fsanet.cli.args import device_name, input_file, output_dir, output_file, positive_int
 from fsanet.models.registry import list_models
+from fsanet.utils.files import check_regular
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,13 +46,13 @@ def run_convert(args: argparse.Namespace) -> int:
     from fsanet.models.registry import converter_for, validate_state_dict
 
     path = input_file(args.h5)
-    out_dir = output_dir(args.out_dir, "out_dir")  # before converting: a bad target fails at once
+    check_regular(args.out_dir, "out_dir")  # a named pipe or a device fails at once; the folder comes later
     converter = converter_for(path).converter
     assert converter is not None
     config, state = converter.convert(path, args.name)
     model = validate_state_dict(config, state)
     model.load_state_dict(state)
-    save_pretrained(model, out_dir)
+    save_pretrained(model, output_dir(args.out_dir, "out_dir"))
     print(
         json.dumps({"name": config["name"], "architecture": config["architecture"], "out_dir": args.out_dir})
     )
