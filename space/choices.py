@@ -24,8 +24,13 @@ def model_label(name: str) -> str:
 
 
 def model_info() -> str:
-    """The longer story of the offered models, shown under the model picker (the registry's words)."""
-    return explain(list_models(pretrained=True))
+    """The few words under each model picker: how to read a label, and where the longer story is."""
+    return "Each label ends with the training data of its weights and what they suit. More: the About tab."
+
+
+def models_about() -> str:
+    """The longer story of the offered models, once for the page (in the About tab; the registry's words)."""
+    return f"### The models\n{explain(list_models(pretrained=True))}"
 
 
 def model_choices() -> list[tuple[str, str]]:

@@ -9,11 +9,13 @@ uploaded file, never a server path. Faces are numbered left to right, on the ima
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from fsanet import FSANetError
 from fsanet.data.imageio import check_size, load_image, read_size
@@ -21,9 +23,11 @@ from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
 from fsanet.pipeline.video import H264Writer, PosedFrame, VideoInfo, estimate_video, probe_video
+from fsanet.utils.files import annotated_name
 from space import outputs, runtime
 from space.clients import client_key
 from space.fairness import VIDEO, Busy, admission
+from space.refusals import MISFIT, refusal
 from space.settings import max_photo_bytes, max_video_seconds
 from space.uploads import MAX_FRAME_PIXELS, MAX_VIDEO_FRAME_PIXELS, check_video_file, display_name
 
@@ -83,15 +87,48 @@ def predict(
     return outputs.save_jpeg(draw_poses(rgb, result)), to_json(result, name)
 
 
+class _Face(BaseModel):
+    box: list[float]
+    score: float
+    yaw: float
+    pitch: float
+    roll: float
+
+
+class _Faces(BaseModel):  # a photo's result: what predict returns
+    faces: list[_Face]
+    message: str | None = None
+
+
+class _Frames(BaseModel):  # a video's result: what predict_video returns
+    frames: list[dict[str, Any]]
+    message: str | None = None
+
+
+def _shown(payload: Any, shape: type[BaseModel]) -> dict[str, Any] | None:
+    """A result as the page sends it back to the handlers below (the page holds what is on screen), checked
+    against ``shape`` first: a hand-made request may send anything, and gets the one-line refusal."""
+    if payload is None:
+        return None
+    try:
+        shape.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        detail = f" ({where}: {first['msg']})" if where else ""
+        raise refusal(f"{MISFIT}: a result JSON object was expected{detail}") from None
+    return payload
+
+
 def faces_rows(payload: dict[str, Any] | None) -> list[list[Any]]:
     """The faces of a /predict JSON as table rows (``FACE_COLUMNS``), numbered as on the image."""
-    faces = (payload or {}).get("faces", [])
+    faces = (_shown(payload, _Faces) or {}).get("faces", [])
     return [[i + 1, f["yaw"], f["pitch"], f["roll"], f["score"], f["box"]] for i, f in enumerate(faces)]
 
 
 def faces_status(payload: dict[str, Any] | None) -> str:
     """A visible line over the table: how many faces, or that none was found."""
-    if not payload:
+    if not _shown(payload, _Faces):
         return ""
     faces = payload.get("faces", [])
     if not faces:
@@ -114,7 +151,7 @@ BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
 
 def stale_status(payload: dict[str, Any] | None) -> Any:
     """The photo status once a picker changed: out of date when a result is on screen (else unchanged)."""
-    return STALE if payload else gr.skip()
+    return STALE if _shown(payload, _Faces) else gr.skip()
 
 
 def rerun(
@@ -125,14 +162,14 @@ def rerun(
     request: gr.Request | None = None,
 ) -> tuple[Any, Any]:
     """The photo estimated again with the new picks, when a result of it is on screen (else nothing)."""
-    if not image or not payload:
+    if not image or not _shown(payload, _Faces):
         return gr.skip(), gr.skip()
     return predict(image, model, detector, request)
 
 
 def video_status(payload: dict[str, Any] | None) -> str:
     """The line over a video's JSON: how many frames were annotated, or what of the file was damaged."""
-    if not payload:
+    if not _shown(payload, _Frames):
         return ""
     if payload.get("message"):
         return f"⚠️ {payload['message']}"
@@ -141,7 +178,7 @@ def video_status(payload: dict[str, Any] | None) -> str:
 
 def stale_video_status(payload: dict[str, Any] | None) -> Any:
     """The video status once a picker changed: out of date when a result is on screen (else unchanged)."""
-    return STALE_VIDEO if payload else gr.skip()
+    return STALE_VIDEO if _shown(payload, _Frames) else gr.skip()
 
 
 def clip_status(video: str | None) -> str:
@@ -211,8 +248,9 @@ def predict_video(
     detector: str = DEFAULT_DETECTOR,
     request: gr.Request | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's way of asking for a progress bar)
-) -> tuple[str, dict[str, Any]]:
-    """Video -> (annotated H.264 MP4 path, ``{"video": name, "fps", "frames": [faces JSON + "frame"]}``).
+) -> tuple[str, dict[str, Any], str]:
+    """Video -> (annotated H.264 MP4, ``{"video": name, "fps", "frames": [faces JSON + "frame"]}``, that JSON
+    as a file); the files are named after the upload as the CLI names them (``clip_pose.mp4``, ``.json``).
 
     A damaged file gives its readable frames plus ``"unreadable_frames"`` and ``"message"`` (the CLI's
     line) in the JSON, and a warning on the page.
@@ -239,7 +277,7 @@ def checked_video(video: str) -> VideoInfo:
 
 def _predict_video(
     video: str, model: str, detector: str, request: gr.Request | None, progress: gr.Progress
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, dict[str, Any], str]:
     name = display_name(video)
     info = checked_video(video)
     # The container's frame rate is the uploader's word: bound it, so a claimed 10,000 fps buys no frames.
@@ -255,7 +293,8 @@ def _predict_video(
 
     with admission.admit(client_key(request), VIDEO):
         estimator = runtime.estimator(model, detector)
-        path = outputs.new_path(".mp4")
+        folder = outputs.new_folder()
+        path = folder / annotated_name(name, ".mp4")
         with H264Writer(path, info.fps) as writer:
             run = estimate_video(
                 video,
@@ -270,4 +309,6 @@ def _predict_video(
     if run.problem:  # the readable frames are the result; the damage is said with it, as the CLI does
         payload |= {"unreadable_frames": run.unreadable, "message": run.problem}
         gr.Warning(run.problem, title="Damaged video")
-    return str(path), payload
+    frames_file = folder / annotated_name(name, ".json")
+    frames_file.write_text(json.dumps(payload, indent=1) + "\n")
+    return str(path), payload, str(frames_file)

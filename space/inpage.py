@@ -43,6 +43,8 @@ CHOICE_JS = """(model, detector) => {
 # A visitor's words: what they get instead (the operator's fix is in the README: scripts/space_bundle.sh).
 ORT_MISSING = "this Space cannot run the models in your browser: frames go to the server, a few per second"
 MEDIA_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm"}
+# On every response of these routes: browsers use the media type sent, never one guessed from the bytes.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 def runs_in_page() -> bool:
@@ -95,16 +97,16 @@ def page_config(model: str, detector: str) -> dict[str, Any]:
 
 def _config(model: str = "", detector: str = "") -> JSONResponse:
     try:
-        return JSONResponse(page_config(model, detector), headers={"Cache-Control": "no-cache"})
+        return JSONResponse(page_config(model, detector), headers={"Cache-Control": "no-cache", **NOSNIFF})
     except ServerOnlyError as error:
-        return JSONResponse({"error": str(error), "server_only": True}, status_code=409)
+        return JSONResponse({"error": str(error), "server_only": True}, status_code=409, headers=NOSNIFF)
     except FSANetError as error:
-        return JSONResponse({"error": str(error), "server_only": False}, status_code=422)
+        return JSONResponse({"error": str(error), "server_only": False}, status_code=422, headers=NOSNIFF)
 
 
 def _served(path: Path, request: Request, cache: str) -> Response:
     """``path`` (or its gzip copy, for a browser that accepts gzip) with its media type and ``cache``."""
-    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
+    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding", **NOSNIFF}
     media_type = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
     compressed = path.with_name(path.name + ".gz")
     if compressed.is_file() and "gzip" in request.headers.get("accept-encoding", ""):
@@ -115,7 +117,7 @@ def _served(path: Path, request: Request, cache: str) -> Response:
 
 
 def _not_found() -> JSONResponse:
-    return JSONResponse({"error": "not found"}, status_code=404)
+    return JSONResponse({"error": "not found"}, status_code=404, headers=NOSNIFF)
 
 
 def _graph(lookup, names, name: str, digest: str, request: Request) -> Response:

@@ -3,7 +3,8 @@
 Gradio saves a returned array to a cache path named by its content and rewrites that file in place,
 so two requests that produce the same image (the same photo uploaded twice at once) can truncate
 the file while it is being downloaded. A path returned to Gradio is instead copied into its cache
-with a rename, which is safe; the files here are pruned after ``MAX_AGE_S``.
+with a rename, which is safe; the files here are pruned after ``MAX_AGE_S``. A download named after the
+upload (``clip_pose.mp4``) gets a folder of its own (:func:`new_folder`): Gradio keeps a file's name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -53,16 +55,15 @@ def save_bytes(data: bytes, suffix: str, stem: str = "") -> str:
     return str(path)
 
 
-def new_path(suffix: str) -> Path:
-    """A fresh, unique file path in the pruned folder, for outputs written piece by piece (videos)."""
+def new_folder() -> Path:
+    """A fresh, unique folder in the pruned one, for files named after an upload (a video and its JSON)."""
     directory = output_dir()
     _prune(directory)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=suffix, delete=False) as handle:
-        return Path(handle.name)
+    return Path(tempfile.mkdtemp(dir=directory))
 
 
 def _prune(directory: Path) -> None:
-    """Delete files older than ``MAX_AGE_S``, at most once a minute."""
+    """Delete files and folders older than ``MAX_AGE_S``, at most once a minute."""
     global _last_prune
     now = time.time()
     with _prune_lock:
@@ -72,6 +73,6 @@ def _prune(directory: Path) -> None:
     for path in directory.iterdir():
         try:
             if now - path.stat().st_mtime > MAX_AGE_S:
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         except OSError:  # another process pruned it first
             continue

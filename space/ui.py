@@ -13,12 +13,8 @@ Gradio's ``GRADIO_SERVER_NAME`` /
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
 import signal
 import sys
-import tempfile
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -29,7 +25,7 @@ from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
 from space import board, clients, inference, inpage, refusals, runtime, settings, uploads
-from space.choices import detector_choices, model_choices, model_info, webcam_detector
+from space.choices import detector_choices, model_choices, model_info, models_about, webcam_detector
 from space.examples import example_images
 from space.settings import concurrency
 
@@ -57,6 +53,8 @@ document.addEventListener("error", (event) => {
   }
 }, true);
 </script>"""
+# What view_api says of the /video parameter (Gradio's own text is FileData's docstring, its internals).
+VIDEO_API_HELP = "A video file (MP4, MOV, AVI...): gradio_client's handle_file(path) uploads it."
 # Event workers: requests wait in space.fairness's lanes, not in Gradio's queue, so a long queue
 # of big uploads cannot delay a small one (the lanes, not this number, bound the CPU work).
 WORKERS = 32
@@ -118,13 +116,10 @@ def _photo_tab(demo: gr.Blocks) -> None:
                 label="Faces JSON (the python -m fsanet predict --json schema, left to right)",
                 elem_id="photo-json",
             )
-    gr.Examples(
+    # Not cached: a click loads the photo, then estimates it with the model and detector picked now.
+    examples = gr.Examples(
         example_images(),
         inputs=image,
-        outputs=[annotated, faces],
-        fn=inference.predict,
-        cache_examples=True,
-        cache_mode="lazy",
         label="Examples (a group, a turned head, a frontal face)",
         api_visibility="private",
     )
@@ -134,11 +129,20 @@ def _photo_tab(demo: gr.Blocks) -> None:
     estimated = _inference(
         run.click, inference.predict, [image, model, detector], [annotated, faces], "predict"
     )
+    example = _inference(
+        examples.load_input_event.then,
+        inference.predict,
+        [image, model, detector],
+        [annotated, faces],
+        "example",
+        api_visibility="private",
+    )
     # Also after an example: the table and the status follow the JSON, whoever filled it.
     faces.change(inference.faces_rows, faces, table, api_visibility="private", queue=False)
     faces.change(inference.faces_status, faces, status, api_visibility="private", queue=False)
     # A result equal to the last one changes nothing, yet its status must lose an "out of date" mark.
-    estimated.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
+    for done in (estimated, example):
+        done.success(inference.faces_status, faces, status, api_visibility="private", queue=False)
     for picker in (model, detector):  # a result on screen is marked out of date, then estimated again
         marked = picker.change(inference.stale_status, faces, status, api_visibility="private", queue=False)
         rerun = _inference(
@@ -211,6 +215,8 @@ def _video_tab() -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(label="Video", sources=["upload"], format=None, elem_id="video-input")
+            api_info = {**video.api_info(), "additional_description": VIDEO_API_HELP}
+            video.api_info = lambda: api_info
             clip = gr.Markdown(elem_id="video-clip")
             model, detector = _pickers("video")
             run = gr.Button("Estimate head poses", variant="primary", elem_id="video-run")
@@ -218,12 +224,20 @@ def _video_tab() -> None:
             annotated = gr.Video(label="Annotated video (H.264)", format=None, elem_id="video-output")
             status = gr.Markdown(elem_id="video-status")
             frames = gr.JSON(label="Faces per frame (JSON)")
+            download = gr.File(label="Faces per frame (JSON file)", interactive=False, elem_id="video-json")
+    # The JSON file's path stays on the server (a State is no API output): /video returns its two values.
+    frames_file = gr.State()
     # What the server reads in the clip, at once: the browser may not preview its codec (see PAGE_HEAD).
     video.change(inference.clip_status, video, clip, api_visibility="private", queue=False)
     done = _inference(
-        run.click, inference.predict_video, [video, model, detector], [annotated, frames], "video"
+        run.click,
+        inference.predict_video,
+        [video, model, detector],
+        [annotated, frames, frames_file],
+        "video",
     )
     done.success(inference.video_status, frames, status, api_visibility="private", queue=False)
+    done.success(lambda path: path, frames_file, download, api_visibility="private", queue=False)
     for picker in (model, detector):  # a video is minutes of work: marked out of date, not redone unasked
         picker.change(inference.stale_video_status, frames, status, api_visibility="private", queue=False)
 
@@ -236,12 +250,6 @@ def _only_documented_endpoints_public(demo: gr.Blocks) -> None:
 
 def build_demo() -> gr.Blocks:
     """The whole Space; call once per process."""
-    if "GRADIO_EXAMPLES_CACHE" not in os.environ:
-        # A folder of this process's own: a shared one would serve results cached by an older version
-        # (Gradio keys them by component id only), or by another checkout running on the same machine.
-        cache = tempfile.mkdtemp(prefix="fsanet-space-examples-")
-        atexit.register(shutil.rmtree, cache, ignore_errors=True)
-        os.environ["GRADIO_EXAMPLES_CACHE"] = cache
     with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
         with gr.Tabs():
@@ -257,6 +265,7 @@ def build_demo() -> gr.Blocks:
                 board.submit_tab()
             with gr.Tab("About", id="about"):
                 board.about_tab()
+                gr.Markdown(models_about(), elem_id="about-models")  # the pickers' longer story, once
     _only_documented_endpoints_public(demo)
     refusals.install(demo)
     demo.queue(max_size=256, default_concurrency_limit=concurrency())

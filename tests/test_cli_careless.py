@@ -8,12 +8,15 @@ failed requests only, and each warning printed once.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import fsanet
 from fsanet.cli.main import main as fsanet_main
 from leaderboard.cli import main as leaderboard_main
 from tests.conftest import DATA, ROOT, require_shared
@@ -170,6 +173,63 @@ def test_the_commands_as_typed_print_one_line(tmp_path):
         )
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+# ------------------------------------------------------------------------- named pipes, devices, sockets
+@pytest.fixture
+def special(tmp_path: Path) -> dict[str, str]:
+    """A named pipe, a link to a character device (never the device itself: an unfixed command would
+    replace whatever path it is given), and a model folder."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "full").symlink_to("/dev/full")
+    model = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "model")
+    return {"fifo": str(fifo), "full": str(tmp_path / "full"), "model": str(model), "tmp": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["export", "{model}", "--out", "{fifo}"], "--out {fifo} is a named pipe (FIFO)"),
+        (["export", "{model}", "--out", "{full}"], "--out {full} is a character device"),
+        (["export", "{fifo}", "--out", "{tmp}/m.onnx"], "{fifo} is a named pipe"),
+        (["convert", "{model}/config.json", "{fifo}"], "out_dir {fifo} is a named pipe"),
+        (["predict", "{fifo}", "--out", "{fifo}"], "--out {fifo} is a named pipe"),
+        (["predict", "{fifo}", "--model", "{fifo}"], "--model {fifo} is a named pipe"),
+        (["train", "--model", "ssrnet_md", "--train", "d", "--out", "{fifo}"], "--out {fifo} is a named"),
+    ],
+)
+def test_named_pipes_and_devices_are_refused_and_left_untouched(argv, fragment, special, capsys):
+    before = sorted(Path(special["tmp"]).iterdir())
+    _refused(fsanet_main, [a.format(**special) for a in argv], capsys, fragment.format(**special))
+    assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
+    assert stat.S_ISCHR(os.stat(special["full"]).st_mode) and Path(special["full"]).is_symlink()
+    assert sorted(Path(special["tmp"]).iterdir()) == before, "nothing written, nothing replaced"
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["predict", "{fifo}"],
+        ["convert", "{fifo}", "{tmp}/out"],
+        ["train", "--model", "ssrnet_md", "--train", "{fifo}", "--out", "{tmp}/out"],
+        ["bench", "--models", "ssrnet_md", "--batches", "1", "--repeats", "1", "--out", "{fifo}"],
+    ],
+)
+def test_a_named_pipe_is_refused_before_anything_opens_it(verb, special):
+    """Opening a named pipe blocks until someone opens its other end: each command runs in a fresh
+    interpreter, so a hang fails the test instead of holding up the suite."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fsanet", *[a.format(**special) for a in verb]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
+    assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
+    assert not (Path(special["tmp"]) / "out").exists()
 
 
 # ---------------------------------------------------------------------------------- where things live

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -14,7 +17,7 @@ from PIL import Image
 
 from fsanet.cli.main import main
 
-from .conftest import DATA, OFFICIAL, require_shared
+from .conftest import DATA, OFFICIAL, ROOT, require_shared
 from .videos import two_astronauts_clip
 
 
@@ -158,3 +161,23 @@ def test_errors_name_the_input_once_and_every_input_is_tried(astronaut, tmp_path
         "error: bad.ppm could not be read: invalid literal for int() with base 10: b'abc'",
     ]
     assert "astronaut.jpg\tbox=" in captured.out, "the inputs after the bad ones are still tried"
+
+
+def test_ssd_without_network_names_the_setting_for_local_files(astronaut, tmp_path):
+    """The command as typed, online mode but no network (every connection goes to a proxy that refuses it):
+    the one line names ``FSANET_SSD_DIR``, not only the URL that failed."""
+    proxy = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "FSANET_SSD_DIR")}
+    env |= {"FSANET_CACHE": str(tmp_path / "cache"), "https_proxy": proxy, "HTTPS_PROXY": proxy}
+    argv = ["predict", str(astronaut), "--model", "ssrnet_md.300w_lp", "--detector", "ssd"]
+    result = subprocess.run(
+        [sys.executable, "-m", "fsanet", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "could not be downloaded" in result.stderr and "FSANET_SSD_DIR" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -303,6 +303,55 @@ def test_offline_without_weights_starts_and_says_how_to_provide_them(tmp_path):
         assert "No benchmark data" in config and "LEADERBOARD_DATA_AFLW2000" in config  # what to set
 
 
+@pytest.mark.slow
+def test_the_readmes_client_example_runs_against_the_space(tmp_path):
+    """The README's gradio_client block as written, against ``python app.py`` with a fake Hub holding
+    ``user/fsanet-variant``: every call succeeds and the video arrives named after the upload."""
+    import threading
+
+    import torch
+
+    import fsanet
+    from tests.test_hub_push import FakeHub
+    from tests.test_readme import EXAMPLES
+
+    (block,) = [e for e in EXAMPLES if "from gradio_client import" in e.code]
+    work = tmp_path / "work"
+    work.mkdir()
+    photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
+    (work / "photo.jpg").write_bytes(photo.read_bytes())
+    _clip(work / "clip.mp4", [np.asarray(Image.open(photo).convert("RGB").resize((224, 224)))] * 3)
+    for seed, folder in ((1, work), (2, tmp_path / "hub-variant")):  # two variants: two identities
+        torch.manual_seed(seed)
+        fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), folder)
+    hub = FakeHub()
+    threading.Thread(target=hub.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    hub.add_repo(
+        "user/fsanet-variant",
+        {
+            name: (tmp_path / "hub-variant" / name).read_bytes()
+            for name in ("config.json", "model.safetensors")
+        },
+    )
+    hub_env = {
+        "HF_ENDPOINT": hub.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+    try:
+        with serve_app(tmp_path / "board", tmp_path / "app.log", **hub_env) as url:
+            code = block.code.replace("http://127.0.0.1:7860/", url)
+            result = subprocess.run(
+                [sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=600
+            )
+    finally:
+        hub.shutdown()
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert "clip_pose.mp4 3 frames" in result.stdout
+    assert "my_variant" in result.stdout and "my_hub_variant" in result.stdout  # both queued
+
+
 def _readme_endpoints() -> list[str]:
     """The endpoints of the README's table (its rows start with | `/name` |)."""
     return re.findall(r"^\| `(/\w+)` \|", (ROOT / "README.md").read_text(), flags=re.MULTILINE)
@@ -324,6 +373,23 @@ def test_view_api_offers_exactly_the_readme_endpoints_with_named_outputs(client)
         client.predict(None, api_name="/webcam")
 
 
+def test_view_api_describes_the_parameters_as_the_readme_does(client):
+    from space.ui import VIDEO_API_HELP
+
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    technical = endpoints["/leaderboard"]["parameters"][3]
+    readme_row = next(
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `/leaderboard` |")
+    )
+    listed = re.search(r"technical columns \(`\[\]`; any of (.*?)\)", readme_row).group(1)
+    assert re.findall(r"`([^`]+)`", listed) == technical["type"]["items"]["enum"]
+    (video,) = endpoints["/video"]["parameters"][:1]
+    assert video["python_type"]["description"] == VIDEO_API_HELP  # not Gradio's FileData docstring
+    assert "FileData" not in json.dumps(video["python_type"])
+
+
 def _clip(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     from fsanet.pipeline.video import H264Writer
 
@@ -342,11 +408,12 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, tmp_path)
     frame = np.asarray(Image.open(photo).convert("RGB").resize((224, 224)))
     video = _clip(tmp_path / "clip.mp4", [frame] * 3)
     annotated, frames = client.predict(handle_file(str(video)), api_name="/video")
+    assert isinstance(annotated, str) and Path(annotated).name == "clip_pose.mp4"  # as the CLI names it
     assert [f["frame"] for f in frames["frames"]] == [0, 1, 2]
     assert all(len(f["faces"]) == 1 for f in frames["frames"])
     import av
 
-    with av.open(annotated["video"] if isinstance(annotated, dict) else annotated) as written:
+    with av.open(annotated) as written:
         stream = written.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.frames == 3  # what browsers play
     assert client.predict(api_name="/leaderboard")["headers"]
@@ -572,6 +639,67 @@ def test_requests_gradio_refuses_carry_a_message_and_log_one_line(app_url):
         assert "/etc" not in answer["error"] and "/tmp" not in answer["error"], answer
         messages.append(f"/{api} refused: {answer['error']}")
     assert _log_lines_since(app_url, start) == messages
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def _joined(app_url: str, fn_index: int, data: list) -> dict:
+    """What the page's way in (``queue/join``, then the event stream) answers an event: its last message."""
+    status, answer = _post(
+        f"{app_url}gradio_api/queue/join", {"fn_index": fn_index, "session_hash": "hostile", "data": data}
+    )
+    assert status == 200, answer
+    with urllib.request.urlopen(f"{app_url}gradio_api/queue/data?session_hash=hostile", timeout=60) as stream:
+        for line in stream:
+            message = json.loads(line[len(b"data:") :]) if line.startswith(b"data:") else {}
+            if message.get("msg") == "process_completed" and message.get("event_id") == answer["event_id"]:
+                return message
+    raise AssertionError(f"no answer to event {fn_index}")
+
+
+def test_unknown_events_and_misshapen_page_events_get_the_one_line_refusal(app_url):
+    """``fn_index`` 99 or -1, and the page's private events sent what the page never sends: a one-line
+    answer and one log line each, never Gradio's KeyError (HTTP 500) or an "Internal error" traceback."""
+    from space.refusals import BROWSER_ONLY, MISFIT
+
+    with urllib.request.urlopen(f"{app_url}config", timeout=10) as response:
+        events = json.load(response)["dependencies"]
+    by_name = {event["api_name"]: event["id"] for event in events if event.get("api_name")}
+    browser_only = next(event["id"] for event in events if not event["backend_fn"])
+    start = len(app_url.log.read_text())
+    for index in (99, -1):
+        for route in ("queue/join", "run/predict"):
+            body = {"fn_index": index, "session_hash": "hostile", "data": []}
+            status, answer = _post(f"{app_url}gradio_api/{route}", body)
+            assert status == 404, answer
+            assert answer["detail"] == f"This Space has no event {index}: call a named endpoint"
+    cases = [
+        (by_name["faces_rows"], ["not a result"], f"{MISFIT}: a result JSON object was expected"),
+        (by_name["stale_status"], [{"faces": "abc"}], f"{MISFIT}: a result JSON object was expected (faces:"),
+        (by_name["video_status"], [{"frames": 7}], f"{MISFIT}: a result JSON object was expected (frames:"),
+        (by_name["load_example"], [None], MISFIT),  # Gradio's own loader of the Examples
+        (browser_only, ["fsanet_fusion.300w_lp", "mtcnn"], BROWSER_ONLY),
+    ]
+    refused = []
+    for index, data, words in cases:
+        answer = _joined(app_url, index, data)
+        assert not answer["success"] and answer["output"]["error"].startswith(words), (index, answer)
+        assert answer["output"]["title"] == "Request refused"
+        refused.append(answer["output"]["error"])
+    lines = _log_lines_since(app_url, start)
+    assert "Traceback" not in "\n".join(lines) and not [line for line in lines if "failed" in line], lines
+    messages = [line.partition(" refused: ")[2] for line in lines if " refused: " in line]
+    assert messages[-len(refused) :] == refused
+    assert sum("fn_index" in line and "no such event" in line for line in lines) == 4
 
 
 def test_a_damaged_video_gives_its_readable_frames_and_the_clis_line(client, tmp_path, capsys, monkeypatch):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -287,12 +289,12 @@ def test_group_example_runs_on_click_numbered_left_to_right_and_no_face_is_visib
     assert rows.count() == 0
 
 
-def test_video_tab_returns_an_annotated_clip_chromium_plays(page, tmp_path):
+def test_video_tab_returns_an_annotated_clip_chromium_plays_downloaded_as_the_cli_names_it(page, tmp_path):
     from fsanet.pipeline.video import H264Writer
 
     photo = sorted(require_shared(SAMPLES).glob("*.jpg"))[0]
     frame = np.asarray(Image.open(photo).convert("RGB").resize((224, 224)))
-    clip = tmp_path / "clip.mp4"
+    clip = tmp_path / "holiday.mp4"
     with H264Writer(clip, 5.0) as writer:
         for _ in range(5):
             writer.write(frame)
@@ -306,6 +308,18 @@ def test_video_tab_returns_an_annotated_clip_chromium_plays(page, tmp_path):
         " return v && v.readyState >= 1 && v.videoWidth === 224 && v.duration > 0.5; }"
     )
     assert page.get_by_text('"frame": 4').count() >= 1  # the per-frame JSON, five frames
+    # Both downloads are named after the upload, as `fsanet predict --out` names its files.
+    page.locator("#video-output video").hover()  # the download button shows on hover
+    with page.expect_download() as video:
+        page.locator("#video-output a[data-testid=download-link]").click()
+    assert video.value.suggested_filename == "holiday_pose.mp4"
+    with av.open(video.value.path()) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    with page.expect_download() as frames:
+        page.locator("#video-json a[download]").click()
+    assert frames.value.suggested_filename == "holiday_pose.json"
+    payload = json.loads(Path(frames.value.path()).read_text())
+    assert payload["video"] == "holiday.mp4" and [f["frame"] for f in payload["frames"]] == list(range(5))
 
 
 def _labels_in_full(page, elem_id: str) -> tuple[str, bool]:
@@ -542,3 +556,41 @@ def test_board_shows_two_decimals_says_no_results_and_keeps_the_queue_a_table(pa
         page.locator("#about-angles label").count() == 0
         or not page.locator("#about-angles label").first.is_visible()
     )
+
+
+def test_an_example_is_estimated_with_the_model_and_detector_picked(page):
+    """WHENet and BlazeFace picked, then an example clicked: its faces are those two's, not a result cached
+    with the default model and detector."""
+    from fsanet.pipeline.estimate import estimate
+    from space.choices import DETECTORS
+    from space.examples import example_images
+
+    _pick(page, "photo-model", "whenet.300w_lp_panoptic")
+    page.locator("#photo-detector input").click()
+    page.get_by_role("option", name=DETECTORS["blazeface"], exact=True).click()
+    page.locator(".gallery-item").nth(2).click()  # the frontal face (astronaut.jpg)
+    page.locator("#photo-status").get_by_text("1 face(s)").wait_for()
+    assert "whenet.300w_lp_panoptic" in page.locator("#photo-json").inner_text()
+    assert "Out of date" not in page.locator("#photo-status").inner_text()
+    cells = page.locator("#photo-faces [role=row]:has([role=gridcell])").first.locator("[role=gridcell]")
+    shown = [float(c) for c in cells.all_inner_texts()[1:4]]
+    astronaut = next(p for p in example_images() if p.endswith("astronaut.jpg"))
+    face = estimate(astronaut, model="whenet.300w_lp_panoptic", detector="blazeface").faces[0]
+    assert shown == pytest.approx([face.yaw, face.pitch, face.roll], abs=0.01)
+
+
+def test_the_model_pickers_help_is_short_and_the_details_are_said_once_in_the_about_tab(page):
+    from space.choices import model_info
+
+    assert len(model_info().split()) <= 25
+    for tab in ("Photo", "Webcam", "Video"):
+        page.get_by_role("tab", name=tab).click()
+        picker = page.locator(f"#{tab.lower()}-model")
+        picker.get_by_text(model_info()).wait_for()
+        assert "the aggregation" not in picker.inner_text()
+    page.get_by_role("tab", name="About").click()
+    about = page.locator("#about-models")
+    about.get_by_text("The models").wait_for()
+    assert about.inner_text().count("the aggregation") == 1 and "WHENet" in about.inner_text()
+    # Every tab visited: the story of the variants is in the page once, under About.
+    assert page.evaluate("document.body.textContent").count("the aggregation") == 1

@@ -118,6 +118,27 @@ def test_web_assets_are_sent_gzipped_with_their_media_types(client):
     )
 
 
+def test_every_answer_of_the_routes_tells_browsers_not_to_sniff():
+    """Scripts, the runtime, graphs, the config and refusals alike: the media type sent is the one used."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from space import inpage, webassets
+
+    app = FastAPI()
+    inpage.add_routes(app)
+    client = TestClient(app)
+    answers = [client.get(f"/fsanet/static/{name}") for name in (*inpage.PAGE_FILES, "missing.js")]
+    answers += [
+        client.get(f"/fsanet/static/ort/{webassets.ORT_WEB_VERSION}/{webassets.ORT_WEB_FILES[0]}"),
+        client.get("/fsanet/webcam/model/nope/0.onnx"),
+        client.get("/fsanet/webcam/config?model=nope&detector=mtcnn"),
+    ]
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", (answer.url, answer.headers)
+
+
 # ------------------------------------------------------------------------------------------------ in chromium
 @pytest.fixture(scope="module")
 def served(board_dir, tmp_path_factory):

@@ -1,4 +1,4 @@
-"""Annotated JPEGs handed to Gradio: atomic, content-named, pruned, never pruned while in use."""
+"""Files handed to Gradio: atomic, content-named or in folders of their own, pruned, never while in use."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ def test_an_old_copy_of_the_same_image_survives_pruning(tmp_path, monkeypatch):
     assert again == first and again.is_file()  # the returned file is still there for Gradio to serve
     assert not other.exists()  # other stale files are pruned
     assert not list(tmp_path.glob(".*.jpg"))  # no temporary files left behind
+
+
+def test_a_stale_download_folder_is_pruned_with_its_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputs, "output_dir", lambda: tmp_path)
+    monkeypatch.setattr(outputs, "_last_prune", 0.0)
+    old = outputs.new_folder()  # a video and its JSON, named after the upload
+    (old / "clip_pose.mp4").write_bytes(b"x")
+    stale = time.time() - 2 * outputs.MAX_AGE_S
+    os.utime(old, (stale, stale))
+    monkeypatch.setattr(outputs, "_last_prune", 0.0)
+    fresh = outputs.new_folder()
+    assert fresh.is_dir() and not old.exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import shutil
+import stat
 import threading
 import urllib.request
 from pathlib import Path
@@ -250,3 +252,64 @@ def test_cache_location_follows_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "x"
     monkeypatch.delenv("FSANET_CACHE")
     assert cache_dir() == Path.home() / ".cache" / "fsanet"
+
+
+# ----------------------------------------------------------------------------- provenance of saved copies
+def _saved(model: torch.nn.Module, folder: Path) -> tuple[dict, str]:
+    fsanet.save_pretrained(model, folder)
+    return json.loads((folder / CONFIG_NAME).read_text()), (folder / "README.md").read_text()
+
+
+def test_a_registry_model_with_changed_weights_is_saved_as_derived_not_as_the_official_one(tmp_path):
+    require_shared(OFFICIAL)
+    official = fsanet.load_model("ssrnet_md.300w_lp")
+    config, card = _saved(official, tmp_path / "same")
+    assert config["name"] == "ssrnet_md.300w_lp" and config["source"]["sha256"]
+    assert "derived_from" not in config and "Derived from" not in card and "# ssrnet_md.300w_lp" in card
+
+    tuned = fsanet.load_model("ssrnet_md.300w_lp")
+    with torch.no_grad():
+        next(tuned.parameters()).add_(0.01)  # a fine-tuning step, as far as the weights can tell
+    config, card = _saved(tuned, tmp_path / "tuned")
+    assert "name" not in config and "source" not in config, config
+    assert "trained_on" not in config and "protocol" not in config  # the original's: no longer the weights'
+    derived = config["derived_from"]
+    assert derived["name"] == "ssrnet_md.300w_lp" and derived["sha256"] == official.config["source"]["sha256"]
+    assert (derived["trained_on"], derived["protocol"]) == ("300W-LP", "protocol 1")
+    assert "# ssrnet_md.300w_lp" not in card and "Derived from: `ssrnet_md.300w_lp`" in card
+    assert "Trained on: not stated" in card and "license: apache-2.0" in card  # the original's licence holds
+    reloaded = fsanet.load_model(str(tmp_path / "tuned"))  # the schema takes it; no official name claimed
+    assert reloaded.name != "ssrnet_md.300w_lp"
+    assert fsanet.model_identity(reloaded) == fsanet.model_identity(tuned)
+    assert fsanet.model_identity(reloaded).config == fsanet.model_identity(official).config  # descriptive
+
+    tuned.config["trained_on"] = "BIWI 70%"  # stated anew: kept
+    config, _ = _saved(tuned, tmp_path / "stated")
+    assert config["trained_on"] == "BIWI 70%" and "protocol" not in config
+
+
+def test_a_fusion_with_one_changed_member_keeps_the_other_members_official(tmp_path):
+    require_shared(OFFICIAL)
+    fusion = fsanet.load_model("fsanet_fusion.300w_lp")
+    with torch.no_grad():
+        next(fusion.members[1].parameters()).mul_(1.5)
+    config, card = _saved(fusion, tmp_path / "fusion")
+    assert config["derived_from"]["name"] == "fsanet_fusion.300w_lp" and "name" not in config
+    first, second, third = config["members"]
+    assert first["name"] == "fsanet_caps_1x1.300w_lp" and "derived_from" not in first
+    assert second["derived_from"]["name"] == "fsanet_caps_var.300w_lp" and "source" not in second
+    assert third["name"] == "fsanet_caps_uniform.300w_lp"
+    assert fsanet.model_identity(fsanet.load_model(str(tmp_path / "fusion"))) == fsanet.model_identity(fusion)
+
+
+def test_saved_and_exported_files_get_the_users_umask(tmp_path):
+    from fsanet.cli.main import main
+
+    previous = os.umask(0o002)
+    try:
+        folder = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "model")
+        assert main(["export", str(folder), "--out", str(tmp_path / "model.onnx")]) == 0
+    finally:
+        os.umask(previous)
+    for path in (folder / CONFIG_NAME, folder / WEIGHTS_NAME, tmp_path / "model.onnx"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664, path

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fsanet.errors import FSANetError
+from fsanet.utils.files import check_regular
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -89,7 +90,7 @@ def device_name(text: str) -> str:
 
 def output_dir(path: str | Path, flag: str = "--out") -> Path:
     """Create the folder ``path`` (or check the existing one) and prove it is writable, before any work."""
-    path = Path(path)
+    path = check_regular(path, flag)
     if path.exists() and not path.is_dir():
         raise FSANetError(f"{flag} {path} is a file, not a folder")
     try:
@@ -99,6 +100,25 @@ def output_dir(path: str | Path, flag: str = "--out") -> Path:
         probe.unlink()
     except OSError as error:
         raise FSANetError(f"{flag} {path} is not a writable folder: {error.strerror or error}") from None
+    return path
+
+
+def output_file(path: str | Path, flag: str = "--out") -> Path:
+    """A file to write: absent or a regular file (:func:`~fsanet.utils.files.check_regular`), not a folder."""
+    path = check_regular(path, flag)
+    if path.is_dir():
+        raise FSANetError(f"{flag} {path} is a folder, not a file")
+    return path
+
+
+def input_file(path: str | Path, flag: str = "") -> Path:
+    """A file to read: an existing regular file (never a named pipe, which would block, or a device)."""
+    path = check_regular(path, flag)
+    named = f"{flag} {path}" if flag else str(path)
+    if path.is_dir():
+        raise FSANetError(f"{named} is a folder, not a file")
+    if not path.is_file():
+        raise FSANetError(f"{named}: no such file")
     return path
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from fsanet.cli.args import output_file
 from fsanet.models.specs import load_model
 from fsanet.runtime.onnx_engine import OPSET, export_onnx
+from fsanet.utils.files import check_regular
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    path = output_file(args.out)  # before loading anything: a bad --out fails at once, touching nothing
+    check_regular(args.model)  # a model folder, never a named pipe or a device
     model = load_model(args.model).eval()
-    path = Path(args.out)
     metadata = export_onnx(model, path, opset=args.opset)
     print(
         json.dumps(

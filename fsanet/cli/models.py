@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from fsanet.cli.args import device_name, positive_int
-from fsanet.errors import FSANetError
+from fsanet.cli.args import device_name, input_file, output_dir, output_file, positive_int
 from fsanet.models.catalogue import list_models
+from fsanet.utils.files import check_regular
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,15 +45,14 @@ def run_convert(args: argparse.Namespace) -> int:
     from fsanet.models.catalogue import converter_for, validate_state_dict
     from fsanet.models.hub import save_pretrained
 
-    path = Path(args.h5)
-    if not path.is_file():
-        raise FSANetError(f"{path}: no such file")
+    path = input_file(args.h5)
+    check_regular(args.out_dir, "out_dir")  # a named pipe or a device fails at once; the folder comes later
     converter = converter_for(path).converter
     assert converter is not None
     config, state = converter.convert(path, args.name)
     model = validate_state_dict(config, state)
     model.load_state_dict(state)
-    save_pretrained(model, args.out_dir)
+    save_pretrained(model, output_dir(args.out_dir, "out_dir"))
     print(
         json.dumps({"name": config["name"], "architecture": config["architecture"], "out_dir": args.out_dir})
     )
@@ -64,6 +62,7 @@ def run_convert(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from fsanet.runtime.bench import BENCH_MODELS, format_table, run_benchmark, write_report
 
+    output_file(args.out)  # before the benchmark: a bad --out fails at once
     report = run_benchmark(
         tuple(args.models or BENCH_MODELS),
         tuple(args.batches),

@@ -26,6 +26,7 @@ from fsanet.errors import FSANetError
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import DEFAULT_MODEL, MAX_FACES, PoseEstimator, PoseResult, to_json
 from fsanet.pipeline.video import H264Writer, PosedFrame, estimate_video, probe_video
+from fsanet.utils.files import annotated_name, check_regular
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -65,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
         raise FSANetError("--smooth must be in (0, 1]")
     if args.out:
         output_dir(args.out)  # before loading anything: a bad --out fails at once
+    check_regular(args.model, "--model")  # a model folder, never a named pipe or a device
     estimator = PoseEstimator(args.model, args.detector, max_faces=args.max_faces)
     failed = 0
     for name in args.inputs:
         try:
+            check_regular(name)  # a named pipe would block the run, a device never ends
             if is_video(name):
                 _predict_video(name, estimator, args)
             else:
@@ -107,13 +110,13 @@ def _predict_image(name: str, estimator: PoseEstimator, args: argparse.Namespace
     result = estimator.estimate_rgb(image)
     _report(name, result, args)
     if args.out:
-        target = args.out / f"{Path(name).stem}_pose.png"
+        target = args.out / annotated_name(name, ".png")
         cv2.imwrite(str(target), cv2.cvtColor(draw_poses(image, result, cube=args.cube), cv2.COLOR_RGB2BGR))
 
 
 def _predict_video(name: str, estimator: PoseEstimator, args: argparse.Namespace) -> None:
     info = probe_video(name)
-    writer = H264Writer(args.out / f"{Path(name).stem}_pose.mp4", info.fps) if args.out else None
+    writer = H264Writer(args.out / annotated_name(name, ".mp4"), info.fps) if args.out else None
     progress = tqdm(total=info.frames or None, desc=Path(name).name, unit="frame", disable=None)
 
     def report(frame: PosedFrame) -> None:

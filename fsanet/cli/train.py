@@ -13,6 +13,7 @@ from fsanet.errors import FSANetError
 from fsanet.models.base import PoseModel
 from fsanet.training.data import PROTOCOL_MAX_ANGLE, PoseData
 from fsanet.training.loop import MODEL_DIR, TrainSettings, train
+from fsanet.utils.files import check_regular
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -143,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         recompute_bn=not args.no_bn_recompute,
     )
+    for flag, path in [("--train", p) for p in args.train] + [("--val", args.val)]:
+        if path:
+            check_regular(path, flag)
+    if args.pretrained_backbone and args.pretrained_backbone != "imagenet":
+        check_regular(args.pretrained_backbone, "--pretrained-backbone")
     output_dir(args.out)
     max_angle = None if args.max_angle < 0 else args.max_angle
     model = None

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from fsanet.errors import FSANetError, WeightsUnavailableError
-from fsanet.utils.downloads import download_verified
+from fsanet.utils.downloads import ChecksumMismatchError, download_verified
 from fsanet.utils.files import atomic_write
 from fsanet.utils.settings import cache_dir, offline, ssd_dir
 from fsanet.utils.settings import device as settings_device
@@ -174,16 +174,24 @@ def ssd_model_dir(model_dir: str | os.PathLike | None = None, download: bool = T
             raise WeightsUnavailableError(f"the OpenCV SSD folder {folder} lacks {', '.join(missing)}")
         return folder
     folder = cache_dir() / "detectors" / "opencv-ssd"
+    hint = (
+        f"set FSANET_SSD_DIR to a folder holding {' and '.join(SSD_FILES)} (or put them in {folder}; "
+        "in Python, pass model_dir)"
+    )
     for name, (url, sha256) in SSD_FILES.items():
         if (folder / name).is_file():
             continue
         if not download or offline():
+            raise WeightsUnavailableError(f"the OpenCV SSD face detector files are not in {folder}; {hint}")
+        try:
+            data = download_verified(url, sha256)
+        except ChecksumMismatchError:
+            raise
+        except WeightsUnavailableError as error:  # offline, or the host is unreachable: say what works
             raise WeightsUnavailableError(
-                f"the OpenCV SSD face detector files are not in {folder}; pass model_dir or set "
-                "FSANET_SSD_DIR to a folder holding opencv_face_detector_uint8.pb and .pbtxt"
-            )
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / name, download_verified(url, sha256))
+                f"the OpenCV SSD face detector could not be downloaded ({error}); {hint}"
+            ) from None
+        atomic_write(folder / name, data)
     return folder
 
 

@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fsanet.errors import InvalidImageError, InvalidWeightsError
 from fsanet.models.catalogue import family_of
 from fsanet.models.hub import model_card, write_model_files
+from fsanet.models.published import published_config
 from fsanet.models.specs import load_model
 
 DEFAULT_IMAGE_SIZE = 64  # FSA-Net's crop; configs of other sizes say so
@@ -56,10 +57,10 @@ class PoseModel(
 
     # ``huggingface_hub.ModelHubMixin``: its save_pretrained / push_to_hub call these two.
     def _save_pretrained(self, save_directory: Path) -> None:
-        write_model_files(self, save_directory)
+        write_model_files(self, save_directory, published_config(self))
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
-        return model_card(self, **kwargs)
+        return model_card(self, published_config(self), **kwargs)
 
     @classmethod
     def from_pretrained(

@@ -153,14 +153,19 @@ def describe(model_name: str) -> str:
 
 
 def explain(model_names: list[str]) -> str:
-    """The longer story of ``model_names`` (``name.tag``): each training set's and each name's ``about``."""
-    trained, entries = {}, {}
+    """The longer story of ``model_names`` (``name.tag``): each training set's and each name's ``about``,
+    every story once (names that share one are listed together)."""
+    trained: dict[str, str] = {}
+    shared: dict[str, list[str]] = {}  # about -> the labels it tells of
     for model_name in model_names:
         _, entry, weights = split_name(model_name)
-        entries.setdefault(entry.label, entry.about)
+        labels = shared.setdefault(entry.about, [])
+        if entry.label not in labels:
+            labels.append(entry.label)
         if weights is not None:
             trained.setdefault(weights.trained_on.name, weights.trained_on.about)
-    parts = [f"{name}: {about}" for name, about in [*trained.items(), *entries.items()] if about]
+    entries = [(", ".join(labels), about) for about, labels in shared.items()]
+    parts = [f"{name}: {about}" for name, about in [*trained.items(), *entries] if about]
     return ". ".join(parts) + "." if parts else ""
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 Protocol = Literal["protocol 1", "protocol 2"]
 Converted = tuple[dict[str, Any], dict[str, "torch.Tensor"]]
 # Fields that describe a model without changing what it computes: left out of its config identity.
-DESCRIPTIVE_FIELDS = frozenset({"name", "source", "trained_on", "protocol", "method"})
+DESCRIPTIVE_FIELDS = frozenset({"name", "source", "trained_on", "protocol", "method", "derived_from"})
 
 
 # ------------------------------------------------------------------------------------ config schemas
@@ -54,6 +54,7 @@ class ModelConfig(BaseModel):
     architecture: str
     name: Annotated[str, Field(max_length=80)] | None = None
     source: Source | None = None  # where converted weights came from: a few short strings, never code
+    derived_from: Source | None = None  # the registry model changed weights started from (its name, source)
     trained_on: Annotated[str, Field(max_length=80)] | None = None
     protocol: Protocol | None = None
     method: Annotated[str, Field(max_length=40)] | None = None

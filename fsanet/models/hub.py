@@ -5,6 +5,9 @@
 two files every loader here reads plus a ``README.md`` model card. Loading goes through one validated path
 (:func:`load_directory`: the config against its family's schema, every tensor against the architecture),
 and every Hub download through :func:`download_snapshot`.
+
+What is written is the config :func:`fsanet.models.published.published_config` gives (the caller passes
+it): a registry model whose weights changed says ``derived_from`` instead of claiming the official name.
 """
 
 from __future__ import annotations
@@ -44,11 +47,15 @@ def weights_bytes(model: torch.nn.Module) -> bytes:
     return save_safetensors_bytes(state)
 
 
-def write_model_files(model: PoseModel, directory: str | os.PathLike) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically)."""
+def write_model_files(
+    model: PoseModel, directory: str | os.PathLike, config: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``config.json`` (``config``, default the model's) and ``model.safetensors`` into ``directory``
+    (each atomically)."""
     directory = Path(directory)
+    config = model.config if config is None else config
     atomic_write(directory / WEIGHTS_NAME, weights_bytes(model))
-    atomic_write(directory / CONFIG_NAME, json.dumps(model.config, indent=2, sort_keys=True).encode())
+    atomic_write(directory / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True).encode())
     return directory
 
 
@@ -128,14 +135,17 @@ def card_results(model: PoseModel) -> list[Mapping[str, Any]]:
     return rows
 
 
-def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = None) -> ModelCard:
-    """The ``README.md`` of a saved or pushed model: library, licence, tags, training data, its recipe, and
-    the board's numbers where a results store has them (``results``, else :func:`card_results`)."""
+def model_card(
+    model: PoseModel, config: Mapping[str, Any], results: Sequence[Mapping[str, Any]] | None = None
+) -> ModelCard:
+    """The ``README.md`` of a saved or pushed model whose published config is ``config``
+    (:func:`fsanet.models.published.published_config`): library, licence, tags, training data, its recipe,
+    and the board's numbers where a results store has them (``results``, else :func:`card_results`)."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    config = model.config
     fam = family_of(config)
     trained_on, licence = config.get("trained_on"), _licence(config)
+    derived = config.get("derived_from")
     rows = list(results) if results is not None else card_results(model)
     data = ModelCardData(
         library_name="fsanet",
@@ -147,14 +157,20 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
         data.to_yaml(),
         "---",
         "",
-        f"# {model.name}",
+        f"# {config.get('name') or fam.architecture}",
         "",
         f"A **{fam.method}** head-pose model (`{fam.architecture}`) saved with the `fsanet` library: "
         "yaw, pitch and roll in degrees of a face crop.",
         "",
         f"* Trained on: {trained_on or 'not stated'} ({config.get('protocol') or 'protocol not stated'})",
-        f"* Licence: {licence or 'not stated'}",
     ]
+    if derived:
+        origin = ", ".join(f"{key} {value}" for key, value in derived.items() if key != "name")
+        lines.append(
+            f"* Derived from: `{derived['name']}` ({origin}); its weights were changed since, so they are "
+            "not that model's"
+        )
+    lines.append(f"* Licence: {licence or 'not stated'}")
     if fam.paper:
         lines.append(f"* Paper: {fam.paper}")
     lines += [
@@ -185,9 +201,11 @@ def model_card(model: PoseModel, results: Sequence[Mapping[str, Any]] | None = N
 
 
 def _licence(config: Mapping[str, Any]) -> str | None:
-    """The licence of registry weights (``name.tag``); a saved model of one's own states none."""
+    """The licence of registry weights (``name.tag``) and of what is derived from them; a saved model of
+    one's own states none."""
+    name = config.get("name") or (config.get("derived_from") or {}).get("name", "")
     try:
-        weights = split_name(str(config.get("name", "")))[2]
+        weights = split_name(str(name))[2]
     except UnknownModelError:
         return None
     return weights.licence if weights else None
