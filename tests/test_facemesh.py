@@ -283,12 +283,12 @@ def _fake_package() -> bytes:
 
 
 def test_listed_with_its_provenance_for_the_pickers():
-    from space.choices import model_choices, model_info
+    from space.choices import model_choices, models_about
 
     assert NAME in fsanet.list_models(pretrained=True)
     labels = dict((name, label) for label, name in model_choices())
     assert labels[NAME] == "FaceMesh + rigid fit · landmarks: ordinary photos"
-    assert "MediaPipe's face data (not 300W-LP): landmark-based, no pose labels" in model_info()
+    assert "MediaPipe's face data (not 300W-LP): landmark-based, no pose labels" in models_about()
     untrained = fsanet.create_model("facemesh")
     with torch.no_grad():
         assert torch.isfinite(untrained(torch.rand(2, 3, 192, 192) * 255)).all()
