@@ -250,3 +250,44 @@ def test_cache_location_follows_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "x"
     monkeypatch.delenv("FSANET_CACHE")
     assert cache_dir() == Path.home() / ".cache" / "fsanet"
+
+
+def test_a_models_identity_is_hashed_once_and_carried_until_the_model_changes(monkeypatch):
+    """:func:`carried_identity` hashes a model once; its ONNX engine and the exported file's metadata reuse
+    it; any change of what the model computes (an in-place step, a loaded state, a replaced parameter, an
+    edited config, a copy) is hashed again (a stale identity would name another model's cached graph)."""
+    import copy
+
+    from fsanet.models import registry
+    from fsanet.models.identity_cache import carried_identity, carry_identity, known_identity
+    from fsanet.runtime.onnx_engine import pose_metadata
+
+    hashed = []
+    original = registry.weights_identity
+    monkeypatch.setattr(registry, "weights_identity", lambda tensors: hashed.append(1) or original(tensors))
+    model = fsanet.create_model("ssrnet_md").eval()
+    identity = carried_identity(model)
+    assert identity == registry.model_identity(model) and len(hashed) == 2  # carried, then the reference
+    assert carried_identity(model) == identity and pose_metadata(model)["fsanet.identity"] == identity.key
+    engine = fsanet.optimize_for_inference(model, engine="onnx", cache=False)
+    assert engine.identity == identity and len(hashed) == 2  # the engine carries it: never hashed again
+
+    parameter = next(model.parameters())
+    with torch.no_grad():
+        parameter.add_(1.0)  # a training step, in place
+    assert known_identity(model) is None and carried_identity(model) != identity
+    model.load_state_dict(fsanet.create_model("ssrnet_md").state_dict())
+    assert known_identity(model) is None
+    stepped = carried_identity(model)
+    holder_name, _, name = next(n for n, _ in model.named_parameters()).rpartition(".")
+    holder = model.get_submodule(holder_name)
+    setattr(holder, name, torch.nn.Parameter(getattr(holder, name).detach() * 2))  # a replaced parameter
+    assert known_identity(model) is None and carried_identity(model) != stepped
+    replaced = carried_identity(model)
+    model.config = {**model.config, "name": "renamed"}  # descriptive: looked at again, the same identity
+    assert known_identity(model) is None and carried_identity(model) == replaced
+    twin = copy.deepcopy(model)
+    assert known_identity(twin) is None  # its own tensors: computed again, never assumed
+    carry_identity(twin, identity)  # a caller who knows the weights (a validated submission) tells it
+    assert known_identity(twin) == identity
+
