@@ -291,3 +291,14 @@ def test_a_models_identity_is_hashed_once_and_carried_until_the_model_changes(mo
     carry_identity(twin, identity)  # a caller who knows the weights (a validated submission) tells it
     assert known_identity(twin) == identity
 
+
+def test_float64_weights_beyond_float32_are_not_finite(tmp_path):
+    """A float64 value above float32's range is finite in the file and infinite in the model that runs it."""
+    from fsanet.models.weights import non_finite
+
+    state = fsanet.create_model("ssrnet_md").state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    tensors = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = 1e300
+    assert torch.isfinite(tensors[key]).all() and non_finite(tensors) == [key]
