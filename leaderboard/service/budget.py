@@ -9,8 +9,8 @@ what is accepted can be scored.
 
 Measured (the evaluation's peak address space, what ``RLIMIT_AS`` caps, ``bench/bench_board_work.py``): an
 FSA head on timm ``resnet50`` (24 M parameters) 2.1 GB at 224 px and 2.2 GB at 448 px (estimated 2.4 and
-2.5), ``resnet18`` at 224 px 1.7 GB (2.0), the registry's EfficientNet-B0 at 224 px 1.7 GB (1.8), ``fsanet_caps_1x1``
-1.5 GB (1.7).
+2.5), on ``resnet18`` at 224 px 1.7 GB (2.0), the registry's EfficientNet-B0 model at 224 px 1.7 GB (1.8),
+``fsanet_caps_1x1`` 1.5 GB (1.7).
 """
 
 from __future__ import annotations
