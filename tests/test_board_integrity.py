@@ -483,3 +483,37 @@ def test_a_shared_identity_prefix_never_replaces_a_row_or_a_request(board, tmp_p
     with pytest.raises(SubmissionError, match="request id shared-key is held by another model"):
         submit_directory(second, name="second/model")
     assert RequestStore().get("shared-key").identity == held.identity
+
+
+def test_what_anyone_reads_of_a_request_names_no_submitter_and_no_worker(
+    board,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    """A running request (a lease and an attempt naming its worker's host and process) as the queue listing,
+    the per-request lookup, ``leaderboard requests`` and the Space's queue and "your submission" show it."""
+    import socket
+
+    from space import board as space_board
+
+    (folder,) = _distinct_models(tmp_path, 1)
+    submit_directory(folder, name="alice/x", submitter="hf:alice-the-submitter")
+    worker = Worker()
+    claimed = worker.claim_next()
+    assert claimed.lease.worker == worker.worker_id and claimed.attempts[-1].worker == worker.worker_id
+    queue = RequestStore()
+    monkeypatch.setattr(space_board._Reloads, "listed_at", -float("inf"))
+    readable = {
+        "listing": json.dumps(queue.public_list()[0]),
+        "lookup": json.dumps(queue.public_get(claimed.id)),
+        "space queue": space_board.requests_table().to_json(),
+        "space follow-up": json.dumps(space_board.your_request({"id": claimed.id})),
+    }
+    capsys.readouterr()
+    assert leaderboard_main(["requests"]) == 0 and leaderboard_main(["requests", "--id", claimed.id]) == 0
+    readable["leaderboard requests"] = capsys.readouterr().out
+    for where, text in readable.items():
+        assert claimed.id in text, where
+        for secret in ("alice-the-submitter", worker.worker_id, socket.gethostname()):
+            assert secret not in text, (where, secret)
