@@ -61,6 +61,11 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def _failures(attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts that count against a request's budget: failed or lost, since its last retry."""
+    return [attempt for attempt in attempts if not attempt.retired and attempt.outcome in ("failed", "lost")]
+
+
 def _expired(request: Request, at: datetime) -> bool:
     try:
         return request.lease is None or datetime.fromisoformat(request.lease.until) < at
@@ -107,7 +112,7 @@ class Worker:
                 else a
                 for a in attempts
             ]
-        failed = [a for a in attempts if not a.retired and a.outcome in ("failed", "lost")]
+        failed = _failures(attempts)
         if len(failed) >= max_attempts():
             return request.model_copy(
                 update={"status": "failed", "lease": None, "reason": failed[-1].reason, "attempts": attempts}
@@ -174,7 +179,7 @@ class Worker:
                 update={"outcome": outcome, "ended": now(self.clock), "reason": reason}
             )
             attempts = [*request.attempts[:-1], last]
-            failures = [a for a in attempts if not a.retired and a.outcome in ("failed", "lost")]
+            failures = _failures(attempts)
             if outcome == "finished":
                 status = "finished"
             else:
