@@ -23,8 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 import fsanet  # noqa: E402
 from leaderboard.protocol.data import write_dataset  # noqa: E402
-from leaderboard.protocol.runner import evaluate, predict  # noqa: E402
-from leaderboard.service.store import ResultsStore  # noqa: E402
+from leaderboard.protocol.runner import predict  # noqa: E402
+from leaderboard.service.evaluation import evaluate  # noqa: E402
+from leaderboard.storage.results import ResultsStore  # noqa: E402
 from tests.test_leaderboard_submissions import synthetic_rows  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"model {args.model}, n={args.n}, batch {args.batch_size}, device {device}, threads {threads}")
     print(f"evaluate(): {args.n / total:8.0f} crops/s end to end ({total:.2f} s incl. metrics and storing)")
-    print(f"prediction loop: {result.record['run']['crops_per_s']:8.0f} crops/s (decode + forward)")
+    print(f"prediction loop: {result.row.run['crops_per_s']:8.0f} crops/s (decode + forward)")
     print(f"forward only:    {forward:8.0f} crops/s (the optimised graph)")
 
 

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import fsanet  # noqa: E402
-from leaderboard.service.backends import LocalBackend  # noqa: E402
-from leaderboard.submission.requests import RequestQueue  # noqa: E402
-from leaderboard.submission.validation import SubmissionError, validate_submission  # noqa: E402
+from leaderboard.errors import SubmissionError  # noqa: E402
+from leaderboard.service.validation import validate_submission  # noqa: E402
+from leaderboard.storage.backends import LocalBackend  # noqa: E402
+from leaderboard.storage.requests import RequestStore  # noqa: E402
 from tests.test_leaderboard_submissions import synthetic_benchmark  # noqa: E402
 from tests.test_space_api import serve_app  # noqa: E402
 
@@ -96,10 +97,10 @@ def main() -> None:
                         )
                     time.sleep(0.5)
                 seconds.append(time.perf_counter() - start)
-                queue = RequestQueue(LocalBackend(tmp / "board"))
-                while (done := queue.get(request["id"]))["status"] != "finished":  # the row shows first
+                queue = RequestStore(LocalBackend(tmp / "board"))
+                while (done := queue.get(request["id"])).status != "finished":  # the row shows first
                     time.sleep(0.2)
-                peaks.append(done["results"][0]["peak_rss_mb"])
+                peaks.append(done.results[0].peak_rss_mb)
                 print(
                     f"{name}: {seconds[-1]:6.1f} s submission -> row, evaluation peak RSS {peaks[-1]:.0f} MB"
                 )

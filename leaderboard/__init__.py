@@ -5,33 +5,39 @@ rows are keyed by (model identity = weights + config, benchmark, dataset revisio
 rows (the registry's models) apart from community ones. See ``leaderboard.settings`` for the environment
 variables (``LEADERBOARD_DIR``, ``RESULTS_REPO``, ``LEADERBOARD_DATA_<BENCHMARK>`` ...).
 
-Grouped by role, as the HF leaderboard template is: ``protocol`` (benchmarks, data, importers, metrics,
-records, runner), ``submission`` (validation, names, limits, requests), ``service`` (backends, store,
-worker, isolation, seed) and ``display`` (columns, views, plots, model-card rows).
+A house in floors, each importing only the floors below it (``tests/test_architecture.py`` checks it):
+``settings`` and ``errors`` (the basement), ``storage`` (backends, typed rows and requests, the results and
+request stores, the board snapshot), ``protocol`` (benchmarks, data, importers, metrics, a runner that
+returns a typed row and stores nothing), ``service`` (validation, limits, submissions, evaluations,
+equivalence, the worker, seeding) and ``display`` (columns, views, plots, downloads, model-card rows); the
+CLI and this module on the roof.
 
 Functions the Space calls (all importable from ``leaderboard``):
 
-* Board: ``ResultsStore(root=None).records() -> (records, problems)`` (each file parsed once until it
-  changes), ``.table() -> pandas.DataFrame``, ``.predictions(key)``; ``format_table(frame, "csv" | "json" |
+* Board: ``ResultsStore(root=None).snapshot() -> BoardSnapshot`` (``.rows``, typed; ``.problems``;
+  ``.version``: the same snapshot until a file of the store changes), ``board_frame(snapshot)`` (the
+  results table, made once per snapshot), ``.predictions(key)``; ``format_table(frame, "csv" | "json" |
   "markdown")``; ``board_view(table, benchmark, show_all, search, technical)``.
-* Evaluate: ``evaluate(model, benchmark, store=None, force=False, ...) -> Evaluation`` (``.record``,
-  ``.path``, ``.cached``); ``seed_rows(store=None) -> {"evaluated", "skipped", "benchmarks"}``.
+* Evaluate: ``evaluate(model, benchmark, store=None, force=False, ...) -> Evaluation`` (``.row``, ``.path``,
+  ``.cached``, ``.equivalent``); ``seed_rows(store=None) -> {"evaluated", "skipped", "benchmarks"}``.
 * Submissions: ``submit_files([config.json, model.safetensors], name, submitter=...)``,
-  ``submit_repo(repo_id, revision=None, name=None, submitter=...)``, ``submit(dir_or_repo_id)`` -> request;
-  ``RequestQueue().list() -> (requests, problems)``, ``.get(id)``; ``retry_request(id)``; rejections raise
+  ``submit_repo(repo_id, revision=None, name=None, submitter=...)``, ``submit(dir_or_repo_id)`` -> a typed
+  ``Request`` (``.public()``: what anyone may read); ``RequestStore().list() -> (requests, problems)``,
+  ``.public_list()``, ``.get(id)``, ``.public_get(id)``; ``retry_request(id)``; rejections raise
   ``SubmissionError`` with a one-line reason. The store is ``REQUESTS_REPO`` or ``LEADERBOARD_DIR``.
 * Worker: ``run_worker(watch=False, limit=None) -> [request]``; ``start_background_worker() -> (thread,
   stop event)``.
-* Plots (plotly figures): ``mae_bars(table, benchmark)``, ``yaw_bin_figure(records, benchmark)``,
-  ``cumulative_figure(records, benchmark, "mae" | "geodesic")``, ``scatter_figure(predictions)``,
-  ``robustness_figure(records, benchmark)``, ``save_figure(fig, "x.html" | "x.png")``.
+* Plots (plotly figures): ``mae_bars(table, benchmark)``, ``yaw_bin_figure(rows, benchmark)``,
+  ``cumulative_figure(rows, benchmark, "mae" | "geodesic")``, ``scatter_figure(predictions)``,
+  ``robustness_figure(rows, benchmark)``, ``save_figure(fig, "x.html" | "x.png")``.
 * Data: ``BENCHMARKS``, ``load_benchmark_data(source, revision=None)``, ``present_benchmarks()``,
   ``prepare_aflw2000``, ``prepare_biwi``, ``prepare_npz``.
 
 CLI: ``python -m leaderboard {prepare,evaluate,table,submit,requests,retry,worker,seed,plot} --help``.
 """
 
-from .display.columns import format_table
+from .display.columns import board_frame
+from .display.downloads import format_table
 from .display.plots import (
     cumulative_figure,
     mae_bars,
@@ -41,25 +47,34 @@ from .display.plots import (
     yaw_bin_figure,
 )
 from .display.views import board_view
+from .errors import SubmissionError
 from .protocol.benchmarks import BENCHMARKS, CODE_VERSION, get_benchmark
-from .protocol.data import DatasetUnavailableError, load_benchmark_data, present_benchmarks
+from .protocol.data import DatasetUnavailableError, load_benchmark_data
 from .protocol.importers import prepare_aflw2000, prepare_biwi, prepare_npz
-from .protocol.runner import Evaluation, evaluate
+from .protocol.loading import present_benchmarks
+from .service.evaluation import Evaluation, evaluate
 from .service.seed import seed_rows
-from .service.store import ResultKey, ResultsStore
+from .service.submission import retry_request, submit, submit_files, submit_repo
+from .service.validation import validate_submission
 from .service.worker import run_worker, start_background_worker
-from .submission.requests import RequestQueue, retry_request, submit, submit_files, submit_repo
-from .submission.validation import SubmissionError, validate_submission
+from .storage.requests import Request, RequestStore
+from .storage.results import BoardSnapshot, ResultsStore
+from .storage.rows import BoardRow, MeasuredRow, ResultKey
 
 __all__ = [
     "BENCHMARKS",
     "CODE_VERSION",
+    "BoardRow",
+    "BoardSnapshot",
     "DatasetUnavailableError",
     "Evaluation",
+    "MeasuredRow",
+    "Request",
+    "RequestStore",
     "ResultKey",
-    "RequestQueue",
     "ResultsStore",
     "SubmissionError",
+    "board_frame",
     "board_view",
     "cumulative_figure",
     "evaluate",

@@ -22,12 +22,13 @@ from fsanet.cli.args import (
 )
 from fsanet.errors import FSANetError
 
-from .display.columns import format_table
+from .display.columns import board_frame
+from .display.downloads import format_table
 from .display.views import ALL, PROTOCOLS, board_view
 from .protocol.benchmarks import BENCHMARKS, get_benchmark, looked_in, remember_dataset
 from .protocol.data import DatasetUnavailableError, push_dataset_to_hub
-from .service.store import ResultsStore
 from .settings import leaderboard_dir
+from .storage.results import ResultsStore
 
 SUMMARY_KEYS = (
     "mae_yaw",
@@ -71,7 +72,7 @@ def _prepare(args: argparse.Namespace) -> Any:
 
 
 def _evaluate(args: argparse.Namespace) -> Any:
-    from .protocol.runner import evaluate
+    from .service.evaluation import evaluate
 
     evaluation = evaluate(
         args.model,
@@ -84,15 +85,15 @@ def _evaluate(args: argparse.Namespace) -> Any:
         robustness=not args.no_robustness,
         progress=not args.no_progress,
     )
-    config, run = evaluation.record["config"], evaluation.record["run"]
-    scores = evaluation.record["results"][config["benchmark"]]
+    row = evaluation.row
     return {
-        "model": config["model_name"],
-        "benchmark": config["benchmark"],
-        **{k: scores[k] for k in SUMMARY_KEYS},
-        "crops_per_s": run.get("crops_per_s"),
-        "device": run.get("device"),
+        "model": row.model_name,
+        "benchmark": row.benchmark,
+        **{k: getattr(row, k) for k in SUMMARY_KEYS},
+        "crops_per_s": row.run.get("crops_per_s"),
+        "device": row.run.get("device"),
         "cached": evaluation.cached,
+        "equivalent": evaluation.equivalent,
         "result": str(evaluation.path),
     }
 
@@ -100,7 +101,7 @@ def _evaluate(args: argparse.Namespace) -> Any:
 def _table(args: argparse.Namespace) -> str:
     """The board as the Space ranks it: each benchmark's protocol apart (``--all``: every model)."""
     store = ResultsStore(_root(args))
-    table = store.table()  # unusable result files are reported once, as warnings
+    table = board_frame(store.snapshot())  # unusable result files are reported once, as warnings
     benchmark = args.benchmark or ALL
     known = set(BENCHMARKS) | set(table["benchmark"])
     if benchmark != ALL and benchmark not in known:
@@ -120,18 +121,18 @@ def _table(args: argparse.Namespace) -> str:
 
 
 def _queue(args: argparse.Namespace) -> Any:
-    from .service.backends import open_backend
-    from .submission.requests import RequestQueue
+    from .storage.backends import open_backend
+    from .storage.requests import RequestStore
 
-    return RequestQueue(open_backend(_root(args)))
+    return RequestStore(open_backend(_root(args)))
 
 
 def _submit(args: argparse.Namespace) -> Any:
-    from .submission.requests import submit
+    from .service.submission import submit
 
     results = ResultsStore(_root(args))
     stated = {"trained_on": args.trained_on, "protocol": args.protocol}
-    return submit(
+    request = submit(
         args.source,
         name=args.name,
         revision=args.revision,
@@ -139,33 +140,35 @@ def _submit(args: argparse.Namespace) -> Any:
         results=results,
         stated=stated,
     )
+    return request.public()
 
 
 def _requests(args: argparse.Namespace) -> Any:
+    """The queue as anyone may read it (no submitter, no worker host)."""
     queue = _queue(args)
     if args.id:
-        return queue.get(args.id)
-    requests, problems = queue.list()
+        return queue.public_get(args.id)
+    requests, problems = queue.public_list()
     for message in problems:
         print(f"warning: {message}", file=sys.stderr)
     return requests
 
 
 def _retry(args: argparse.Namespace) -> Any:
-    from .submission.requests import retry_request
+    from .service.submission import retry_request
 
-    return retry_request(args.id, _queue(args))
+    return retry_request(args.id, _queue(args)).public()
 
 
 def _worker(args: argparse.Namespace) -> Any:
     from .service.worker import Worker
 
     worker = Worker(_queue(args), ResultsStore(_root(args)))  # datasets located for that board too
-    return worker.run(watch=args.watch, limit=args.limit, poll_s=args.poll)
+    return [request.public() for request in worker.run(watch=args.watch, limit=args.limit, poll_s=args.poll)]
 
 
 def _seed(args: argparse.Namespace) -> Any:
-    from .protocol.data import present_benchmarks
+    from .protocol.loading import present_benchmarks
     from .service.seed import seed_rows
 
     root = _root(args)
@@ -192,21 +195,21 @@ def _plot(args: argparse.Namespace) -> Any:
             "--ext png needs the kaleido package and a Chrome or Chromium (pip install -c constraints.txt "
             "-r requirements.txt; apt install chromium); --ext html needs neither"
         )
-    store = ResultsStore(_root(args))
-    records, _ = store.records()
-    if not any(r["config"]["benchmark"] == args.benchmark for r in records):
-        known = sorted({r["config"]["benchmark"] for r in records})
+    snapshot = ResultsStore(_root(args)).snapshot()
+    rows = snapshot.rows
+    if not any(row.benchmark == args.benchmark for row in rows):
+        known = sorted({row.benchmark for row in rows})
         raise FSANetError(
-            f"no results for --benchmark {args.benchmark!r} in {store.root}; "
+            f"no results for --benchmark {args.benchmark!r} in {_root(args)}; "
             f"benchmarks with results: {', '.join(known) or 'none'}"
         )
     out = output_dir(args.out)
     figures = {
-        "mae_bars": plots.mae_bars(store.table(), args.benchmark),
-        "mae_by_yaw": plots.yaw_bin_figure(records, args.benchmark),
-        "cumulative_mae": plots.cumulative_figure(records, args.benchmark, "mae"),
-        "cumulative_geodesic": plots.cumulative_figure(records, args.benchmark, "geodesic"),
-        "robustness": plots.robustness_figure(records, args.benchmark),
+        "mae_bars": plots.mae_bars(board_frame(snapshot), args.benchmark),
+        "mae_by_yaw": plots.yaw_bin_figure(rows, args.benchmark),
+        "cumulative_mae": plots.cumulative_figure(rows, args.benchmark, "mae"),
+        "cumulative_geodesic": plots.cumulative_figure(rows, args.benchmark, "geodesic"),
+        "robustness": plots.robustness_figure(rows, args.benchmark),
     }
     try:
         return [

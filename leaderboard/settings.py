@@ -13,13 +13,14 @@
 * ``LEADERBOARD_MAX_SUBMISSION_MB``: size cap of one submission (default 200).
 * ``LEADERBOARD_MAX_PARAMS``: parameter cap of a submitted model (default 50 million).
 * ``LEADERBOARD_MAX_PENDING``: requests one submitter may have waiting or running (default 3).
-* ``LEADERBOARD_SUBMISSIONS_PER_HOUR``: submissions one submitter may make in an hour (default 10).
+* ``LEADERBOARD_SUBMISSIONS_PER_HOUR``: submissions passing validation one submitter may make in an hour (10).
 * ``LEADERBOARD_WORKER``: ``0`` stops the Space from running its background worker (default on).
 * ``LEADERBOARD_SEED``: ``0`` stops the Space from scoring the registry's models at start (default on).
 * ``LEADERBOARD_POLL_S``: how often a watching worker (and the Space's board) looks for news (default 10).
 * ``LEADERBOARD_LEASE_S``: a claim's lease, renewed by its worker; expired, the request is requeued (60).
-* ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process (2048; 0: none;
-  unset on a machine with CUDA: none, as CUDA reserves far more address space than it ever uses).
+* ``LEADERBOARD_EVAL_MEMORY_MB``: address-space cap (RLIMIT_AS) of one evaluation process, and the budget a
+  submission's estimated need must fit to be accepted (4096: the largest model the default caps accept
+  fits; 0: none; unset on a machine with CUDA: none, as CUDA reserves far more address space than it uses).
 * ``LEADERBOARD_EVAL_TIMEOUT_S``: wall-clock limit of one request's evaluation (1800).
 * ``LEADERBOARD_MAX_ATTEMPTS``: failed attempts after which a request is ``failed`` for good (2).
 """
@@ -100,7 +101,7 @@ def eval_memory_bytes() -> int:
 
         if torch.cuda.is_available():  # CUDA maps tens of GB of address space: any RLIMIT_AS breaks it
             return 0
-    return int(_number("LEADERBOARD_EVAL_MEMORY_MB", 2048) * 1024 * 1024)
+    return int(_number("LEADERBOARD_EVAL_MEMORY_MB", 4096) * 1024 * 1024)
 
 
 def eval_timeout_seconds() -> float:

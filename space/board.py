@@ -16,9 +16,11 @@ from pandas.io.formats.style import Styler
 
 from leaderboard import (
     BENCHMARKS,
-    RequestQueue,
+    BoardSnapshot,
+    RequestStore,
     ResultsStore,
     SubmissionError,
+    board_frame,
     cumulative_figure,
     format_table,
     mae_bars,
@@ -94,10 +96,11 @@ def reload_store() -> str:
 
 
 def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
-    """The store's requests and unusable files, read at most once per queue refresh for every client."""
+    """The store's requests as anyone may read them (no submitter, no worker host) and its unusable files,
+    read at most once per queue refresh for every client."""
     with _Reloads.lock:
         if time.monotonic() - _Reloads.listed_at >= QUEUE_REFRESH_S - 0.5:
-            _Reloads.listing = RequestQueue().list()
+            _Reloads.listing = RequestStore().public_list()
             _Reloads.listed_at = time.monotonic()
         return _Reloads.listing
 
@@ -112,9 +115,18 @@ def benchmarks_present() -> list[str]:
         return _Reloads.present
 
 
-def _view(search: str, benchmark: str, show_all: bool, technical: list[str] | None = None) -> pd.DataFrame:
+def read_board() -> tuple[BoardSnapshot, str]:
+    """The board's snapshot, read once for a whole page load, timer tick or filter change (the same object
+    until the store changes), and when it was last reloaded."""
+    updated = reload_store()
+    return board_store().snapshot(), updated
+
+
+def _view(
+    snapshot: BoardSnapshot, search: str, benchmark: str, show_all: bool, technical: list[str] | None = None
+) -> pd.DataFrame:
     try:
-        return board_view(board_store().table(), benchmark, show_all, search, technical or ())
+        return board_view(board_frame(snapshot), benchmark, show_all, search, technical or ())
     except ValueError as error:
         raise gr.Error(str(error)) from None
 
@@ -124,27 +136,48 @@ def board_table(
 ) -> Styler:
     """The ranked board on ``benchmark``: models of its protocol (every model with ``show_all``) whose name
     contains ``search`` (case-insensitive), plus the ``technical`` columns asked for; two decimals shown."""
-    reload_store()
-    return styled(_view(search, benchmark, show_all, technical))
+    return styled(_view(read_board()[0], search, benchmark, show_all, technical))
 
 
 def board_status(search: str = "", benchmark: str = ALL, show_all: bool = False) -> str:
     """What the board shows and why: seeding progress, the empty board's instructions (what to provide and
     where), the count of the rows the filters show, when it was last reloaded, and skipped files."""
-    updated = reload_store()
-    store = board_store()
-    problems = store.records()[1] + list_requests()[1]
+    return _status_line(*read_board(), search, benchmark, show_all)
+
+
+def _status_line(snapshot: BoardSnapshot, updated: str, search: str, benchmark: str, show_all: bool) -> str:
+    problems = [*snapshot.problems, *list_requests()[1]]
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
     seeding = _seeding_line()
-    if store.table().empty:
+    if not snapshot.rows:
         return (seeding or _empty_board()) + skipped
-    view = _view(search, benchmark, show_all)
+    view = _view(snapshot, search, benchmark, show_all)
     rows = (
         f"{len(view)} result(s) for {view['model'].nunique()} model(s) shown. Each benchmark ranks the "
         f"models trained for its protocol (see About); {FLAG} marks results on fewer than {SMALL_TEST_SET} "
         "samples."
     )
     return f"{seeding}{rows} Last updated {updated}.{skipped}"
+
+
+def board_refresh(
+    search: str, benchmark: str, show_all: bool, technical: list[str] | None, shown: str
+) -> tuple[Any, ...]:
+    """Everything the Leaderboard tab shows, from one read of the board (a page load, a timer tick): the
+    status line, the table, the five figures (only when the board changed since the version ``shown``: else
+    they are left as they are) and the version they show."""
+    snapshot, updated = read_board()
+    figures = (
+        tuple(gr.skip() for _ in PLOT_LABELS)
+        if snapshot.version == shown
+        else _figures(snapshot, benchmark, search, show_all)
+    )
+    return (
+        _status_line(snapshot, updated, search, benchmark, show_all),
+        styled(_view(snapshot, search, benchmark, show_all, technical)),
+        *figures,
+        snapshot.version,
+    )
 
 
 def _seeding_line() -> str:
@@ -174,34 +207,31 @@ def _empty_board() -> str:
     )
 
 
-def refresh_plots(benchmark: str, search: str, show_all: bool, shown: int) -> tuple[Any, ...]:
-    """The figures again when the number of stored results differs from ``shown`` (else no update)."""
-    stored = len(board_store().records()[0])
-    if stored == shown:
-        return (*(gr.skip() for _ in PLOT_LABELS), shown)
-    return (*board_plots(benchmark, search, show_all), stored)
-
-
 def board_plots(
     benchmark: str = ALL, search: str = "", show_all: bool = False
 ) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
     """MAE per axis, MAE by |yaw|, cumulative MAE, cumulative geodesic error and the robustness sweep of
     the models the table shows on one benchmark (the first stored one for ``all``); "no results" in each
     when it shows none."""
-    store = board_store()
-    table = store.table()
+    return _figures(read_board()[0], benchmark, search, show_all)
+
+
+def _figures(
+    snapshot: BoardSnapshot, benchmark: str, search: str, show_all: bool
+) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
+    table = board_frame(snapshot)
     if benchmark == ALL:
         benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
     models = board_view(table, benchmark, show_all, search)["model"].tolist()
     if not models:
         return tuple(no_results_figure(label, benchmark) for label in PLOT_LABELS)
-    records = store.records()[0]
+    rows = snapshot.rows
     return (
         mae_bars(table, benchmark, models),
-        yaw_bin_figure(records, benchmark, models),
-        cumulative_figure(records, benchmark, "mae", models),
-        cumulative_figure(records, benchmark, "geodesic", models),
-        robustness_figure(records, benchmark, "mae", models),
+        yaw_bin_figure(rows, benchmark, models),
+        cumulative_figure(rows, benchmark, "mae", models),
+        cumulative_figure(rows, benchmark, "geodesic", models),
+        robustness_figure(rows, benchmark, "mae", models),
     )
 
 
@@ -210,7 +240,8 @@ def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
     # One pruned folder, files named by content: calls leave no folder behind.
-    return save_bytes(format_table(board_store().table(), fmt).encode(), f".{fmt}", stem="leaderboard")
+    table = board_frame(read_board()[0])
+    return save_bytes(format_table(table, fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
 def _status(request: dict[str, Any]) -> str:
@@ -249,7 +280,8 @@ def requests_table() -> pd.DataFrame:
 
 
 def your_request(request: dict[str, Any] | None) -> Any:
-    """The submitted request as it is now, its status said as in the queue (the Submit tab follows it)."""
+    """The submitted request as it is now (as anyone may read it), its status said as in the queue (the
+    Submit tab follows it)."""
     if not isinstance(request, dict):
         return gr.skip()
     current = next((r for r in list_requests()[0] if r["id"] == request.get("id")), None)
@@ -317,11 +349,14 @@ def submit_variant(
     except SubmissionError as error:
         raise gr.Error(str(error), title="Submission rejected") from None
     _Reloads.listed_at = -float("inf")  # the queue shown next includes this request
-    return queued, _accepted_message(queued)
+    public = queued.public()  # what the page shows: no submitter
+    return public, _accepted_message(public)
 
 
 def leaderboard_tab(demo: gr.Blocks) -> None:
-    status = gr.Markdown(board_status, elem_id="board-status")
+    # The page as the board is at start (the first paint, and what the page's config says); each page load
+    # and timer tick then refreshes everything from one read of the board (board_refresh).
+    status = gr.Markdown(board_status(), elem_id="board-status")
     with gr.Row():
         search = gr.Textbox(
             value="", label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search"
@@ -336,7 +371,7 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         list(TECHNICAL), value=[], label="Technical columns", elem_id="board-technical"
     )
     table = gr.Dataframe(
-        board_table,
+        board_table(),
         label="Mean absolute error (degrees)",
         interactive=False,
         wrap=True,  # long names wrap: the table fits its box
@@ -348,31 +383,20 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         file = gr.File(label="Results file", elem_id="board-file")
     plots = [gr.Plot(label=label) for label in PLOT_LABELS]  # one per row: readable with many models
     filters = [search, benchmark, show_all]
-    # New results appear without a restart: the store is re-read on page load and on a timer.
+    # New results appear without a restart: the store is re-read on page load and on a timer, once for
+    # everything the tab shows (the figures are redrawn on the timer only when the board changed).
+    shown = gr.State("")  # the version of the board the figures show (none yet: a page load draws them)
     timer = gr.Timer(poll_seconds())
+    refresh = {"inputs": [*filters, technical, shown], "outputs": [status, table, *plots, shown]}
+    demo.load(board_refresh, **refresh, api_visibility="private")
+    timer.tick(board_refresh, **refresh, api_visibility="private", show_progress="hidden")
     gr.on(
-        [demo.load, timer.tick, search.change, benchmark.change, show_all.change],
+        [search.change, benchmark.change, show_all.change],
         board_status,
         filters,
         status,
         api_visibility="private",
         queue=False,
-    )
-    gr.on(
-        [demo.load, timer.tick],
-        board_table,
-        [*filters, technical],
-        table,
-        api_visibility="private",
-        show_progress="hidden",
-    )
-    shown = gr.State(-1)  # how many results the figures show: redrawn on the timer only when it changes
-    timer.tick(
-        refresh_plots,
-        [benchmark, search, show_all, shown],
-        [*plots, shown],
-        api_visibility="private",
-        show_progress="hidden",
     )
     gr.on(
         [search.change, benchmark.change, show_all.change, technical.change],
@@ -382,7 +406,7 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         api_name="leaderboard",
     )
     gr.on(
-        [demo.load, search.change, benchmark.change, show_all.change],
+        [search.change, benchmark.change, show_all.change],
         board_plots,
         [benchmark, search, show_all],
         plots,

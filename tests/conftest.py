@@ -55,8 +55,8 @@ BOARD_MODELS = ("ssrnet_md.300w_lp", "fsanet_caps_1x1.300w_lp")
 def fill_leaderboard(root: Path, models: tuple[str, ...]) -> None:
     """Score ``models`` on the 16 AFLW2000 samples with the leaderboard's own importer and runner."""
     from leaderboard.protocol.importers import prepare_aflw2000
-    from leaderboard.protocol.runner import evaluate
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.service.evaluation import evaluate
+    from leaderboard.storage.results import ResultsStore
 
     dataset = prepare_aflw2000(require_shared(DATA / "aflw2000-sample16"), root / "datasets" / "aflw2000")
     for model in models:
@@ -80,28 +80,26 @@ def write_result(
     predictions=None,
     **config,
 ) -> None:
-    """Store a result record of ``scores`` for a made-up model ``name`` (its identity made from the name)."""
+    """Store a row of ``scores`` for a made-up model ``name`` (its identity made from the name)."""
     import hashlib
 
     import pandas as pd
 
-    from fsanet.models.registry import ModelIdentity
-    from leaderboard.service.store import ResultKey
+    from leaderboard.storage.rows import MeasuredRow
 
     digest = hashlib.sha256(name.encode()).hexdigest()
-    key = ResultKey(namespace, ModelIdentity(digest, digest[::-1]), benchmark, "sha256:abc", "2")
-    record = {
-        "config": {
+    row = MeasuredRow.model_validate(
+        {
             "model_name": name,
             "namespace": namespace,
-            "weights_identity": key.identity.weights,
-            "config_identity": key.identity.config,
+            "weights_identity": digest,
+            "config_identity": digest[::-1],
             "benchmark": benchmark,
-            "dataset_revision": key.dataset_revision,
-            "code_version": key.code_version,
+            "dataset_revision": "sha256:abc",
+            "code_version": "2",
             **config,
-        },
-        "results": {benchmark: scores},
-    }
+            **scores,
+        }
+    )
     frame = predictions if predictions is not None else pd.DataFrame({"sample_id": ["s0"]})
-    store.write(key, record, frame)
+    store.write(row, frame)

@@ -1,4 +1,6 @@
-"""Dependencies point one way: space -> leaderboard -> fsanet, and inside fsanet from cli down to errors.
+"""Dependencies point one way: space -> leaderboard -> fsanet, inside fsanet from cli down to errors, and
+inside leaderboard from the roof (cli) down its floors: display -> service -> protocol -> storage -> the
+basement (settings, errors); no import cycle between the leaderboard's modules.
 
 Every ``import`` in the source tree is read with :mod:`ast` (also those inside functions: a lazy import
 is still a dependency); only imports under ``if TYPE_CHECKING:`` are exempt, since they never run.
@@ -25,7 +27,20 @@ FSANET_LAYERS = {
     "__init__": 8,  # the public API re-exports every layer
     "__main__": 8,
 }
+# The leaderboard's floors (README, "Where things live"): each imports only those below it.
+LEADERBOARD_LAYERS = {
+    "settings": 0,
+    "errors": 0,
+    "storage": 1,  # backends, typed rows and requests, the results and request stores
+    "protocol": 2,  # benchmarks, data, importers, metrics, the runner (stores nothing)
+    "service": 3,  # validation, limits, submissions, evaluations, the worker, seeding
+    "display": 4,  # columns, views, plots, downloads
+    "cli": 5,
+    "__init__": 6,  # the public API re-exports every floor
+    "__main__": 6,
+}
 PROJECT_LAYERS = {"fsanet": 0, "leaderboard": 1, "space": 2, "app": 3}
+PACKAGE_LAYERS = {"fsanet": FSANET_LAYERS, "leaderboard": LEADERBOARD_LAYERS}
 
 
 def _type_checking_nodes(tree: ast.AST) -> set[int]:
@@ -36,9 +51,9 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def imported_modules(path: Path, package: str, submodules: bool = False) -> set[str]:
-    """Absolute names of every project module ``path`` imports (relative imports resolved); with
-    ``submodules``, ``from package import name`` also names ``package.name`` (which may be a submodule)."""
+def imported_modules(path: Path, package: str, members: bool = False) -> set[str]:
+    """Absolute names of every project module ``path`` imports (relative imports resolved); ``members``:
+    ``from a import b`` also names ``a.b`` (a submodule, or a name defined in ``a``)."""
     tree = ast.parse(path.read_text())
     skipped = _type_checking_nodes(tree)
     names: set[str] = set()
@@ -53,51 +68,80 @@ def imported_modules(path: Path, package: str, submodules: bool = False) -> set[
                 base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
             base = base.strip(".")
             names.add(base)
-            if submodules:
+            if members:
                 names.update(f"{base}.{alias.name}" for alias in node.names)
     return {name for name in names if name.split(".")[0] in PROJECT_LAYERS}
 
 
-def _fsanet_part(module: str) -> str:
+def _part(module: str) -> str:
+    """The layer of a module inside its package: its first sub-package or module name."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def upward_imports(root: Path) -> list[str]:
-    """``importer -> imported`` for every import that points from a lower layer to a higher one."""
-    problems = []
+def _modules(root: Path) -> dict[str, Path]:
+    """Every project module under ``root``: its dotted name and its file."""
+    found = {}
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
         if relative.parts[0] not in PROJECT_LAYERS and relative.name != "app.py":
             continue
-        module = ".".join(relative.with_suffix("").parts)
-        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        found[".".join(relative.with_suffix("").parts)] = path
+    return found
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+
+
+def upward_imports(root: Path) -> list[str]:
+    """``importer -> imported`` for every import that points from a lower layer to a higher one (or, inside
+    fsanet and leaderboard, to another part of the same layer)."""
+    problems = []
+    for module, path in _modules(root).items():
         top = module.split(".")[0]
-        for imported in imported_modules(path, package):
+        for imported in sorted(imported_modules(path, _package_of(module, path))):
             target = imported.split(".")[0]
             if PROJECT_LAYERS[target] > PROJECT_LAYERS[top]:
                 problems.append(f"{module} -> {imported}")
-            elif top == target == "fsanet":
-                mine, theirs = _fsanet_part(module), _fsanet_part(imported)
-                if mine != theirs and FSANET_LAYERS[theirs] >= FSANET_LAYERS[mine]:
+            elif top == target and top in PACKAGE_LAYERS:
+                layers, mine, theirs = PACKAGE_LAYERS[top], _part(module), _part(imported)
+                if mine != theirs and layers[theirs] >= layers[mine]:
                     problems.append(f"{module} -> {imported}")
     return problems
 
 
-def test_every_fsanet_folder_has_a_layer():
-    folders = {p.name for p in (ROOT / "fsanet").iterdir() if (p / "__init__.py").exists()}
-    modules = {p.stem for p in (ROOT / "fsanet").glob("*.py")}
-    assert folders | modules == set(FSANET_LAYERS)
+def test_every_folder_has_a_layer():
+    for package, layers in PACKAGE_LAYERS.items():
+        folders = {p.name for p in (ROOT / package).iterdir() if (p / "__init__.py").exists()}
+        modules = {p.stem for p in (ROOT / package).glob("*.py")}
+        assert folders | modules == set(layers), package
 
 
 def test_every_subpackage_says_its_job_in_one_line():
-    for init in (ROOT / "fsanet").glob("*/__init__.py"):
-        doc = ast.get_docstring(ast.parse(init.read_text()))
-        assert doc and "\n" not in doc.strip(), f"{init} needs a one-line docstring"
+    for package in PACKAGE_LAYERS:
+        for init in (ROOT / package).glob("*/__init__.py"):
+            doc = ast.get_docstring(ast.parse(init.read_text()))
+            assert doc and "\n" not in doc.strip(), f"{init} needs a one-line docstring"
 
 
 def test_no_layer_imports_a_higher_one():
     assert upward_imports(ROOT) == []
+
+
+def test_no_import_cycle_between_the_leaderboards_modules():
+    assert import_cycles(ROOT, "leaderboard") == []
+
+
+def test_the_readme_shows_the_leaderboards_floors():
+    where = (ROOT / "README.md").read_text().split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    tree = where.split("\nleaderboard/", 1)[1].split("\nspace/", 1)[0]
+    floors = [
+        line.split()[0]
+        for line in tree.splitlines()
+        if line.startswith("  ") and line.split()[0].endswith("/")
+    ]
+    assert floors == [f"{floor}/" for floor in sorted(LEADERBOARD_LAYERS, key=LEADERBOARD_LAYERS.get)][2:6]
 
 
 def test_a_planted_upward_import_is_caught(tmp_path):
@@ -105,6 +149,7 @@ def test_a_planted_upward_import_is_caught(tmp_path):
         "fsanet/models": "from fsanet.pipeline.estimate import estimate\n",
         "fsanet/pipeline": "from fsanet.models import base\n",
         "leaderboard": "def f():\n    import space.ui\n",
+        "leaderboard/storage": "def f():\n    from ..service import worker\n",
     }.items():
         (tmp_path / folder).mkdir(parents=True)
         (tmp_path / folder / "__init__.py").write_text("")
@@ -115,6 +160,19 @@ def test_a_planted_upward_import_is_caught(tmp_path):
     assert upward_imports(tmp_path) == [
         "fsanet.models.planted -> fsanet.pipeline.estimate",
         "leaderboard.planted -> space.ui",
+        "leaderboard.storage.planted -> leaderboard.service",
+    ]
+
+
+def test_a_planted_cycle_is_caught_even_inside_a_function(tmp_path):
+    (tmp_path / "leaderboard" / "protocol").mkdir(parents=True)
+    for init in ("leaderboard/__init__.py", "leaderboard/protocol/__init__.py"):
+        (tmp_path / init).write_text("")
+    (tmp_path / "leaderboard/protocol/data.py").write_text("def load():\n    from .importers import x\n")
+    (tmp_path / "leaderboard/protocol/importers.py").write_text("from .data import write\n")
+    (tmp_path / "leaderboard/protocol/metrics.py").write_text("from . import data\n")
+    assert import_cycles(tmp_path, "leaderboard") == [
+        ["leaderboard.protocol.data", "leaderboard.protocol.importers"]
     ]
 
 
@@ -134,8 +192,7 @@ def import_cycles(root: Path, package: str) -> list[list[str]]:
     modules = module_names(root, package)
     graph = {}
     for name, path in modules.items():
-        own_package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        imported = imported_modules(path, own_package, submodules=True)
+        imported = imported_modules(path, _package_of(name, path), members=True)
         graph[name] = {module for module in imported if module in modules and module != name}
     cycles, state = [], {}  # state: 1 on the current path, 2 done
 

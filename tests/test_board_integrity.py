@@ -19,16 +19,23 @@ from safetensors.torch import load_file, save_file
 import fsanet
 from fsanet.models.weights import weights_identity
 from leaderboard.cli import main as leaderboard_main
-from leaderboard.display.columns import format_table
-from leaderboard.protocol.runner import evaluate
-from leaderboard.service.store import ResultsStore
+from leaderboard.display.downloads import format_table
+from leaderboard.errors import SubmissionError
+from leaderboard.service.evaluation import evaluate
+from leaderboard.service.submission import submit_directory
 from leaderboard.service.worker import Worker, run_worker
-from leaderboard.submission.requests import RequestQueue, submit_directory
-from leaderboard.submission.validation import SubmissionError
+from leaderboard.storage.requests import Request, RequestStore
+from leaderboard.storage.results import ResultsStore
 from tests.conftest import OFFICIAL, ROOT, require_shared, write_result
-from tests.test_leaderboard_submissions import board, synthetic_benchmark  # noqa: F401  (fixture)
+from tests.test_leaderboard_submissions import (  # noqa: F401  (the board fixture)
+    board,
+    board_table,
+    stored_files,
+    synthetic_benchmark,
+)
 
 OFFICIAL_MODEL = "fsanet_caps_1x1.300w_lp"
+SCORES = {"mae": 3.0, "mae_yaw": 2.0, "mae_pitch": 3.0, "mae_roll": 4.0, "n": 200, "n_dropped": 0}
 
 
 def _official_bytes(root: Path) -> dict[str, bytes]:
@@ -98,9 +105,9 @@ def test_the_official_row_cannot_be_replaced_by_its_own_weights_in_disguise(seed
     assert repr(OFFICIAL_MODEL) in message  # names the official name it imitates
     message = _refused(disguised, "my-caps", "already on the board as the official row")
     assert repr(OFFICIAL_MODEL) in message
-    assert RequestQueue().list() == ([], [])
+    assert RequestStore().list() == ([], [])
     cached = evaluate(OFFICIAL_MODEL, "aflw2000", progress=False, robustness=False)
-    assert cached.cached and cached.record["config"]["model_protocol"] == "protocol 1"
+    assert cached.cached and cached.row.model_protocol == "protocol 1"
     assert _official_bytes(board) == seeded
 
 
@@ -118,9 +125,9 @@ def test_a_request_smuggled_past_validation_cannot_shadow_an_official_row(seeded
         "created": "2000-01-01",
         "attempts": [],
     }
-    assert RequestQueue().add(record, folder)
+    assert RequestStore().add(Request.model_validate(record), stored_files(folder), lambda _: None) is None
     (done,) = run_worker()
-    assert done["status"] == "failed" and "already on the board as the official row" in done["reason"]
+    assert done.status == "failed" and "already on the board as the official row" in done.reason
     assert _official_bytes(board) == seeded and not (board / "results" / "community").exists()
 
 
@@ -149,9 +156,9 @@ def test_names_that_normalise_alike_are_one_name(board, tmp_path):  # noqa: F811
     second = fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / "b")
     request = submit_directory(first, name="slugdup/x")
     message = _refused(second, "slugdup+x", "already taken")
-    assert request["id"] in message
+    assert request.id in message
     (done,) = run_worker()
-    assert done["status"] == "finished" and ResultsStore().table()["model"].tolist() == ["slugdup/x"]
+    assert done.status == "finished" and board_table()["model"].tolist() == ["slugdup/x"]
     _refused(second, "SlugDup_X", "already taken")  # the finished request and its row hold it
 
 
@@ -171,8 +178,8 @@ def test_lossless_reencodings_are_the_same_submission(board, tmp_path):  # noqa:
         "recipe": _copy(model, tmp_path / "recipe", preprocess={"box": "margin", "size": 64, "color": "rgb"}),
     }
     for kind, copy in copies.items():
-        assert request["id"] in _refused(copy, f"bob/ssr-{kind}", "already submitted as request"), kind
-    assert len(RequestQueue().list()[0]) == 1
+        assert request.id in _refused(copy, f"bob/ssr-{kind}", "already submitted as request"), kind
+    assert len(RequestStore().list()[0]) == 1
 
 
 def test_one_bad_result_file_never_breaks_the_board(board, tmp_path, capsys):  # noqa: F811
@@ -190,12 +197,13 @@ def test_one_bad_result_file_never_breaks_the_board(board, tmp_path, capsys):  #
     (board / "results" / "community" / "required.json").write_text(
         json.dumps({"config": {"model_name": "r", "namespace": "community"}, "results": {}})
     )
-    records, problems = ResultsStore().records()
-    assert sorted(r["config"]["model_name"] for r in records) == ["bad-fields", "good"]
+    snapshot = ResultsStore().snapshot()
+    problems = snapshot.problems
+    assert sorted(row.model_name for row in snapshot.rows) == ["bad-fields", "good"]
     dropped = [p for p in problems if "dropped" in p]
     assert len(dropped) == 1 and "geodesic_mean" in dropped[0] and "robustness" in dropped[0]
     assert any(p.startswith("skipped community/required.json: config.weights_identity") for p in problems)
-    table = ResultsStore().table()
+    table = board_table()
     assert set(table["model"]) == {"good", "bad-fields"} and table["geodesic_mean"].isna().sum() == 1
     assert leaderboard_main(["plot", "--benchmark", "aflw2000", "--out", str(tmp_path / "plots")]) == 0
     from space import board as space_board
@@ -214,10 +222,10 @@ def test_store_files_over_the_cap_are_never_read(board):  # noqa: F811
             handle.truncate(2 * 1024**3)
     script = (
         "import json, resource\n"
-        "from leaderboard.service.store import ResultsStore\n"
-        "from leaderboard.submission.requests import RequestQueue\n"
+        "from leaderboard.storage.results import ResultsStore\n"
+        "from leaderboard.storage.requests import RequestStore\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "problems = ResultsStore().records()[1] + RequestQueue().list()[1]\n"
+        "problems = [*ResultsStore().snapshot().problems, *RequestStore().list()[1]]\n"
         "growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024\n"
         "print(json.dumps([problems, growth]))\n"
     )
@@ -239,8 +247,8 @@ def test_a_flood_delays_only_its_sender(board, tmp_path, monkeypatch):  # noqa: 
     with _refused_as:
         submit_directory(folders[3], name="flood-3", submitter="mallory")
     other = submit_directory(folders[4], name="alice-1", submitter="alice")  # newest of all
-    order = [r["id"] for r in Worker().claimable()]
-    assert order == [flood[0]["id"], other["id"], flood[1]["id"], flood[2]["id"]]  # round-robin
+    order = [r.id for r in Worker().claimable()]
+    assert order == [flood[0].id, other.id, flood[1].id, flood[2].id]  # round-robin
 
     monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "100")
     monkeypatch.setenv("LEADERBOARD_SUBMISSIONS_PER_HOUR", "4")  # mallory has used 3 (a refusal costs none)
@@ -252,7 +260,7 @@ def test_a_flood_delays_only_its_sender(board, tmp_path, monkeypatch):  # noqa: 
 def test_downloads_are_safe_for_spreadsheets(board):  # noqa: F811
     scores = {"mae": 3.0, "mae_yaw": 2.0, "mae_pitch": 3.0, "mae_roll": 4.0, "n": 200, "n_dropped": 0}
     write_result(ResultsStore(), "=HYPERLINK(1)", scores, method='=HYPERLINK("http://x","y")')
-    csv = format_table(ResultsStore().table(), "csv")
+    csv = format_table(board_table(), "csv")
     frame = pd.read_csv(__import__("io").StringIO(csv))
     assert frame["method"][0] == '\'=HYPERLINK("http://x","y")' and frame["model"][0] == "'=HYPERLINK(1)"
     assert frame["mae"][0] == 3.0 and frame["n"][0] == 200  # numbers stay numbers
@@ -266,11 +274,11 @@ def test_a_submission_that_fails_midway_leaves_nothing(board, tmp_path, monkeypa
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("leaderboard.service.backends.atomic_write", disk_full)
+        patch.setattr("leaderboard.storage.backends.atomic_write", disk_full)
         _refused(folder, "alice/ssr", "could not be stored .No space left on device")
     assert not (board / "requests").exists() or not list((board / "requests").iterdir())
     assert not (board / "submissions").exists() or not list((board / "submissions").iterdir())
-    assert submit_directory(folder, name="alice/ssr")["status"] == "pending"  # nothing was half-taken
+    assert submit_directory(folder, name="alice/ssr").status == "pending"  # nothing was half-taken
 
 
 def test_the_reported_peak_memory_is_the_evaluation_childs_own(board, tmp_path):  # noqa: F811
@@ -281,8 +289,8 @@ def test_the_reported_peak_memory_is_the_evaluation_childs_own(board, tmp_path):
     ballast = np.ones(int(1.5 * 2**30), np.uint8)  # resident: every page written
     (done,) = run_worker()
     worker_mb = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
-    assert done["status"] == "finished" and ballast[-1] == 1
-    assert 50 < done["results"][0]["peak_rss_mb"] < worker_mb - 1000, (done["results"], worker_mb)
+    assert done.status == "finished" and ballast[-1] == 1
+    assert 50 < done.results[0].peak_rss_mb < worker_mb - 1000, (done.results, worker_mb)
 
 
 def test_two_submissions_racing_for_one_name_leave_one(board, tmp_path):  # noqa: F811
@@ -298,7 +306,7 @@ def test_two_submissions_racing_for_one_name_leave_one(board, tmp_path):  # noqa
     def submit(folder: Path, name: str) -> None:
         start.wait()
         try:
-            answers.append(submit_directory(folder, name=name, submitter=name)["model_name"])
+            answers.append(submit_directory(folder, name=name, submitter=name).model_name)
         except SubmissionError as error:
             answers.append(str(error))
 
@@ -309,18 +317,203 @@ def test_two_submissions_racing_for_one_name_leave_one(board, tmp_path):  # noqa
     for thread in threads:
         thread.join()
     assert sum(answer in ("race/x", "race+x") for answer in answers) == 1, answers
-    assert any("already taken" in answer for answer in answers) and len(RequestQueue().list()[0]) == 1
+    assert any("already taken" in answer for answer in answers) and len(RequestStore().list()[0]) == 1
 
 
 def test_a_model_card_carries_the_boards_numbers_for_its_weights(seeded, tmp_path):
     """``save_pretrained`` asks the leaderboard (an ``fsanet.model_card_results`` entry point) for the rows
     holding these weights and config: the official row's MAE is in the card, under any name."""
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.storage.results import ResultsStore
 
     model = fsanet.load_model(OFFICIAL_MODEL)
     model.name = "renamed"
     card = (fsanet.save_pretrained(model, tmp_path / "saved") / "README.md").read_text()
-    (row,) = ResultsStore().records()[0]
-    assert "## Leaderboard" in card and f"| aflw2000 | {row['results']['aflw2000']['mae_yaw']:.2f} |" in card
+    (row,) = ResultsStore().snapshot().rows
+    assert "## Leaderboard" in card and f"| aflw2000 | {row.mae_yaw:.2f} |" in card
     other = fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp_path / "untrained")
     assert "## Leaderboard" not in (other / "README.md").read_text()  # other weights: no row, no numbers
+
+
+# ---------------------------------------------------------------------------------- equivalent models
+def _ensemble(members: list[fsanet.PoseModel], folder: Path) -> Path:
+    """``members`` (their weights as they are) saved as one ensemble submission."""
+    folder.mkdir(parents=True)
+    config = {"architecture": "ensemble", "members": [member.config for member in members]}
+    tensors = {
+        f"members.{i}.{k}": v.clone() for i, m in enumerate(members) for k, v in m.state_dict().items()
+    }
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+FUSION = "fsanet_fusion.300w_lp"
+
+
+def test_equivalent_models_are_answered_with_the_existing_row(board, tmp_path, monkeypatch):  # noqa: F811
+    """The official weights as an ensemble of one, as an ensemble of two copies, and the official fusion with
+    a pre-processing change no member uses: other identities (each is queued), the same predictions (each is
+    answered with the official row, named, and gets no row); a model of its own is scored (about 2 min)."""
+    require_shared(OFFICIAL)
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "4")
+    for name in (OFFICIAL_MODEL, FUSION):
+        evaluate(name, "aflw2000", progress=False, robustness=False)
+    official, fusion = fsanet.load_model(OFFICIAL_MODEL), fsanet.load_model(FUSION)
+    members = [dict(member) for member in fusion.config["members"]]
+    members[1]["preprocess"] = {"interpolation": "area"}  # the ensemble crops as its first member does
+    torch.manual_seed(5)
+    folders = {
+        "one-of-official": _ensemble([official], tmp_path / "one"),
+        "two-of-official": _ensemble([official, official], tmp_path / "two"),
+        "fusion-area": _copy(fusion, tmp_path / "fusion", members=members),
+        "my-own": fsanet.save_pretrained(fsanet.create_model("fsanet_caps_1x1"), tmp_path / "own"),
+    }
+    for name, folder in folders.items():
+        assert submit_directory(folder, name=name).status == "pending"  # not the same identity as a row
+    done = {request.model_name: request for request in run_worker()}
+    for name, row in (
+        ("one-of-official", OFFICIAL_MODEL),
+        ("two-of-official", OFFICIAL_MODEL),
+        ("fusion-area", FUSION),
+    ):
+        request = done[name]
+        assert request.status == "failed" and request.equivalent_to == row, (name, request.reason)
+        assert f"equal those of the official row {row!r}" in request.reason and request.results == []
+        assert "equivalent_to" in request.public() and "submitter" not in request.public()
+    assert done["my-own"].status == "finished"
+    community = [row.model_name for row in ResultsStore().snapshot().rows if row.namespace == "community"]
+    assert community == ["my-own"]
+    # The library and the CLI answer a local folder the same way, and store nothing.
+    again = evaluate(str(folders["two-of-official"]), "aflw2000", progress=False, robustness=False)
+    assert again.equivalent and again.row.model_name == OFFICIAL_MODEL and again.cached
+
+
+# ---------------------------------------------------------------------------------------- limits that hold
+def _distinct_models(tmp_path: Path, count: int) -> list[Path]:
+    folders = []
+    for index in range(count):
+        torch.manual_seed(100 + index)
+        folders.append(fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / f"m{index}"))
+    return folders
+
+
+def test_six_parallel_submits_by_one_user_leave_three_waiting(board, tmp_path, monkeypatch):  # noqa: F811
+    """Six ``python -m leaderboard submit`` at once by one user, three requests allowed to wait: the count is
+    checked inside the store's atomic write, so exactly three are queued (about 30 s)."""
+    import os
+
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "3")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    commands = [
+        [sys.executable, "-m", "leaderboard", "submit", str(folder), "--name", f"six/{index}"]
+        for index, folder in enumerate(_distinct_models(tmp_path, 6))
+    ]
+    running = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for command in commands
+    ]
+    answers = [(process.communicate(timeout=600), process.returncode) for process in running]
+    accepted = [out for (out, _), code in answers if code == 0]
+    refused = [err.strip() for (_, err), code in answers if code == 2]
+    assert len(accepted) == 3 and len(refused) == 3, answers
+    assert all(line.startswith("error: you have 3 requests waiting or running") for line in refused), refused
+    requests = RequestStore().list()[0]
+    assert len(requests) == 3 and {r.status for r in requests} == {"pending"}
+    assert all("submitter" not in json.loads(out) for out in accepted)  # what the CLI prints: the public view
+
+
+def test_limits_are_checked_before_any_download_and_junk_costs_no_quota(board, tmp_path, monkeypatch):  # noqa: F811
+    from huggingface_hub import HfApi
+
+    from leaderboard.service.submission import submit_repo
+
+    folders = _distinct_models(tmp_path, 4)
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "1")
+    submit_directory(folders[0], name="mallory/0", submitter="mallory")
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the Hub was asked before the limits were checked")
+
+    monkeypatch.setattr(HfApi, "model_info", no_download)
+    with pytest.raises(SubmissionError, match="you have 1 requests waiting or running"):
+        submit_repo("mallory/big-model", submitter="mallory")
+
+    monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "100")
+    monkeypatch.setenv("LEADERBOARD_SUBMISSIONS_PER_HOUR", "3")
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "config.json").write_text("{}")
+    (junk / "model.safetensors").write_bytes(b"not weights")
+    for _ in range(5):  # refused by validation: none of them counts
+        _refused_as(junk, "mallory", "config")
+    submit_directory(folders[1], name="mallory/1", submitter="mallory")
+    submit_directory(folders[2], name="mallory/2", submitter="mallory")
+    message = _refused_as(folders[3], "mallory", "3 submissions in the last hour .at most 3.")
+    assert "try again in" in message
+    assert len(RequestStore().list()[0]) == 3
+
+
+def _refused_as(folder: Path, submitter: str, match: str) -> str:
+    with pytest.raises(SubmissionError, match=match) as caught:
+        submit_directory(folder, name=f"{submitter}/{folder.name}", submitter=submitter)
+    return str(caught.value)
+
+
+# ------------------------------------------------------------------------------------- full identities
+def test_a_shared_identity_prefix_never_replaces_a_row_or_a_request(board, tmp_path, monkeypatch):  # noqa: F811
+    """Two models whose identities share the short key: both rows stay on the board (file names carry the
+    full identity), and the second request is refused, never written over the first."""
+    from fsanet.models.registry import ModelIdentity
+    from leaderboard.storage.rows import MeasuredRow
+
+    store = ResultsStore()
+    base = {"benchmark": "aflw2000", "dataset_revision": "r", "code_version": "2", "namespace": "community"}
+    for name, weights in (("first", "ab" * 8 + "0" * 48), ("second", "ab" * 8 + "1" * 48)):
+        row = MeasuredRow.model_validate(
+            {**base, **SCORES, "model_name": name, "weights_identity": weights, "config_identity": "c" * 64}
+        )
+        store.write(row, pd.DataFrame({"sample_id": ["s0"]}))
+    assert sorted(row.model_name for row in store.snapshot().rows) == ["first", "second"]
+
+    monkeypatch.setattr(ModelIdentity, "key", property(lambda identity: "shared-key"))
+    first, second = _distinct_models(tmp_path, 2)
+    held = submit_directory(first, name="first/model")
+    with pytest.raises(SubmissionError, match="request id shared-key is held by another model"):
+        submit_directory(second, name="second/model")
+    assert RequestStore().get("shared-key").identity == held.identity
+
+
+def test_what_anyone_reads_of_a_request_names_no_submitter_and_no_worker(
+    board,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    """A running request (a lease and an attempt naming its worker's host and process) as the queue listing,
+    the per-request lookup, ``leaderboard requests`` and the Space's queue and "your submission" show it."""
+    import socket
+
+    from space import board as space_board
+
+    (folder,) = _distinct_models(tmp_path, 1)
+    submit_directory(folder, name="alice/x", submitter="hf:alice-the-submitter")
+    worker = Worker()
+    claimed = worker.claim_next()
+    assert claimed.lease.worker == worker.worker_id and claimed.attempts[-1].worker == worker.worker_id
+    queue = RequestStore()
+    monkeypatch.setattr(space_board._Reloads, "listed_at", -float("inf"))
+    readable = {
+        "listing": json.dumps(queue.public_list()[0]),
+        "lookup": json.dumps(queue.public_get(claimed.id)),
+        "space queue": space_board.requests_table().to_json(),
+        "space follow-up": json.dumps(space_board.your_request({"id": claimed.id})),
+    }
+    capsys.readouterr()
+    assert leaderboard_main(["requests"]) == 0 and leaderboard_main(["requests", "--id", claimed.id]) == 0
+    readable["leaderboard requests"] = capsys.readouterr().out
+    for where, text in readable.items():
+        assert claimed.id in text, where
+        for secret in ("alice-the-submitter", worker.worker_id, socket.gethostname()):
+            assert secret not in text, (where, secret)

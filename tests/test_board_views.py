@@ -7,10 +7,11 @@ import pytest
 
 from fsanet.models.base import gflops_per_face
 from fsanet.models.registry import method_of, provenance
+from leaderboard.display.columns import board_frame
 from leaderboard.display.plots import PALETTE, cumulative_figure, mae_bars, robustness_figure
 from leaderboard.display.views import ABOUT, FLAG, board_view, styled
 from leaderboard.protocol.metrics import summarize
-from leaderboard.service.store import ResultsStore
+from leaderboard.storage.results import ResultsStore
 from tests.conftest import write_result
 
 # (name, method, trained on, protocol, noise of its predictions in degrees, number of samples)
@@ -44,7 +45,7 @@ def table(tmp_path):
     for model in MODELS:
         _write(store, *model)
     _write(store, *MODELS[2], benchmark="biwi_70_30")
-    return store.table()
+    return board_frame(store.snapshot())
 
 
 def test_default_view_ranks_only_the_benchmarks_protocol(table):
@@ -102,7 +103,8 @@ def test_plots_stay_readable_with_many_models(tmp_path):
     names = [f"model_{i:02d}" for i in range(24)]
     for i, name in enumerate(names):
         _write(store, name, "FSA-Net", "300W-LP", "protocol 1", 1.0 + i / 10, 20)
-    table, records = store.table(), store.records()[0]
+    snapshot = store.snapshot()
+    table, records = board_frame(snapshot), snapshot.rows
     bars = mae_bars(table, "aflw2000", names[:20])
     assert list(bars.data[0].x) == names[:20] and bars.layout.xaxis.dtick == 1  # every model named
     assert bars.layout.legend.orientation == "h" and bars.layout.legend.y > 1  # above: clear of the names

@@ -131,7 +131,7 @@ def test_leaderboard_refuses_careless_values_in_one_line(argv, fragment, files, 
 
 
 def test_the_library_refuses_a_batch_size_that_would_never_end(tmp_path):
-    from leaderboard.protocol.runner import evaluate
+    from leaderboard.service.evaluation import evaluate
 
     for size in (0, -5):
         with pytest.raises(ValueError, match="batch_size must be at least 1"):
@@ -246,7 +246,7 @@ def prepared(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_every_verb_finds_the_data_where_prepare_put_it(prepared, capsys, monkeypatch):
-    from leaderboard.protocol.data import present_benchmarks
+    from leaderboard.protocol.loading import present_benchmarks
 
     monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000", raising=False)
     board = str(prepared["board"])
@@ -306,21 +306,25 @@ def test_table_filters_by_benchmark(prepared, tmp_path, capsys):
 
 def test_retry_requeues_failed_requests_only(tmp_path, capsys, monkeypatch):
     import fsanet
-    from leaderboard.service.backends import LocalBackend
-    from leaderboard.submission.requests import RequestQueue, submit
+    from leaderboard.service.submission import submit
+    from leaderboard.storage.backends import LocalBackend
+    from leaderboard.storage.requests import RequestStore
 
     monkeypatch.delenv("REQUESTS_REPO", raising=False)
     fsanet.create_model("fsanet_caps_1x1").save_pretrained(tmp_path / "mine")
-    requests = RequestQueue(LocalBackend(tmp_path / "board"))
+    requests = RequestStore(LocalBackend(tmp_path / "board"))
     request = submit(tmp_path / "mine", name="me/mine", queue=requests)
     board = ["--results", str(tmp_path / "board")]
     for status in ("pending", "running", "finished"):
-        requests.update(request["id"], lambda record, status=status: {**record, "status": status})
-        _refused(leaderboard_main, ["retry", request["id"], *board], capsys, f"is {status}")
-        assert requests.get(request["id"])["status"] == status
-    requests.update(request["id"], lambda record: {**record, "status": "failed", "reason": "out of memory"})
-    assert leaderboard_main(["retry", request["id"], *board]) == 0
-    assert requests.get(request["id"])["status"] == "pending"
+        requests.update(
+            request.id, lambda record, status=status: record.model_copy(update={"status": status})
+        )
+        _refused(leaderboard_main, ["retry", request.id, *board], capsys, f"is {status}")
+        assert requests.get(request.id).status == status
+    failed = {"status": "failed", "reason": "out of memory"}
+    requests.update(request.id, lambda record: record.model_copy(update=failed))
+    assert leaderboard_main(["retry", request.id, *board]) == 0
+    assert requests.get(request.id).status == "pending"
 
 
 def test_an_unusable_result_file_is_reported_once(prepared, tmp_path):

@@ -178,7 +178,7 @@ def test_a_board_row_by_the_seeding_with_the_labels_signs(converted, tmp_path, m
     """
     from leaderboard.protocol.importers import prepare_aflw2000
     from leaderboard.service.seed import seed_rows
-    from leaderboard.service.store import ResultsStore, key_of
+    from leaderboard.storage.results import ResultsStore
 
     monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "cache"))
     shutil.copytree(converted, tmp_path / "cache" / NAME)  # what create_model(NAME, pretrained=True) writes
@@ -187,17 +187,16 @@ def test_a_board_row_by_the_seeding_with_the_labels_signs(converted, tmp_path, m
     store = ResultsStore(tmp_path / "board", repo="")
     report = seed_rows(store, models=[NAME], robustness=False)
     assert report["skipped"] == [] and len(report["evaluated"]) == 1
-    (record,) = store.records()[0]
-    config, scores = record["config"], record["results"]["aflw2000"]
+    (row,) = store.snapshot().rows
     print(
-        f"FaceMesh + rigid fit on the AFLW2000 sample: MAE {scores['mae']:.2f} (yaw {scores['mae_yaw']:.2f}, "
-        f"pitch {scores['mae_pitch']:.2f}, roll {scores['mae_roll']:.2f}), n={scores['n']}"
+        f"FaceMesh + rigid fit on the AFLW2000 sample: MAE {row.mae:.2f} (yaw {row.mae_yaw:.2f}, "
+        f"pitch {row.mae_pitch:.2f}, roll {row.mae_roll:.2f}), n={row.n}"
     )
-    assert config["namespace"] == "official" and config["model_name"] == NAME
-    assert config["method"] == facemesh.METHOD and "landmarks" in config["method"]
-    assert config["trained_on"] == facemesh.TRAINED_ON.name and "not 300W-LP" in config["trained_on"]
-    assert config["input_size"] == 192 and scores["n"] == 16 and scores["mae"] < 8  # measured 5.19
-    predictions = store.predictions(key_of(record))
+    assert row.namespace == "official" and row.model_name == NAME
+    assert row.method == facemesh.METHOD and "landmarks" in row.method
+    assert row.trained_on == facemesh.TRAINED_ON.name and "not 300W-LP" in row.trained_on
+    assert row.input_size == 192 and row.n == 16 and row.mae < 8  # measured 5.19
+    predictions = store.predictions(row.key)
     for axis in ("yaw", "pitch", "roll"):
         clear = predictions[f"true_{axis}"].abs() > 10  # signs are meaningful away from zero
         agree = np.sign(predictions.loc[clear, f"pred_{axis}"]) == np.sign(

@@ -79,11 +79,13 @@ def toy_family(tmp_path, monkeypatch):
 
 def test_a_family_module_is_all_it_takes(toy_family, tmp_path, monkeypatch, capsys):
     from fsanet.cli.main import main as fsanet_main
+    from leaderboard.display.columns import board_frame
+    from leaderboard.errors import SubmissionError
     from leaderboard.protocol.data import write_dataset
-    from leaderboard.protocol.runner import evaluate
-    from leaderboard.service.store import ResultsStore
-    from leaderboard.submission.requests import submit_directory
-    from leaderboard.submission.validation import SubmissionError, validate_submission
+    from leaderboard.service.evaluation import evaluate
+    from leaderboard.service.submission import submit_directory
+    from leaderboard.service.validation import validate_submission
+    from leaderboard.storage.results import ResultsStore
     from space.choices import model_choices
     from tests.test_leaderboard_submissions import synthetic_rows
 
@@ -107,12 +109,12 @@ def test_a_family_module_is_all_it_takes(toy_family, tmp_path, monkeypatch, caps
 
     monkeypatch.setenv("LEADERBOARD_DIR", str(tmp_path / "board"))
     request = submit_directory(saved, name="my-toy")
-    assert request["architecture"] == "toy_pose"
+    assert request.architecture == "toy_pose"
     benchmark = write_dataset(synthetic_rows(8), tmp_path / "aflw2000", {"benchmark": "aflw2000"})
     store = ResultsStore(tmp_path / "board", repo="")
     model.name = "my-toy"  # a community model: "toy" is the registry's own name
     evaluate(model, benchmark, store, progress=False, robustness=False)
-    assert store.table()["method"].tolist() == ["Toy pose"]  # the board's family column
+    assert board_frame(store.snapshot())["method"].tolist() == ["Toy pose"]  # the board's family column
 
 
 def test_a_family_from_an_installed_distribution_entry_point(tmp_path):

@@ -324,7 +324,8 @@ def test_from_pretrained_of_a_missing_repo_names_the_hub(fake_hub: FakeHub):
 def test_results_mirror_to_results_repo_and_pull_back(fake_hub: FakeHub, tmp_path, monkeypatch):
     """RESULTS_REPO: every stored result (JSON + predictions) is uploaded, and a fresh leaderboard
     directory pulls the same table back."""
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.display.columns import board_frame
+    from leaderboard.storage.results import ResultsStore
 
     from .conftest import fill_leaderboard
 
@@ -338,4 +339,4 @@ def test_results_mirror_to_results_repo_and_pull_back(fake_hub: FakeHub, tmp_pat
 
     fresh = ResultsStore(tmp_path / "fresh")
     fresh.pull()
-    pd.testing.assert_frame_equal(fresh.table(), stored.table())
+    pd.testing.assert_frame_equal(board_frame(fresh.snapshot()), board_frame(stored.snapshot()))

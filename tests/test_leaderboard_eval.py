@@ -12,7 +12,8 @@ import torch
 
 import fsanet
 from fsanet.data.geometry import geodesic_distance, rotation_matrix
-from leaderboard.display.columns import format_table
+from leaderboard.display.columns import board_frame
+from leaderboard.display.downloads import format_table
 from leaderboard.protocol.data import write_dataset
 from leaderboard.protocol.importers import prepare_aflw2000
 from leaderboard.protocol.metrics import (
@@ -23,8 +24,9 @@ from leaderboard.protocol.metrics import (
     transform_faces,
     transform_labels,
 )
-from leaderboard.protocol.runner import evaluate, predict
-from leaderboard.service.store import ResultsStore
+from leaderboard.protocol.runner import predict
+from leaderboard.service.evaluation import evaluate
+from leaderboard.storage.results import ResultsStore
 from tests.conftest import DATA, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -74,22 +76,21 @@ def _hand_mae(model) -> float:
 def test_evaluate_matches_the_hand_computed_mae_and_is_stored_once(aflw, model, tmp_path):
     store = ResultsStore(tmp_path / "board", repo="")
     first = evaluate(MODEL, aflw, store, progress=False, robustness=False)
-    scores = first.record["results"]["aflw2000"]
-    assert scores["mae"] == pytest.approx(_hand_mae(model), abs=1e-4)
-    assert scores["n"] == 16 and scores["n_dropped"] == 0
+    row = first.row
+    assert row.mae == pytest.approx(_hand_mae(model), abs=1e-4)
+    assert row.n == 16 and row.n_dropped == 0
     identity = fsanet.model_identity(model)
-    config = first.record["config"]
-    assert (config["weights_identity"], config["config_identity"]) == (identity.weights, identity.config)
-    assert config["namespace"] == "official" and first.path.parent.name == "official"  # a registry name
+    assert row.identity == identity and first.key.identity == identity
+    assert row.namespace == "official" and first.path.parent.name == "official"  # a registry name
     predictions = store.predictions(first.key)
-    assert len(predictions) == 16 and predictions["mae"].mean() == pytest.approx(scores["mae"])
+    assert len(predictions) == 16 and predictions["mae"].mean() == pytest.approx(row.mae)
 
     mtime = first.path.stat().st_mtime_ns
     again = evaluate(MODEL, aflw, store, progress=False, robustness=False)
     assert again.cached and again.path == first.path and first.path.stat().st_mtime_ns == mtime
     forced = evaluate(MODEL, aflw, store, force=True, progress=False, robustness=False)
-    assert not forced.cached and forced.record["results"]["aflw2000"]["mae"] == scores["mae"]
-    table = store.table()
+    assert not forced.cached and forced.row.mae == row.mae
+    table = board_frame(store.snapshot())
     assert len(table) == 1
     assert table["params"][0] == sum(p.numel() for p in model.parameters())  # the model-size column
 
@@ -113,12 +114,12 @@ def test_official_filter_drops_and_counts_out_of_range_samples(model, tmp_path):
     result = evaluate(
         MODEL, path, ResultsStore(tmp_path / "board", repo=""), progress=False, robustness=False
     )
-    scores = result.record["results"]["aflw2000"]
-    assert (scores["n"], scores["n_dropped"]) == (2, 2)
+    scored = result.row
+    assert (scored.n, scored.n_dropped) == (2, 2)
     faces = np.stack([r["image"] for r in rows])
     # evaluate() runs the inference-optimised graph (parity-tested to 1e-4 deg): compare like with like.
     pred = predict(fsanet.optimize_for_inference(model), faces, torch.device("cpu"))
-    assert scores["mae"] == pytest.approx(np.abs(pred - np.array(labels))[[0, 2]].mean(), abs=1e-9)
+    assert scored.mae == pytest.approx(np.abs(pred - np.array(labels))[[0, 2]].mean(), abs=1e-9)
 
 
 def test_corrupt_and_foreign_result_files_are_reported_and_skipped(aflw, tmp_path):
@@ -129,9 +130,9 @@ def test_corrupt_and_foreign_result_files_are_reported_and_skipped(aflw, tmp_pat
     (folder / "broken.json").write_text('{"config": {"model_name": ')
     (folder / "foreign.json").write_text(json.dumps({"config": {"model_name": "x"}, "results": {}}))
     (folder / "binary.json").write_bytes(b"\xff\xfe\x00")
-    records, problems = store.records()
-    assert len(records) == 1 and len(problems) == 3
-    table = store.table()
+    snapshot = store.snapshot()
+    assert len(snapshot.rows) == 1 and len(snapshot.problems) == 3
+    table = board_frame(snapshot)
     assert list(table["model"]) == [MODEL]
     for fmt in ("csv", "json", "markdown"):
         assert MODEL in format_table(table, fmt)
@@ -185,5 +186,5 @@ def test_model_follows_the_transformed_labels(aflw, model):
 def test_a_failed_hub_sync_keeps_the_local_result(aflw, tmp_path, caplog):
     store = ResultsStore(tmp_path / "board", repo="someone/results")  # HF_HUB_OFFLINE=1: the upload fails
     result = evaluate(MODEL, aflw, store, progress=False, robustness=False)
-    assert result.path.exists() and store.records()[0][0]["config"]["model_name"] == MODEL
+    assert result.path.exists() and store.snapshot().rows[0].model_name == MODEL
     assert "could not sync" in caplog.text

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leaderboard.display.columns import board_frame
 from leaderboard.display.plots import (
     cumulative_figure,
     mae_bars,
@@ -15,7 +16,7 @@ from leaderboard.display.plots import (
     yaw_bin_figure,
 )
 from leaderboard.protocol.metrics import summarize
-from leaderboard.service.store import ResultsStore, key_of
+from leaderboard.storage.results import ResultsStore
 from tests.conftest import write_result
 
 
@@ -41,24 +42,25 @@ def store(tmp_path):
 
 
 def test_figures_carry_the_stored_numbers(store, tmp_path):
-    table, (records, _) = store.table(), store.records()
+    snapshot = store.snapshot()
+    table, rows = board_frame(snapshot), snapshot.rows
     bars = mae_bars(table, "aflw2000")
     yaw_bar = next(t for t in bars.data if t.name == "yaw")
     assert list(yaw_bar.x) == list(table["model"]) and list(yaw_bar.y) == list(table["mae_yaw"])
     assert table["model"].tolist() == ["good", "bad"]  # best first
 
-    by_model = {r["config"]["model_name"]: r["results"]["aflw2000"] for r in records}
-    bins = {t.name: t for t in yaw_bin_figure(records, "aflw2000").data}
-    assert list(bins["bad"].y) == [b["mae"] for b in by_model["bad"]["mae_by_yaw_bin"]]
-    curves = {t.name: t for t in cumulative_figure(records, "aflw2000", "geodesic").data}
-    assert list(curves["good"].y) == [c[1] for c in by_model["good"]["cumulative_geodesic_curve"]]
-    sweep = {t.name: t for t in robustness_figure(records, "aflw2000").data}
+    by_model = {row.model_name: row for row in rows}
+    bins = {t.name: t for t in yaw_bin_figure(rows, "aflw2000").data}
+    assert list(bins["bad"].y) == [b.mae for b in by_model["bad"].mae_by_yaw_bin]
+    curves = {t.name: t for t in cumulative_figure(rows, "aflw2000", "geodesic").data}
+    assert list(curves["good"].y) == [c[1] for c in by_model["good"].cumulative_geodesic_curve]
+    sweep = {t.name: t for t in robustness_figure(rows, "aflw2000").data}
     assert set(sweep) == {"good", "bad", "good (flipped)", "bad (flipped)"} and list(sweep["good"].x) == [
         -15,
         0,
         15,
     ]
-    (key,) = [key_of(r) for r in records if r["config"]["model_name"] == "good"]
+    key = by_model["good"].key
     scatter = scatter_figure(store.predictions(key))
     assert len(scatter.data) == 6 and list(scatter.data[0].x) == store.predictions(key)["true_yaw"].tolist()
 

@@ -20,8 +20,9 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
 import fsanet
-from leaderboard.service.backends import HubBackend
-from leaderboard.submission.requests import RequestQueue, submit_directory
+from leaderboard.service.submission import submit_directory
+from leaderboard.storage.backends import HubBackend
+from leaderboard.storage.requests import RequestStore
 from tests.conftest import ROOT
 from tests.test_hub_push import FakeHub, fake_hub  # noqa: F401  (the fixture)
 from tests.test_leaderboard_submissions import synthetic_benchmark
@@ -118,7 +119,7 @@ def test_workers_on_the_hub_finish_every_request_exactly_once_despite_kill_9(hub
         "HF_HOME": str(tmp_path / "space" / "hf"),
         "HF_HUB_CACHE": str(tmp_path / "space" / "hf" / "hub"),
     }
-    queue = RequestQueue()
+    queue = RequestStore()
     try:
         with serve_app(tmp_path / "space" / "board", logs / "space.log", **space_env) as url:
             client = Client(url, verbose=False)
@@ -127,16 +128,16 @@ def test_workers_on_the_hub_finish_every_request_exactly_once_despite_kill_9(hub
                 if index < 2:
                     files = [handle_file(str(folder / n)) for n in ("config.json", "model.safetensors")]
                     request, message = client.predict(files, f"space/v{index}", "", "", api_name="/submit")
-                    assert request["id"] in message
+                    assert request["id"] in message and "submitter" not in request  # its public view
+                    submitted.append(request["id"])
                 else:
-                    request = submit_directory(folder, name=f"cli/v{index}")
-                submitted.append(request["id"])
+                    submitted.append(submit_directory(folder, name=f"cli/v{index}").id)
 
             # kill -9 the first worker as soon as it is evaluating something.
             victim = workers[0]
             deadline = time.monotonic() + FINISH_TIMEOUT_S
             while not any(
-                r["status"] == "running" and f":{victim.pid}:" in (r.get("lease") or {}).get("worker", "")
+                r.status == "running" and r.lease is not None and f":{victim.pid}:" in r.lease.worker
                 for r in queue.list()[0]
             ):
                 assert time.monotonic() < deadline, "the first worker never claimed a request"
@@ -145,16 +146,16 @@ def test_workers_on_the_hub_finish_every_request_exactly_once_despite_kill_9(hub
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(10)
 
-            while not all(r["status"] in ("finished", "failed") for r in queue.list()[0]):
-                assert time.monotonic() < deadline, [(r["id"], r["status"]) for r in queue.list()[0]]
+            while not all(r.status in ("finished", "failed") for r in queue.list()[0]):
+                assert time.monotonic() < deadline, [(r.id, r.status) for r in queue.list()[0]]
                 time.sleep(1)
 
             requests, problems = queue.list()
-            assert problems == [] and sorted(r["id"] for r in requests) == sorted(submitted)
+            assert problems == [] and sorted(r.id for r in requests) == sorted(submitted)
             for request in requests:
-                outcomes = [a["outcome"] for a in request["attempts"]]
-                assert request["status"] == "finished" and outcomes.count("finished") == 1, request
-            lost = [r["id"] for r in requests if "lost" in [a["outcome"] for a in r["attempts"]]]
+                outcomes = [a.outcome for a in request.attempts]
+                assert request.status == "finished" and outcomes.count("finished") == 1, request
+            lost = [r.id for r in requests if "lost" in [a.outcome for a in r.attempts]]
             assert len(lost) == 1, "the killed worker's request was taken over by another worker"
 
             # One published result per request: only the holder of a live claim publishes.
@@ -170,7 +171,7 @@ def test_workers_on_the_hub_finish_every_request_exactly_once_despite_kill_9(hub
             # The Space, started with an empty disk and no worker, shows the same board and queue.
             board = client.predict("", "all", True, api_name="/leaderboard")  # they state no protocol
             models = sorted(row[board["headers"].index("model")] for row in board["data"])
-            assert models == sorted(r["model_name"] for r in requests)
+            assert models == sorted(r.model_name for r in requests)
             listed = client.predict(api_name="/requests")
             assert sorted(row[0] for row in listed["data"]) == sorted(submitted)
             assert {row[2] for row in listed["data"]} == {"finished"}

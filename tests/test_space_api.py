@@ -189,9 +189,10 @@ def test_bad_uploads_get_clear_errors_and_server_keeps_serving(client, tmp_path)
 
 
 def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.display.columns import board_frame
+    from leaderboard.storage.results import ResultsStore
 
-    expected = ResultsStore(board_dir).table()
+    expected = board_frame(ResultsStore(board_dir).snapshot())
     assert sorted(expected["model"]) == sorted(BOARD_MODELS)
     table = client.predict("", "all", api_name="/leaderboard")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
@@ -208,12 +209,13 @@ def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_results_download(client, board_dir, fmt):
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.display.columns import board_frame
+    from leaderboard.storage.results import ResultsStore
 
     path = Path(client.predict(fmt, api_name="/results"))
     assert path.suffix == f".{fmt}"
     frame = pd.read_csv(path) if fmt == "csv" else pd.read_json(path, orient="records")
-    expected = ResultsStore(board_dir).table()
+    expected = board_frame(ResultsStore(board_dir).snapshot())
     assert list(frame["model"]) == list(expected["model"])
     assert frame["mae"].tolist() == pytest.approx(expected["mae"].tolist(), abs=1e-6)
 

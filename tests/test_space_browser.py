@@ -115,12 +115,13 @@ def test_webcam_streams_annotated_frames_back(page):
 
 
 def test_leaderboard_renders_filters_and_downloads(page, board_dir):
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.display.columns import board_frame
+    from leaderboard.storage.results import ResultsStore
 
     page.get_by_role("tab", name="Leaderboard").click()
     rows = page.locator("#board-table [role=row]:has([role=gridcell])")
     rows.first.wait_for()
-    expected = ResultsStore(board_dir).table()
+    expected = board_frame(ResultsStore(board_dir).snapshot())
     assert rows.count() == len(expected) == len(BOARD_MODELS)
     page.locator("#board-search input, #board-search textarea").first.fill("ssrnet")
     page.wait_for_function(

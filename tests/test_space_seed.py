@@ -14,7 +14,7 @@ AFLW_SAMPLE = DATA / "aflw2000-sample16"
 
 
 def test_an_original_aflw2000_folder_is_imported_once(tmp_path, monkeypatch):
-    from leaderboard.protocol.data import present_benchmarks
+    from leaderboard.protocol.loading import present_benchmarks
 
     monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(require_shared(AFLW_SAMPLE)))
     for name in ("LEADERBOARD_DATA_BIWI", "LEADERBOARD_DATA_BIWI_70_30"):

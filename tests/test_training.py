@@ -159,13 +159,13 @@ def _epoch_means(losses: list[float], steps_per_epoch: int) -> list[float]:
 
 def _board_mae(model_dir: Path, data_dir: Path, board: Path) -> float:
     """MAE of a saved model as users get it: loaded from disk, eval mode, through the leaderboard."""
-    from leaderboard.protocol.runner import evaluate as leaderboard_evaluate
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.service.evaluation import evaluate as leaderboard_evaluate
+    from leaderboard.storage.results import ResultsStore
 
     evaluation = leaderboard_evaluate(
         str(model_dir), data_dir, store=ResultsStore(board), robustness=False, progress=False
     )
-    return evaluation.record["results"][evaluation.record["config"]["benchmark"]]["mae"]
+    return evaluation.row.mae
 
 
 def _learns(
@@ -271,9 +271,9 @@ def _learning_columns(out: Path) -> list[dict]:
 
 
 def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path, capsys):
-    from leaderboard.protocol.runner import evaluate as leaderboard_evaluate
-    from leaderboard.service.store import ResultsStore
-    from leaderboard.submission.validation import validate_submission
+    from leaderboard.service.evaluation import evaluate as leaderboard_evaluate
+    from leaderboard.service.validation import validate_submission
+    from leaderboard.storage.results import ResultsStore
 
     out = tmp_path / "run"
     args = [
@@ -316,7 +316,7 @@ def test_train_command_output_is_accepted_by_the_leaderboard(tiny_set, tmp_path,
     evaluation = leaderboard_evaluate(
         str(out / "model"), tiny_set, store=ResultsStore(tmp_path / "lb"), robustness=False, progress=False
     )
-    scores = evaluation.record["results"]["tiny"]
+    scores = evaluation.row.model_dump()
     ours = evaluate(load_directory(out / "model"), PoseData.open([tiny_set]), torch.device("cpu"))
     assert scores["mae"] == pytest.approx(ours["val_mae"], abs=1e-4)
     # The command as users type it, given the run's folder: the same stored result.

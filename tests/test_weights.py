@@ -313,3 +313,55 @@ def test_saved_and_exported_files_get_the_users_umask(tmp_path):
         os.umask(previous)
     for path in (folder / CONFIG_NAME, folder / WEIGHTS_NAME, tmp_path / "model.onnx"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o664, path
+
+
+def test_a_models_identity_is_hashed_once_and_carried_until_the_model_changes(monkeypatch):
+    """:func:`carried_identity` hashes a model once; its ONNX engine and the exported file's metadata reuse
+    it; any change of what the model computes (an in-place step, a loaded state, a replaced parameter, an
+    edited config, a copy) is hashed again (a stale identity would name another model's cached graph)."""
+    import copy
+
+    from fsanet.models import identity as identities
+    from fsanet.models.identity_cache import carried_identity, carry_identity, known_identity
+    from fsanet.runtime.onnx_engine import pose_metadata
+
+    hashed = []
+    original = identities.weights_identity
+    monkeypatch.setattr(identities, "weights_identity", lambda tensors: hashed.append(1) or original(tensors))
+    model = fsanet.create_model("ssrnet_md").eval()
+    identity = carried_identity(model)
+    assert identity == identities.model_identity(model) and len(hashed) == 2  # carried, then the reference
+    assert carried_identity(model) == identity and pose_metadata(model)["fsanet.identity"] == identity.key
+    engine = fsanet.optimize_for_inference(model, engine="onnx", cache=False)
+    assert engine.identity == identity and len(hashed) == 2  # the engine carries it: never hashed again
+
+    parameter = next(model.parameters())
+    with torch.no_grad():
+        parameter.add_(1.0)  # a training step, in place
+    assert known_identity(model) is None and carried_identity(model) != identity
+    model.load_state_dict(fsanet.create_model("ssrnet_md").state_dict())
+    assert known_identity(model) is None
+    stepped = carried_identity(model)
+    holder_name, _, name = next(n for n, _ in model.named_parameters()).rpartition(".")
+    holder = model.get_submodule(holder_name)
+    setattr(holder, name, torch.nn.Parameter(getattr(holder, name).detach() * 2))  # a replaced parameter
+    assert known_identity(model) is None and carried_identity(model) != stepped
+    replaced = carried_identity(model)
+    model.config = {**model.config, "name": "renamed"}  # descriptive: looked at again, the same identity
+    assert known_identity(model) is None and carried_identity(model) == replaced
+    twin = copy.deepcopy(model)
+    assert known_identity(twin) is None  # its own tensors: computed again, never assumed
+    carry_identity(twin, identity)  # a caller who knows the weights (a validated submission) tells it
+    assert known_identity(twin) == identity
+
+
+def test_float64_weights_beyond_float32_are_not_finite(tmp_path):
+    """A float64 value above float32's range is finite in the file and infinite in the model that runs it."""
+    from fsanet.models.weights import non_finite
+
+    state = fsanet.create_model("ssrnet_md").state_dict()
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    tensors = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = 1e300
+    assert torch.isfinite(tensors[key]).all() and non_finite(tensors) == [key]

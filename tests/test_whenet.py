@@ -137,19 +137,19 @@ def test_whenet_on_the_aflw2000_sample_through_the_leaderboard(tmp_path):
     """WHENet's MAE on the 16 samples (reported, not asserted tight) and the label signs it finds."""
     require_shared(WHENET_OFFICIAL / "WHENet.h5")
     from leaderboard.protocol.importers import prepare_aflw2000
-    from leaderboard.protocol.runner import evaluate
-    from leaderboard.service.store import ResultsStore
+    from leaderboard.service.evaluation import evaluate
+    from leaderboard.storage.results import ResultsStore
 
     store = ResultsStore(tmp_path / "board", repo="")
     dataset = prepare_aflw2000(require_shared(DATA / "aflw2000-sample16"), tmp_path / "aflw2000")
     result = evaluate(NAME, dataset, store, robustness=False, progress=False)
-    scores, config = result.record["results"]["aflw2000"], result.record["config"]
+    row = result.row
     print(
-        f"WHENet on the AFLW2000 sample: MAE {scores['mae']:.2f} (yaw {scores['mae_yaw']:.2f}, "
-        f"pitch {scores['mae_pitch']:.2f}, roll {scores['mae_roll']:.2f}), n={scores['n']}"
+        f"WHENet on the AFLW2000 sample: MAE {row.mae:.2f} (yaw {row.mae_yaw:.2f}, "
+        f"pitch {row.mae_pitch:.2f}, roll {row.mae_roll:.2f}), n={row.n}"
     )
-    assert scores["n"] == 16 and scores["mae"] < 10  # the paper: 5.42 on all of AFLW2000
-    assert config["input_size"] == 224 and config["method"] == "WHENet" and config["gflops"] > 0.3
+    assert row.n == 16 and row.mae < 10  # the paper: 5.42 on all of AFLW2000
+    assert row.input_size == 224 and row.method == "WHENet" and row.gflops > 0.3
     predictions = store.predictions(result.key)
     for axis in ("yaw", "pitch", "roll"):
         clear = predictions[f"true_{axis}"].abs() > 10  # signs are meaningful away from zero

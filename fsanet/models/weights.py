@@ -68,9 +68,12 @@ def tensor_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Te
 
 
 def non_finite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors holding NaN or infinite values (such weights give NaN angles)."""
+    """Names of the floating-point tensors holding NaN or infinite values as the float32 numbers the model
+    runs (a float64 value beyond float32's range is infinite there): such weights give NaN angles."""
     return sorted(
-        name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
+        name
+        for name, t in tensors.items()
+        if t.is_floating_point() and not torch.isfinite(t.to(torch.float32)).all()
     )
 
 

@@ -1,5 +1,5 @@
-"""What every inference engine carries over from its source model: name, config, input size and input
-contract; subclasses only run their graph."""
+"""What every inference engine carries over from its source model: name, config, identity, input size and
+input contract; subclasses only run their graph."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 from fsanet.models.base import as_model_input
+from fsanet.models.identity_cache import known_identity
 
 
 class EngineModel(nn.Module):
     """Base of the optimised engines: callable like the source model, with its ``name``, ``config``,
+    ``identity`` (the one it carried when the engine was built, if any: never hashed again here),
     ``input_size`` and whether it resamples other sizes itself; batches run in chunks of ``chunk``."""
 
     def __init__(self, source: nn.Module, chunk: int):
@@ -20,6 +22,7 @@ class EngineModel(nn.Module):
         self.chunk = chunk
         self.name = getattr(source, "name", type(source).__name__)
         self.config = getattr(source, "config", {})
+        self.identity = known_identity(source)
         self.input_size = int(getattr(source, "input_size", 64))
         self.resizes_input = bool(getattr(source, "resizes_input", False))
         # Graphs are built at input_size; a model that resamples other sizes runs them itself.

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fsanet.errors import FSANetError
-from fsanet.models.registry import model_identity
+from fsanet.models.identity_cache import carried_identity
 from fsanet.models.weights import weights_identity
 from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.threads import inference_threads
@@ -110,18 +110,20 @@ def onnx_bytes(
     return graph.SerializeToString()
 
 
-def _identity(model: nn.Module) -> str:
-    """The model's identity key (weights and config); a bare module's weights identity."""
-    return model_identity(model).key if hasattr(model, "config") else weights_identity(model.state_dict())
-
-
 def pose_metadata(model: nn.Module, opset: int = OPSET) -> dict[str, str]:
-    """What the exported file records about ``model`` (ONNX metadata_props: strings only)."""
+    """What the exported file records about ``model`` (ONNX metadata_props: strings only); its identity is the
+    one the model carries (hashed only if it carries none: :mod:`fsanet.models.identity_cache`), a bare
+    module's its weights identity."""
+    if hasattr(model, "config"):
+        identity = carried_identity(model)
+        weights, key = identity.weights, identity.key
+    else:
+        weights = key = weights_identity(model.state_dict())
     return {
         "fsanet.name": str(getattr(model, "name", type(model).__name__)),
         "fsanet.config": json.dumps(getattr(model, "config", {}), sort_keys=True),
-        "fsanet.weights_identity": weights_identity(model.state_dict()),
-        "fsanet.identity": _identity(model),
+        "fsanet.weights_identity": weights,
+        "fsanet.identity": key,
         "fsanet.input_size": str(int(getattr(model, "input_size", 64))),
         "fsanet.opset": str(opset),
         "fsanet.input": "float32 (N, 3, S, S) RGB in [0, 255]",
@@ -151,7 +153,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = OPSET) -
 
     See the module docstring for the contract. An exporter failure is an :class:`FSANetError`.
     """
-    metadata = pose_metadata(model, opset)  # hashes the weights: once
+    metadata = pose_metadata(model, opset)  # the identity the model carries: hashed at most once
     try:
         data = pose_onnx_bytes(model, opset, metadata)
     except (RuntimeError, torch.onnx.errors.OnnxExporterError) as error:
@@ -242,7 +244,11 @@ def _pose_session(model: nn.Module, metadata: dict[str, str], cache: bool) -> An
     return cached_session(
         metadata["fsanet.identity"],
         lambda: pose_onnx_bytes(model, metadata=metadata),
-        {k: metadata[k] for k in ("fsanet.config", "fsanet.identity", "fsanet.opset")},
+        # The file is named by the identity's key (a prefix): a match is confirmed on the full identity.
+        {
+            k: metadata[k]
+            for k in ("fsanet.config", "fsanet.identity", "fsanet.weights_identity", "fsanet.opset")
+        },
         [OUTPUT_NAME],
         cache,
     )

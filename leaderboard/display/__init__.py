@@ -1,1 +1,1 @@
-"""What the board shows: its columns declared once, views, downloads, plots and model-card rows."""
+"""The top floor: what the board shows (columns, views, plots, downloads, model-card rows)."""

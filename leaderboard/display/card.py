@@ -6,17 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from fsanet.models.base import PoseModel
-from fsanet.models.registry import model_identity
+from fsanet.models.identity_cache import carried_identity
 
-from ..service.store import ResultsStore
+from ..storage.results import ResultsStore
 
 CARD_FIELDS = ("mae_yaw", "mae_pitch", "mae_roll", "mae", "n")
 
 
 def board_results(model: PoseModel) -> list[dict[str, Any]]:
     """The rows of ``LEADERBOARD_DIR``'s board holding this model (its weights and config), any name."""
-    rows = []
-    for record in ResultsStore().find(model_identity(model)):
-        benchmark = record["config"]["benchmark"]
-        rows.append({"benchmark": benchmark, **{k: record["results"][benchmark][k] for k in CARD_FIELDS}})
-    return rows
+    rows = ResultsStore().snapshot().find(carried_identity(model))
+    return [
+        {"benchmark": row.benchmark, **{field: getattr(row, field) for field in CARD_FIELDS}} for row in rows
+    ]

@@ -2,7 +2,9 @@
 
 Readable with 20+ models: one distinct colour per model (48 before any repeats), the legend below the plot,
 every category tick labelled, the height growing with the legend. ``models`` (every figure but the scatter)
-keeps only those models, in that order: the Space passes the rows its table shows.
+keeps only those models, in that order: the Space passes the rows its table shows. Figures take the board's
+results table (:func:`~.columns.board_frame`) or its rows (:attr:`BoardSnapshot.rows
+<leaderboard.storage.results.BoardSnapshot.rows>`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..protocol.metrics import AXES
+from ..storage.rows import MeasuredRow
 
 PALETTE = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
 AXIS_COLOURS = {"yaw": "#d62728", "pitch": "#2ca02c", "roll": "#1f77b4", "mean": "#111111"}
@@ -25,14 +28,14 @@ LEGEND_ROW_HEIGHT = 22  # pixels per legend row below the plot
 
 
 def _scores(
-    records: Sequence[dict[str, Any]], benchmark: str, needs: str, models: Collection[str] | None = None
-) -> list[tuple[str, dict[str, Any]]]:
-    """``(model, scores)`` of the records on ``benchmark`` that hold ``needs`` (optional keys may lack),
-    in the order of ``models`` when given (only those)."""
+    rows: Sequence[MeasuredRow], benchmark: str, needs: str, models: Collection[str] | None = None
+) -> list[tuple[str, Any]]:
+    """``(model, its field needs)`` of the rows on ``benchmark`` that hold ``needs`` (optional fields may
+    lack), in the order of ``models`` when given (only those)."""
     found = {
-        r["config"]["model_name"]: r["results"][benchmark]
-        for r in records
-        if r["config"]["benchmark"] == benchmark and isinstance(r["results"][benchmark].get(needs), list)
+        row.model_name: getattr(row, needs)
+        for row in rows
+        if row.benchmark == benchmark and getattr(row, needs, None) is not None
     }
     order = list(models) if models is not None else list(found)
     return [(model, found[model]) for model in order if model in found]
@@ -64,7 +67,7 @@ def _colour(index: int) -> str:
 
 
 def mae_bars(table: pd.DataFrame, benchmark: str, models: Collection[str] | None = None) -> go.Figure:
-    """Per-axis MAE bars, one group per model (``table`` as from ``ResultsStore.table()``), best first."""
+    """Per-axis MAE bars, one group per model (``table``: :func:`~.columns.board_frame`), best first."""
     rows = table[table["benchmark"] == benchmark]
     if models is not None:
         order = {model: i for i, model in enumerate(models)}
@@ -90,16 +93,15 @@ def mae_bars(table: pd.DataFrame, benchmark: str, models: Collection[str] | None
 
 
 def yaw_bin_figure(
-    records: Sequence[dict[str, Any]], benchmark: str, models: Collection[str] | None = None
+    rows: Sequence[MeasuredRow], benchmark: str, models: Collection[str] | None = None
 ) -> go.Figure:
     """Mean MAE against |true yaw| bin, one line per model."""
     fig = go.Figure()
-    scores_by_model = _scores(records, benchmark, "mae_by_yaw_bin", models)
-    for index, (model, scores) in enumerate(scores_by_model):
-        bins = scores["mae_by_yaw_bin"]
+    scores_by_model = _scores(rows, benchmark, "mae_by_yaw_bin", models)
+    for index, (model, bins) in enumerate(scores_by_model):
         fig.add_trace(
             go.Scatter(
-                name=model, x=[b["bin"] for b in bins], y=[b["mae"] for b in bins], line_color=_colour(index)
+                name=model, x=[b.bin for b in bins], y=[b.mae for b in bins], line_color=_colour(index)
             )
         )
     fig.update_xaxes(tickmode="linear", dtick=1)
@@ -108,16 +110,15 @@ def yaw_bin_figure(
 
 
 def cumulative_figure(
-    records: Sequence[dict[str, Any]],
+    rows: Sequence[MeasuredRow],
     benchmark: str,
     kind: str = "mae",
     models: Collection[str] | None = None,
 ) -> go.Figure:
     """Fraction of samples with error <= threshold (``kind`` = ``mae`` or ``geodesic``)."""
     fig = go.Figure()
-    scores_by_model = _scores(records, benchmark, f"cumulative_{kind}_curve", models)
-    for index, (model, scores) in enumerate(scores_by_model):
-        curve = scores[f"cumulative_{kind}_curve"]
+    scores_by_model = _scores(rows, benchmark, f"cumulative_{kind}_curve", models)
+    for index, (model, curve) in enumerate(scores_by_model):
         fig.add_trace(
             go.Scatter(
                 name=model, x=[c[0] for c in curve], y=[c[1] for c in curve], line_color=_colour(index)
@@ -150,24 +151,23 @@ def scatter_figure(predictions: pd.DataFrame, title: str = "") -> go.Figure:
 
 
 def robustness_figure(
-    records: Sequence[dict[str, Any]],
+    rows: Sequence[MeasuredRow],
     benchmark: str,
     metric: str = "mae",
     models: Collection[str] | None = None,
 ) -> go.Figure:
     """Error against in-plane rotation angle, with and without a horizontal flip, one colour per model."""
     fig = go.Figure()
-    scores_by_model = _scores(records, benchmark, "robustness", models)
-    for index, (model, scores) in enumerate(scores_by_model):
-        sweep = scores["robustness"]
+    scores_by_model = _scores(rows, benchmark, "robustness", models)
+    for index, (model, sweep) in enumerate(scores_by_model):
         for flip in (False, True):
-            points = [s for s in sweep if s["flip"] == flip]
+            points = [point for point in sweep if point.flip == flip]
             name = f"{model} (flipped)" if flip else model
             fig.add_trace(
                 go.Scatter(
                     name=name,
-                    x=[p["angle"] for p in points],
-                    y=[p[metric] for p in points],
+                    x=[point.angle for point in points],
+                    y=[getattr(point, metric) for point in points],
                     line={"dash": "dot" if flip else "solid", "color": _colour(index)},
                 )
             )

@@ -1,1 +1,1 @@
-"""The pinned protocol: benchmarks and their data, importers, metrics, result records and the runner."""
+"""The pinned protocol: benchmarks and their data, importers, metrics, and a runner that stores nothing."""

@@ -32,8 +32,9 @@ import hashlib
 import itertools
 import json
 import shutil
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,6 @@ import numpy as np
 from fsanet.data.preprocess import INPUT_SIZE, crop_resize
 from fsanet.data.recipes import CropProtocol, crop_face
 from fsanet.utils.files import TEMP_PREFIX
-
-from ..settings import leaderboard_dir
-from .benchmarks import BENCHMARKS
 
 SPLIT = "test"
 META_FILE = "leaderboard_dataset.json"
@@ -153,13 +151,40 @@ def _local_revision(path: Path) -> str:
 
 
 def load_benchmark_data(source: str | Path, revision: str | None = None) -> BenchmarkData:
-    """Load a canonical dataset from a local directory or a Hub dataset repo id (``revision`` pins it)."""
+    """Load a canonical dataset from a local directory or a Hub dataset repo id (``revision`` pins it).
+
+    Once per revision per process: a local folder is loaded (and its revision hashed) again only when its
+    files change (:func:`folder_fingerprint`), a Hub dataset only at another commit; every caller (the
+    worker's look for data, each evaluation, the Space) shares that one load.
+    """
     path = Path(source)
     if path.is_dir():
-        return _load_local(path)
+        return _once(("local", str(path.resolve())), folder_fingerprint(path), lambda: _load_local(path))
     if path.exists() or str(source).startswith((".", "/")) or str(source).count("/") != 1:
         raise DatasetUnavailableError(f"{source} is neither a dataset directory nor a Hub repo id")
-    return _load_hub(str(source), revision)
+    sha = _hub_commit(str(source), revision)
+    return _once(("hub", str(source)), sha, lambda: _load_hub(str(source), sha))
+
+
+_LOADED: dict[tuple[str, str], tuple[str, BenchmarkData]] = {}  # (kind, where) -> (revision stamp, data)
+_LOADING = threading.Lock()
+
+
+def _once(where: tuple[str, str], stamp: str, load: Callable[[], BenchmarkData]) -> BenchmarkData:
+    with _LOADING:  # one load at a time: a second caller waits for the first's result instead of loading too
+        cached = _LOADED.get(where)
+        if cached is None or cached[0] != stamp:
+            _LOADED[where] = stamp, load()
+        return _LOADED[where][1]
+
+
+def folder_fingerprint(source: Path) -> str:
+    """Names, sizes and modification times of every file under ``source``: changes when they do."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(source)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def _load_local(path: Path) -> BenchmarkData:
@@ -176,16 +201,22 @@ def _load_local(path: Path) -> BenchmarkData:
     return BenchmarkData(ds, str(path), _local_revision(path), meta)
 
 
-def _load_hub(repo_id: str, revision: str | None) -> BenchmarkData:
+def _hub_commit(repo_id: str, revision: str | None) -> str:
     from huggingface_hub import HfApi
 
     try:
-        sha = HfApi().dataset_info(repo_id, revision=revision).sha
-        ds = datasets.load_dataset(repo_id, split=SPLIT, revision=sha)
+        return str(HfApi().dataset_info(repo_id, revision=revision).sha)
     except Exception as err:  # offline, missing repo, wrong revision: all mean "not present"
         raise DatasetUnavailableError(
             f"cannot load Hub dataset {repo_id}@{revision or 'main'}: {err}"
         ) from err
+
+
+def _load_hub(repo_id: str, sha: str) -> BenchmarkData:
+    try:
+        ds = datasets.load_dataset(repo_id, split=SPLIT, revision=sha)
+    except Exception as err:  # offline, a broken commit
+        raise DatasetUnavailableError(f"cannot load Hub dataset {repo_id}@{sha}: {err}") from err
     _check_columns(ds, repo_id)
     return BenchmarkData(ds, repo_id, sha, {})
 
@@ -235,34 +266,6 @@ def _face(row: dict[str, Any], recipe: dict[str, Any] | None, protocol: CropProt
     size = int(recipe["size"]) if recipe else INPUT_SIZE
     # Only the authors' crop is stored (first format, or no protocol box): other sizes get it resized.
     return array if size == INPUT_SIZE else cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR)
-
-
-def load_benchmark(name: str, root: str | Path | None = None) -> BenchmarkData:
-    """A registered benchmark's data for the board at ``root`` (:func:`~.benchmarks.dataset_source`); a folder
-    in its original layout (AFLW2000's ``.jpg`` + ``.mat``, BIWI's ``hpdb``) is imported into the board's
-    ``datasets/<name>`` first, once."""
-    from .importers import import_original, original_layout
-
-    spec = BENCHMARKS[name]
-    source = spec.source(root)
-    if original_layout(Path(source)):
-        try:
-            source = str(import_original(name, Path(source), leaderboard_dir(root) / "datasets" / name))
-        except (OSError, ValueError) as error:
-            raise DatasetUnavailableError(f"{name}: importing {Path(source).name} failed: {error}") from None
-    return load_benchmark_data(source, spec.revision())
-
-
-def present_benchmarks(root: str | Path | None = None) -> list[str]:
-    """The registered benchmarks whose data, located for the board at ``root``, can be loaded now."""
-    present = []
-    for spec in BENCHMARKS.values():
-        try:
-            load_benchmark(spec.name, root)
-        except DatasetUnavailableError:
-            continue
-        present.append(spec.name)
-    return present
 
 
 def push_dataset_to_hub(path: Path, repo_id: str, private: bool = False) -> str:

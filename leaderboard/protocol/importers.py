@@ -11,7 +11,7 @@
   crops only, so they stay in the first format (no protocol box).
 
 Rows keep a lossless context crop of the photo around the protocol box plus the box itself (see
-:mod:`leaderboard.data`), so every model's recipe cuts its own crop; the ``box`` column still holds the
+:mod:`.data`), so every model's recipe cuts its own crop; the ``box`` column still holds the
 authors' crop for readers of the first format. Images are stored RGB (the channel swap is lossless and
 commutes with cropping and resizing).
 """
@@ -34,7 +34,7 @@ import scipy.io
 from fsanet.data.preprocess import expand_box, xyxy_to_xywh
 
 from .benchmarks import CODE_VERSION, get_benchmark
-from .data import META_FILE, write_dataset
+from .data import META_FILE, folder_fingerprint, write_dataset
 
 AFLW_MARGIN = 0.6
 BIWI_MARGIN = 0.4
@@ -339,21 +339,12 @@ def original_layout(source: Path) -> str | None:
     return None
 
 
-def _fingerprint(source: Path) -> str:
-    """Names, sizes and modification times of every file under ``source``: changes when they do."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(source)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
 def import_original(benchmark: str, source: Path, out: Path) -> Path:
     """The canonical dataset of ``benchmark`` at ``out``, imported from the original-layout folder ``source``
     the first time (and again when its files change): ``LEADERBOARD_DATA_<NAME>`` may name the original
     AFLW2000 or BIWI folder itself."""
     source = Path(source).resolve()
-    stamp = {"path": str(source), "fingerprint": _fingerprint(source)}
+    stamp = {"path": str(source), "fingerprint": folder_fingerprint(source)}
     out.parent.mkdir(parents=True, exist_ok=True)
     with (out.parent / f".{out.name}.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one importer at a time (the Space's seeding and its worker)

@@ -1,1 +1,1 @@
-"""Running the board: storage backends, the results store, workers, isolation and seeding."""
+"""Running the board: validation, limits, submissions, evaluations, equivalence, the worker and seeding."""

@@ -3,10 +3,12 @@
 Its one job is containment: whatever a submission does (crash, allocate without bound, loop), the caller gets
 an :class:`Outcome` with a readable reason and keeps running. The child is started as
 ``python -c <set the limit, then run this module>`` so the cap applies before torch is even imported. It
-validates the stored files again (:func:`~leaderboard.submission.validation.validate_submission`: a file
-changed in the store since the request was accepted is rejected), builds the model once, and scores it on
-every benchmark with the ordinary runner into the results directory it is given (the worker's staging
-folder), reading the benchmark data of the board it is given; it reports its own peak memory.
+validates the stored files again (:func:`~.validation.validate_submission`: a file changed in the store since
+the request was accepted is rejected), builds the model once (it carries the identity that validation
+computed), and scores it on every benchmark with :func:`~.evaluation.evaluate` into the results directory it
+is given (the worker's staging folder), reading the benchmark data of the board it is given (each loaded
+once); it reports its own peak memory. The memory cap is the evaluation budget, which covers what validation
+accepts (:mod:`.budget`).
 
 The child never outlives its worker: ``atexit`` kills it when the worker's process ends, the worker kills it
 when interrupted, and on Linux the kernel kills it (``PR_SET_PDEATHSIG``) when the worker is ``kill -9``-ed.
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # argv: the parent's pid, the memory cap, then _main's arguments. PR_SET_PDEATHSIG (1) makes the kernel send
 # SIGKILL when the parent dies, even by SIGKILL; a parent already gone before prctl is caught by getppid().
@@ -59,14 +62,14 @@ OUT_OF_MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory"
 class Outcome:
     ok: bool
     reason: str | None  # why it failed, one line (prefixed by the benchmark it was scoring)
-    summaries: list[dict] | None  # one per benchmark when ok: its result files' names and sha256
+    summaries: list[dict[str, Any]] | None  # one per benchmark when ok: benchmark, MAE, result file, sha256s
     rejected: bool = False  # the stored submission itself is invalid: final, no retry
     peak_rss_mb: float | None = None  # the child's own peak resident memory
 
 
 def evaluate_isolated(
     submission: Path,
-    request: dict,
+    request: dict[str, Any],
     benchmarks: list[str],
     data_root: Path,
     results_root: Path,
@@ -86,7 +89,7 @@ def evaluate_isolated(
         out, err, progress = Path(tmp) / "out.json", Path(tmp) / "stderr.txt", Path(tmp) / "progress.txt"
         job = {
             "submission": str(submission),
-            "request": {k: request.get(k) for k in ("id", "model_name", "identity")},
+            "request": request,  # id, model_name, identity
             "benchmarks": benchmarks,
             "data_root": str(data_root.resolve()),  # the child runs in the repository root
             "results_root": str(results_root.resolve()),
@@ -169,18 +172,20 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _main(job: dict) -> int:
+def _main(job: dict[str, Any]) -> int:
+    from fsanet.models.registry import ModelIdentity
     from fsanet.utils.files import sha256_file
 
-    from ..protocol.runner import evaluate
-    from ..submission.requests import identity_of
-    from ..submission.validation import SubmissionError, validate_submission
-    from .store import ResultsStore
+    from ..errors import SubmissionError
+    from ..storage.results import ResultsStore
+    from .evaluation import evaluate
+    from .validation import validate_submission
 
     request = job["request"]
     try:  # the stored files again, as the submit step did: a bad file in the store fails at once, for good
         valid = validate_submission(job["submission"])
-        if valid.identity != identity_of(request):
+        identity = request.get("identity") or {}
+        if valid.identity != ModelIdentity(identity.get("weights"), identity.get("config")):
             raise SubmissionError("the stored files are not the ones this request was validated with")
     except SubmissionError as error:
         print(str(error), file=sys.stderr)
@@ -194,11 +199,10 @@ def _main(job: dict) -> int:
         evaluation = evaluate(
             model, benchmark, store, data_root=job["data_root"], progress=False, request_id=request["id"]
         )
-        scores = evaluation.record["results"][evaluation.key.benchmark]
         results.append(
             {
-                "benchmark": evaluation.key.benchmark,
-                "mae": scores["mae"],
+                "benchmark": evaluation.row.benchmark,
+                "mae": evaluation.row.mae,
                 "result": evaluation.path.name,
                 # What this child wrote: the worker moves exactly these bytes onto the board.
                 "sha256": sha256_file(evaluation.path),

@@ -11,10 +11,10 @@ import fsanet
 from fsanet.errors import FSANetError
 
 from ..protocol.benchmarks import looked_in
-from ..protocol.data import present_benchmarks
-from ..protocol.runner import evaluate
+from ..protocol.loading import present_benchmarks
 from ..settings import seed_enabled
-from .store import ResultsStore
+from ..storage.results import ResultsStore
+from .evaluation import evaluate
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,12 @@ Any number of workers, on any machines sharing a store, agree through claims and
 * a worker killed with ``kill -9`` stops renewing, its lease expires, and the next worker to look takes the
   request over (that lost attempt is logged);
 * the children write into a staging folder beside the board, moved onto it only when every benchmark
-  succeeded and the claim is still held: a failed, aborted or taken-over attempt leaves no row;
+  succeeded, no row of the same model or of equal predictions (:mod:`.equivalence`) is on the board, and the
+  claim is still held: a failed, aborted, equivalent or taken-over attempt leaves no row;
 * an attempt that fails (crash, out of memory, timeout) sends the request back to ``pending``; after
   ``LEADERBOARD_MAX_ATTEMPTS`` failures it is ``failed`` with the last reason, and the queue moves on.
+
+Leases are read against the worker's ``clock`` (the wall clock, UTC; tests give it another).
 """
 
 from __future__ import annotations
@@ -24,107 +27,127 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from ..protocol.benchmarks import looked_in
-from ..protocol.data import present_benchmarks
+from ..protocol.loading import present_benchmarks
 from ..settings import (
     eval_memory_bytes,
     eval_timeout_seconds,
     lease_seconds,
     max_attempts,
+    max_submission_bytes,
     poll_seconds,
 )
-from ..submission.limits import fair_order
-from ..submission.requests import RequestQueue, identity_of, now
+from ..storage.requests import Attempt, Lease, Request, RequestStore, Scored, now
+from ..storage.results import ResultsStore
+from ..storage.rows import read_row
+from .equivalence import equivalence_reason, equivalent_row
 from .isolation import evaluate_isolated
-from .store import ResultsStore
+from .limits import fair_order
 
 log = logging.getLogger(__name__)
 
 # A staging folder untouched for this many leases belongs to a dead worker (a live one touches it at every
 # renewal, three times a lease): the next worker removes it.
 STALE_STAGING_LEASES = 10
+Clock = Callable[[], datetime]
 
 
-def _expired(record: dict[str, Any], at: datetime) -> bool:
-    lease = record.get("lease")
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _failures(attempts: list[Attempt]) -> list[Attempt]:
+    """The attempts that count against a request's budget: failed or lost, since its last retry."""
+    return [attempt for attempt in attempts if not attempt.retired and attempt.outcome in ("failed", "lost")]
+
+
+def _expired(request: Request, at: datetime) -> bool:
     try:
-        return datetime.fromisoformat(lease["until"]) < at
-    except (TypeError, KeyError, ValueError):
+        return request.lease is None or datetime.fromisoformat(request.lease.until) < at
+    except ValueError:
         return True  # a running request without a readable lease belongs to nobody
-
-
-def _live_attempts(record: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a for a in record["attempts"] if isinstance(a, dict) and not a.get("retired")]
 
 
 @dataclass
 class Worker:
-    """One worker: its id (host, pid, random part) and the stores it reads and writes."""
+    """One worker: its id (host, pid, random part), the stores it reads and writes, and its clock."""
 
-    queue: RequestQueue = field(default_factory=RequestQueue)
+    queue: RequestStore = field(default_factory=RequestStore)
     results: ResultsStore = field(default_factory=ResultsStore)
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     lease_s: float = field(default_factory=lease_seconds)
+    clock: Clock = wall_clock
     seen_problems: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------------------------ claiming
-    def _claimable(self, record: dict[str, Any], at: datetime) -> bool:
-        return record["status"] == "pending" or (record["status"] == "running" and _expired(record, at))
+    def _claimable(self, request: Request, at: datetime) -> bool:
+        return request.status == "pending" or (request.status == "running" and _expired(request, at))
 
-    def _claim(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        at = datetime.now(UTC)
-        if not self._claimable(record, at):
-            return None
-        attempts = record["attempts"]
-        if record["status"] == "running":  # its worker stopped renewing: died, or lost the store
-            for attempt in _live_attempts(record):
-                if attempt.get("outcome") is None:
-                    attempt.update(outcome="lost", ended=now(), reason="worker stopped renewing its lease")
-        failed = [a for a in _live_attempts(record) if a.get("outcome") in ("failed", "lost")]
-        if len(failed) >= max_attempts():
-            return {**record, "status": "failed", "lease": None, "reason": failed[-1].get("reason")}
-        attempts.append({"worker": self.worker_id, "started": now(), "outcome": None})
-        until = (at + timedelta(seconds=self.lease_s)).isoformat()
-        return {
-            **record,
-            "status": "running",
-            "lease": {"worker": self.worker_id, "until": until},
-            "reason": None,
-        }
-
-    def _mine(self, record: dict[str, Any]) -> bool:
-        attempts = record["attempts"]
-        return (
-            record["status"] == "running"
-            and (record.get("lease") or {}).get("worker") == self.worker_id
-            and bool(attempts)
-            and attempts[-1].get("worker") == self.worker_id
+    def _lease(self) -> Lease:
+        return Lease(
+            worker=self.worker_id, until=(self.clock() + timedelta(seconds=self.lease_s)).isoformat()
         )
 
-    def claimable(self) -> list[dict[str, Any]]:
+    def _claim(self, request: Request) -> Request | None:
+        if not self._claimable(request, self.clock()):
+            return None
+        attempts = list(request.attempts)
+        if request.status == "running":  # its worker stopped renewing: died, or lost the store
+            attempts = [
+                a.model_copy(
+                    update={
+                        "outcome": "lost",
+                        "ended": now(self.clock),
+                        "reason": "worker stopped renewing its lease",
+                    }
+                )
+                if not a.retired and a.outcome is None
+                else a
+                for a in attempts
+            ]
+        failed = _failures(attempts)
+        if len(failed) >= max_attempts():
+            return request.model_copy(
+                update={"status": "failed", "lease": None, "reason": failed[-1].reason, "attempts": attempts}
+            )
+        attempts.append(Attempt(worker=self.worker_id, started=now(self.clock)))
+        return request.model_copy(
+            update={"status": "running", "lease": self._lease(), "reason": None, "attempts": attempts}
+        )
+
+    def _mine(self, request: Request) -> bool:
+        return (
+            request.status == "running"
+            and request.lease is not None
+            and request.lease.worker == self.worker_id
+            and bool(request.attempts)
+            and request.attempts[-1].worker == self.worker_id
+        )
+
+    def claimable(self) -> list[Request]:
         """The requests this worker could claim now, round-robin across submitters, each one's oldest first
-        (:func:`~leaderboard.submission.limits.fair_order`; bad store files are listed once)."""
+        (:func:`~.limits.fair_order`; bad store files are listed once)."""
         requests, problems = self.queue.list()
         for message in problems:
             if message not in self.seen_problems:  # listed once, not at every poll
                 self.seen_problems.add(message)
                 log.warning(message)
-        at = datetime.now(UTC)
-        candidates = [record for record in requests if self._claimable(record, at)]
-        held = [record for record in requests if record["status"] == "running" and record not in candidates]
+        at = self.clock()
+        candidates = [request for request in requests if self._claimable(request, at)]
+        held = [request for request in requests if request.status == "running" and request not in candidates]
         return fair_order(candidates, held)
 
-    def claim_next(self, candidates: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    def claim_next(self, candidates: list[Request] | None = None) -> Request | None:
         """Claim the first of ``candidates`` (default: :meth:`claimable`) it can; None when none is won."""
-        for record in self.claimable() if candidates is None else candidates:
-            claimed = self.queue.update(record["id"], self._claim)
+        for request in self.claimable() if candidates is None else candidates:
+            claimed = self.queue.update(request.id, self._claim)
             if claimed is not None and self._mine(claimed):
                 return claimed
         return None
@@ -132,56 +155,68 @@ class Worker:
     def renew(self, request_id: str, progress: str | None = None) -> bool:
         """Extend this worker's lease; False when the request is no longer ours."""
 
-        def extend(record: dict[str, Any]) -> dict[str, Any] | None:
-            if not self._mine(record):
+        def extend(request: Request) -> Request | None:
+            if not self._mine(request):
                 return None
-            until = (datetime.now(UTC) + timedelta(seconds=self.lease_s)).isoformat()
-            return {**record, "lease": {"worker": self.worker_id, "until": until}, "progress": progress}
+            return request.model_copy(update={"lease": self._lease(), "progress": progress})
 
         return self.queue.update(request_id, extend) is not None
 
     def _close(
-        self, request_id: str, outcome: str, reason: str | None, results: list[dict[str, Any]]
+        self,
+        request_id: str,
+        outcome: str,
+        reason: str | None,
+        results: list[Scored],
+        equivalent_to: str | None = None,
     ) -> bool:
         """Record the attempt: ``finished``, ``failed`` (retried up to the cap) or ``rejected`` (final)."""
 
-        def close(record: dict[str, Any]) -> dict[str, Any] | None:
-            if not self._mine(record):
+        def close(request: Request) -> Request | None:
+            if not self._mine(request):
                 return None
-            record["attempts"][-1].update(outcome=outcome, ended=now(), reason=reason)
-            failures = [a for a in _live_attempts(record) if a.get("outcome") in ("failed", "lost")]
+            last = request.attempts[-1].model_copy(
+                update={"outcome": outcome, "ended": now(self.clock), "reason": reason}
+            )
+            attempts = [*request.attempts[:-1], last]
+            failures = _failures(attempts)
             if outcome == "finished":
                 status = "finished"
             else:
-                retry = outcome == "failed" and len(failures) < max_attempts()
-                status = "pending" if retry else "failed"
-            return {
-                **record,
-                "status": status,
-                "lease": None,
-                "reason": reason,
-                "progress": None,
-                "results": results,
-            }
+                status = "pending" if outcome == "failed" and len(failures) < max_attempts() else "failed"
+            return request.model_copy(
+                update={
+                    "status": status,
+                    "lease": None,
+                    "reason": reason,
+                    "progress": None,
+                    "attempts": attempts,
+                    "results": results,
+                    "equivalent_to": equivalent_to,
+                }
+            )
 
         return self.queue.update(request_id, close) is not None
 
     # ---------------------------------------------------------------------------------- evaluating
-    def process(self, record: dict[str, Any], benchmarks: list[str]) -> dict[str, Any]:
+    def process(self, request: Request, benchmarks: list[str]) -> Request:
         """Evaluate a claimed request on ``benchmarks`` (in one child); returns its final record.
 
         The child writes into a staging folder; its results reach the board (and the Hub mirror) only once
-        every benchmark succeeded, no row of the same model appeared meanwhile, and the claim is still this
-        worker's, else they are dropped with it. An invalid stored submission is rejected for good.
+        every benchmark succeeded, no row of the same model or of equal predictions is on the board, and the
+        claim is still this worker's, else they are dropped with it. An invalid stored submission, a model
+        already on the board and an equivalent one are rejected for good.
         """
-        request_id = record["id"]
-        duplicate = self._duplicate(record)
+        request_id = request.id
+        duplicate = self._duplicate(request)
         if duplicate is not None:
             self._close(request_id, "rejected", f"rejected: {duplicate}", [])
             return self.queue.get(request_id)
         renew_every = self.lease_s / 3
         last_renewal = time.monotonic()
-        results, published, reason, rejected = [], [], None, False
+        results: list[Scored] = []
+        published: list[Path] = []
+        reason, rejected, equivalent_to = None, False, None
         stale_after_s = STALE_STAGING_LEASES * self.lease_s
         with (
             tempfile.TemporaryDirectory(prefix="leaderboard-submission-") as tmp,
@@ -200,7 +235,7 @@ class Worker:
                 return time.monotonic() - last_renewal < renew_every or renew(progress)
 
             try:
-                folder = self.queue.fetch_submission(request_id, Path(tmp))
+                folder = self.queue.fetch_submission(request_id, Path(tmp), max_submission_bytes())
             except (OSError, ValueError) as error:
                 folder, reason, rejected = None, f"rejected: the stored submission: {error}", True
             if folder is not None and not renew(f"{benchmarks[0]} (1/{len(benchmarks)})"):
@@ -208,7 +243,7 @@ class Worker:
             if reason is None:
                 outcome = evaluate_isolated(
                     folder,
-                    record,
+                    request.model_dump(mode="json", include={"id", "model_name", "identity"}),
                     benchmarks,
                     self.results.root,
                     staging,
@@ -218,37 +253,55 @@ class Worker:
                 )
                 reason, rejected = outcome.reason, outcome.rejected
                 results = [
-                    {**summary, "peak_rss_mb": outcome.peak_rss_mb} for summary in outcome.summaries or []
+                    Scored(**summary, peak_rss_mb=outcome.peak_rss_mb) for summary in outcome.summaries or []
                 ]
             # Only the claim's holder publishes (one result per request); the fresh lease covers the moves.
             if reason is None and not renew("publishing"):
                 reason = "lost the claim"
-            if reason is None and (duplicate := self._duplicate(record)) is not None:
+            if reason is None and (duplicate := self._duplicate(request)) is not None:
                 reason, rejected = f"rejected: {duplicate}", True
+            if reason is None and (same := self._equivalent(staging, results)) is not None:
+                equivalent_to, why = same
+                reason, rejected = f"rejected: {why}", True
             if reason is None:
                 try:
-                    published = self.results.move_in(staging, results)
+                    staged = [(r.result, r.sha256, r.predictions_sha256) for r in results]
+                    published = self.results.move_in(staging, staged)
                 except (OSError, ValueError) as error:
                     reason = f"could not publish the results: {error}"
         for path in published:  # moved onto the board: the request succeeded
             self.results.publish(path)
         outcome_name = "finished" if reason is None else "rejected" if rejected else "failed"
         # A failed attempt's scores name rows that never reached the board.
-        closed = self._close(request_id, outcome_name, reason, results if reason is None else [])
+        closed = self._close(
+            request_id, outcome_name, reason, results if reason is None else [], equivalent_to
+        )
         if not closed:
             log.warning("request %s was taken over by another worker; dropped this attempt", request_id)
         return self.queue.get(request_id)
 
-    def _duplicate(self, record: dict[str, Any]) -> str | None:
-        """Why ``record`` must not be scored: a row of the same weights and config is already on the board."""
-        identity = identity_of(record)
+    def _duplicate(self, request: Request) -> str | None:
+        """Why ``request`` must not be scored: a row of its weights and config is already on the board."""
+        identity = request.model_identity
         if identity is None:
             return "the request does not say which model it is (no identity)"
-        rows = self.results.find(identity)
+        rows = self.results.snapshot().find(identity)
         if rows:
-            config = rows[0]["config"]
-            row = f"the {config['namespace']} row {config['model_name']!r}"
+            row = f"the {rows[0].namespace} row {rows[0].model_name!r}"
             return f"the same weights and config are already on the board as {row}"
+        return None
+
+    def _equivalent(self, staging: Path, results: list[Scored]) -> tuple[str, str] | None:
+        """``(the row's name, why)`` when a staged row's predictions equal those of a row on the board."""
+        staged, board = ResultsStore(staging, repo=""), self.results.snapshot()
+        for result in results:
+            json_file, _ = staged.files("community", result.result.removesuffix(".json"))
+            row, _ = read_row(json_file.read_bytes(), result.result)
+            if row is None:
+                continue
+            same = equivalent_row(self.results, board, row, staged.predictions(row.key))
+            if same is not None:
+                return same.model_name, equivalence_reason(row, same)
         return None
 
     def run(
@@ -257,20 +310,20 @@ class Worker:
         limit: int | None = None,
         poll_s: float | None = None,
         stop: threading.Event | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Request]:
         """Drain the queue (``watch``: then poll until ``stop`` is set); returns the processed requests.
 
         A watching worker outlives store errors (the Hub away, a full disk): it logs them and polls again.
         """
         poll_s = poll_seconds() if poll_s is None else poll_s
         stop = stop or threading.Event()
-        processed: list[dict[str, Any]] = []
+        processed: list[Request] = []
         warned = False
         while not stop.is_set() and (limit is None or len(processed) < limit):
             candidates, benchmarks = [], []
             try:
                 candidates = self.claimable()
-                # Loading the datasets is costly: only when there is something to evaluate.
+                # Looking for the datasets costs a load per revision: only when there is work to do.
                 benchmarks = present_benchmarks(self.results.root) if candidates else []
                 claimed = self.claim_next(candidates) if benchmarks else None
                 if claimed is not None:
@@ -296,7 +349,7 @@ def run_worker(
     limit: int | None = None,
     poll_s: float | None = None,
     stop: threading.Event | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Request]:
     """A worker on the configured store (``REQUESTS_REPO`` + ``RESULTS_REPO``, else ``LEADERBOARD_DIR``)."""
     return Worker().run(watch=watch, limit=limit, poll_s=poll_s, stop=stop)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import fsanet
 from fsanet.models.registry import is_repo_id, is_revision
 
-from .validation import SubmissionError
+from ..errors import SubmissionError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,79}")
 

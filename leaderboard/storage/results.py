@@ -1,49 +1,55 @@
-"""The results store: one JSON per row, a row being what made it, in one of two namespaces.
+"""The results store: one JSON per measured row, keyed by what made it, in one of two namespaces; and the
+board snapshot every view, plot and download is made from.
 
 A row is keyed by (model identity = weights + config, benchmark, dataset revision, code version), never by a
-display name, which is only data in the record. Official rows (``results/official/``) are written only for
-the registry's own models (``seed``, ``evaluate`` of a registry name); everything else (submissions, a local
-folder, a Hub repo) is ``results/community/``. No community row can share an identity with an official one:
-submissions are refused (:mod:`leaderboard.submission.requests`), ``evaluate`` answers with the existing
-row, and a reader drops a community file that would shadow one. Layout under ``LEADERBOARD_DIR``::
+display name, which is only data in the row. Official rows (``results/official/``) are written only for the
+registry's own models; everything else (submissions, a local folder, a Hub repo) is ``results/community/``.
+No community row can share an identity with an official one, and a reader drops a community file that would
+shadow one. Layout under ``LEADERBOARD_DIR``::
 
-    results/<namespace>/<identity key>__<benchmark>__<dataset revision>__v<code>.json
+    results/<namespace>/<weights identity>-<config identity>__<benchmark>__<dataset revision>__v<code>.json
     predictions/<namespace>/<same stem>.parquet      per-sample predictions and errors
     .staging/<random>/{results,predictions}/...      a worker's results until its request is published
 
-The parquet is written first and the JSON last, each atomically, so a result is visible only once complete.
-Every file is validated against :mod:`leaderboard.protocol.records` when read, files above its size cap are
-never read, and the board (:meth:`ResultsStore.board`) re-parses only files that changed.
+File names carry the full model identity, and a write never replaces a file holding another row. The parquet
+is written first and the JSON last, each atomically, so a result is visible only once complete.
+
+:meth:`ResultsStore.snapshot` is the one read of the board: it lists the files (names, sizes, times) and,
+when nothing changed since the last read, returns the same :class:`BoardSnapshot`; otherwise it parses the
+files that changed (each validated once into a :class:`~.rows.MeasuredRow`) and makes a new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from fsanet.models.registry import ModelIdentity
 from fsanet.utils.files import TEMP_PREFIX, atomic_write, atomic_write_json, sha256_file
 
-from ..protocol.records import MAX_RECORD_BYTES, NAMESPACES, read_record, validate_record
 from ..settings import leaderboard_dir, results_repo
-from ..submission.names import name_key, official_names
+from .names import name_key, official_names
+from .rows import MAX_RECORD_BYTES, NAMESPACES, MeasuredRow, ResultKey, read_row
 
 log = logging.getLogger(__name__)
 
 STAGING_DIR = ".staging"
 MAX_PREDICTIONS_BYTES = 64 * 1024 * 1024  # a mirrored predictions file above this is not downloaded
 _WARNED: set[str] = set()
+Derived = TypeVar("Derived")
+Stamp = tuple[int, int]  # a file's size and modification time: it changed when these did
 
 
 def warn_once(logger: logging.Logger, message: str) -> None:
@@ -53,53 +59,43 @@ def warn_once(logger: logging.Logger, message: str) -> None:
         logger.warning(message)
 
 
-@dataclass(frozen=True)
-class ResultKey:
-    """What made a row; its file name follows from it."""
+@dataclass(frozen=True, eq=False)
+class BoardSnapshot:
+    """The board as one read of the store found it: every usable row (official first), one message per file
+    skipped or field dropped, and ``version``, which changes exactly when the store's files do.
 
-    namespace: str
-    identity: ModelIdentity
-    benchmark: str
-    dataset_revision: str
-    code_version: str
+    Views, plots and downloads are made from it; what they derive from it (the results table, say) is made
+    once per snapshot with :meth:`derived`.
+    """
 
-    @property
-    def stem(self) -> str:
-        revision = self.dataset_revision.removeprefix("sha256:")[:16]
-        parts = (self.identity.key, self.benchmark, revision, f"v{self.code_version}")
-        return "__".join(_safe(part) for part in parts)
+    rows: tuple[MeasuredRow, ...]
+    problems: tuple[str, ...]
+    version: str
+    _derived: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
+    _deriving: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def row(self) -> tuple[str, str, str, str, str]:
-        """The row's identity, namespace aside: two keys with the same ``row`` are the same result."""
-        return (
-            self.identity.weights,
-            self.identity.config,
-            self.benchmark,
-            self.dataset_revision,
-            self.code_version,
-        )
+    def derived(self, make: Callable[[BoardSnapshot], Derived]) -> Derived:
+        """``make(self)``, computed once for this snapshot (callers must not modify what it returns)."""
+        with self._deriving:
+            if make not in self._derived:
+                self._derived[make] = make(self)
+            return self._derived[make]
 
+    def find(self, identity: ModelIdentity, benchmark: str | None = None) -> list[MeasuredRow]:
+        """The rows of a model (any namespace), on ``benchmark`` or on every one."""
+        return [r for r in self.rows if r.identity == identity and benchmark in (None, r.benchmark)]
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip("-") or "_"
+    def get(self, key: ResultKey) -> MeasuredRow | None:
+        """The row with ``key``'s row identity, in any namespace (official first), or None."""
+        return next((r for r in self.rows if r.key.row == key.row), None)
 
-
-def key_of(record: dict[str, Any]) -> ResultKey:
-    """The key of a validated record."""
-    config = record["config"]
-    identity = ModelIdentity(config["weights_identity"], config["config_identity"])
-    return ResultKey(
-        config["namespace"], identity, config["benchmark"], config["dataset_revision"], config["code_version"]
-    )
-
-
-@dataclass(frozen=True)
-class BoardState:
-    """Every usable record (official first) and one message per file skipped or field dropped."""
-
-    records: list[dict[str, Any]]
-    problems: list[str]
+    def on(self, benchmark: str, dataset_revision: str | None = None) -> list[MeasuredRow]:
+        """The rows on ``benchmark`` (and that dataset revision, when given)."""
+        return [
+            r
+            for r in self.rows
+            if r.benchmark == benchmark and dataset_revision in (None, r.dataset_revision)
+        ]
 
 
 class ResultsStore:
@@ -108,7 +104,8 @@ class ResultsStore:
     def __init__(self, root: str | Path | None = None, repo: str | None = None):
         self.root = Path(root) if root is not None else leaderboard_dir()
         self.repo = repo if repo is not None else results_repo()
-        self._parsed: dict[Path, tuple[tuple[int, int], dict[str, Any] | None, list[str]]] = {}
+        self._parsed: dict[Path, tuple[Stamp, MeasuredRow | None, list[str]]] = {}
+        self._snapshot: BoardSnapshot | None = None
         self._lock = threading.Lock()
 
     @property
@@ -128,33 +125,38 @@ class ResultsStore:
         return self.files(key.namespace, key.stem)
 
     # ------------------------------------------------------------------------------------------ reading
-    def board(self) -> BoardState:
-        """Every usable record, each file parsed once until it changes (the Space's refreshes reuse it)."""
+    def snapshot(self) -> BoardSnapshot:
+        """The board now: the last read's snapshot when no file changed since (see the module doc)."""
         with self._lock:
             found, problems = self._listing()
-            self._parsed = {path: self._parse(path, stat) for path, stat in found.items()}
-            records, seen, official = [], {}, official_names()  # the registry's names, once per read
-            for path, (_, record, messages) in sorted(self._parsed.items(), key=_official_first):
+            version = hashlib.sha256(repr(sorted((str(p), s) for p, s in found.items())).encode()).hexdigest()
+            if self._snapshot is not None and self._snapshot.version == version:
+                return self._snapshot
+            self._parsed = {path: self._parse(path, stamp) for path, stamp in found.items()}
+            rows, seen, official = [], {}, official_names()  # the registry's names, once per change
+            for path, (_, row, messages) in sorted(self._parsed.items(), key=_official_first):
                 problems += messages
-                if record is None:
+                if row is None:
                     continue
-                row = key_of(record).row
-                imitated = _imitated(record, official)
+                imitated = official.get(name_key(row.model_name)) if row.namespace == "community" else None
                 if imitated:
                     problems.append(
                         f"skipped {path.name}: the community row imitates the official {imitated!r}"
                     )
                     continue
-                if row in seen:
-                    problems.append(f"skipped {path.name}: the same model and data as the row {seen[row]!r}")
+                if row.key.row in seen:
+                    problems.append(
+                        f"skipped {path.name}: the same model and data as the row {seen[row.key.row]!r}"
+                    )
                     continue
-                seen[row] = record["config"]["model_name"]
-                records.append(record)
+                seen[row.key.row] = row.model_name
+                rows.append(row)
+            self._snapshot = BoardSnapshot(tuple(rows), tuple(problems), version)
         for message in problems:
             warn_once(log, message)
-        return BoardState(records, problems)
+        return self._snapshot
 
-    def _listing(self) -> tuple[dict[Path, tuple[int, int]], list[str]]:
+    def _listing(self) -> tuple[dict[Path, Stamp], list[str]]:
         found, problems = {}, []
         if not self.results_dir.is_dir():
             return found, problems
@@ -173,62 +175,35 @@ class ResultsStore:
                 found[path] = (stat.st_size, stat.st_mtime_ns)
         return found, problems
 
-    def _parse(
-        self, path: Path, stat: tuple[int, int]
-    ) -> tuple[tuple[int, int], dict[str, Any] | None, list[str]]:
+    def _parse(self, path: Path, stamp: Stamp) -> tuple[Stamp, MeasuredRow | None, list[str]]:
         cached = self._parsed.get(path)
-        if cached is not None and cached[0] == stat:
+        if cached is not None and cached[0] == stamp:
             return cached
         name = f"{path.parent.name}/{path.name}"
-        if stat[0] > MAX_RECORD_BYTES:
-            return stat, None, [f"skipped {name}: {stat[0]} bytes, over the {MAX_RECORD_BYTES}-byte cap"]
+        if stamp[0] > MAX_RECORD_BYTES:
+            return stamp, None, [f"skipped {name}: {stamp[0]} bytes, over the {MAX_RECORD_BYTES}-byte cap"]
         try:
-            record, messages = read_record(path.read_bytes(), name)
+            row, messages = read_row(path.read_bytes(), name)
         except OSError as error:
-            return stat, None, [f"skipped {name}: {error}"]
-        if record is not None and record["config"]["namespace"] != path.parent.name:
-            return (
-                stat,
-                None,
-                [f"skipped {name}: its record says namespace {record['config']['namespace']!r}"],
-            )
-        return stat, record, messages
-
-    def records(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """Every usable result record, and one message per file skipped (or field dropped)."""
-        state = self.board()
-        return state.records, state.problems
-
-    def table(self) -> pd.DataFrame:
-        """The board, a row per record (:mod:`leaderboard.display.columns`), best MAE first per benchmark."""
-        from ..display.columns import board_frame
-
-        return board_frame(self.records()[0])
-
-    def find(self, identity: ModelIdentity, benchmark: str | None = None) -> list[dict[str, Any]]:
-        """The records of a model (any namespace), on ``benchmark`` or on every one."""
-        return [
-            record
-            for record in self.records()[0]
-            if key_of(record).identity == identity and benchmark in (None, record["config"]["benchmark"])
-        ]
-
-    def get(self, key: ResultKey) -> dict[str, Any] | None:
-        """The stored row with ``key``'s row identity, in any namespace (official first), or None."""
-        return next((r for r in self.records()[0] if key_of(r).row == key.row), None)
+            return stamp, None, [f"skipped {name}: {error}"]
+        if row is not None and row.namespace != path.parent.name:
+            return stamp, None, [f"skipped {name}: its row says namespace {row.namespace!r}"]
+        return stamp, row, messages
 
     def predictions(self, key: ResultKey) -> pd.DataFrame:
         return pd.read_parquet(self.paths(key)[1])
 
     # ------------------------------------------------------------------------------------------ writing
-    def write(self, key: ResultKey, record: dict[str, Any], predictions: pd.DataFrame) -> Path:
-        """Store one result: predictions first, then the JSON that makes it visible."""
-        validated, dropped = validate_record(record)
-        if dropped or key_of(validated) != key:
-            raise ValueError(f"a result record that does not fit its schema or key: {dropped}")
-        json_path, parquet_path = self.paths(key)
+    def write(self, row: MeasuredRow, predictions: pd.DataFrame) -> Path:
+        """Store one row: predictions first, then the JSON that makes it visible. A file of that name holding
+        another row (a name is the full identity: only by hand) is refused, never replaced."""
+        json_path, parquet_path = self.paths(row.key)
+        if json_path.is_file():
+            held, _ = read_row(json_path.read_bytes(), json_path.name)
+            if held is not None and held.key.row != row.key.row:
+                raise ValueError(f"{json_path.name} holds another row ({held.model_name!r}): not replaced")
         atomic_write(parquet_path, predictions.to_parquet(index=False))
-        atomic_write_json(json_path, record)
+        atomic_write_json(json_path, row.to_record())
         self.publish(json_path)
         return json_path
 
@@ -256,23 +231,22 @@ class ResultsStore:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def move_in(self, staged_root: Path, staged: list[dict[str, Any]]) -> list[Path]:
+    def move_in(self, staged_root: Path, staged: list[tuple[str, str, str]]) -> list[Path]:
         """Move community results staged under ``staged_root`` onto the board; returns their JSON paths.
 
-        ``staged`` holds each result's JSON name and the sha256 of its two files as the evaluation reported
-        them: every file is checked before any is moved (OSError or ValueError otherwise, board untouched).
-        Each move is an ``os.replace`` on one filesystem, predictions first and the JSON last, so a reader
-        never sees a result without its predictions.
+        ``staged`` holds each result's JSON name and the sha256 of its JSON and predictions as the evaluation
+        reported them: every file is checked before any is moved (OSError or ValueError otherwise, board
+        untouched). Each move is an ``os.replace`` on one filesystem, predictions first and the JSON last, so
+        a reader never sees a result without its predictions.
         """
         source = ResultsStore(staged_root, repo="")
         moves = []
-        for result in staged:
-            name = str(result["result"])
+        for name, json_digest, predictions_digest in staged:
             if Path(name).name != name or not name.endswith(".json"):
                 raise ValueError(f"not a result file name: {name[:80]!r}")
             stem = name.removesuffix(".json")
             json_file, parquet_file = source.files("community", stem)
-            for file, digest in ((json_file, result["sha256"]), (parquet_file, result["predictions_sha256"])):
+            for file, digest in ((json_file, json_digest), (parquet_file, predictions_digest)):
                 if sha256_file(file) != digest:
                     raise ValueError(f"{file.name} changed after its evaluation wrote it")
             moves.append((stem, parquet_file, json_file))
@@ -324,13 +298,6 @@ class ResultsStore:
         if wanted:
             snapshot_download(self.repo, repo_type="dataset", local_dir=self.root, allow_patterns=wanted)
         return self.root
-
-
-def _imitated(record: dict[str, Any], official: dict[str, str]) -> str | None:
-    """The official name (of ``official``: name key -> name) a community record's display name imitates;
-    None for official rows."""
-    config = record["config"]
-    return None if config["namespace"] == "official" else official.get(name_key(config["model_name"]))
 
 
 def _official_first(item: tuple[Path, Any]) -> tuple[int, str]:

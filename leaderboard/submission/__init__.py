@@ -1,1 +1,0 @@
-"""Accepting submissions: one validation, name rules, per-submitter limits, the request queue."""
