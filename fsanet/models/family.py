@@ -113,7 +113,8 @@ class Reported:
 
     ``model`` is the registry ``name.tag`` it describes where those weights are the ones shipped (None where
     the paper's model was never released, e.g. a protocol-2 model); ``mae`` is ``(yaw, pitch, roll, mean)``
-    in degrees; ``source`` cites the paper and ``table`` the table the numbers are read from.
+    in degrees; ``source`` cites the paper and ``table`` the table the numbers are read from; ``trained_on``
+    says what the paper's model was trained on where no ``model`` says it.
     """
 
     benchmark: str  # the board's benchmark name: "aflw2000", "biwi", "biwi_70_30"
@@ -124,6 +125,7 @@ class Reported:
     model: str | None = None
     label: str = ""  # the paper's own name for the row ("Multi-Loss ResNet50 (alpha = 2)")
     note: str = ""  # what differs from the board's protocol, in a few words
+    trained_on: str = ""  # "BIWI 70%": only where ``model`` is None (a model's own training set says it)
 
 
 @dataclass(frozen=True)

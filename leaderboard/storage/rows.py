@@ -3,8 +3,9 @@
 :class:`BoardRow` is what every kind of row holds: a model's name and what it is, the benchmark, the four
 MAEs (what views, plots and downloads read). :class:`MeasuredRow` (``kind="measured"``) is a row this board
 scored: what made it (namespace, model identity, dataset revision, code version, :class:`ResultKey`), the
-model's size and recipe, and every score. Another kind of row (a paper's reported number, say) is another
-subclass of :class:`BoardRow` with its own ``kind`` and its own file format; nothing here needs to change.
+model's size and recipe, and every score. :class:`ReportedRow` (``kind="reported"``) is a number a paper
+reports, quoted: never stored, never ranked, shown beside the measured rows (``leaderboard.protocol.reported``
+makes them). Another kind of row is another subclass of :class:`BoardRow` with its own ``kind``.
 
 A measured row is stored as one JSON file, as the HF leaderboard template stores results::
 
@@ -186,6 +187,21 @@ class MeasuredRow(BoardRow):
         scores = {field: data.pop(field) for field in SCORES if field in data}
         run = data.pop("run")
         return {"config": data, "results": {self.benchmark: scores}, "run": run}
+
+
+class ReportedRow(BoardRow):
+    """A number a paper reports, quoted as published: nothing on this board measured it, so it is never
+    ranked.
+
+    ``registry_model`` is the registry ``name.tag`` it describes where the paper's weights are the ones
+    shipped (its measured row is the one to compare with); None for a model never released or not ported.
+    """
+
+    kind: Literal["reported"] = "reported"
+    paper: Annotated[str, Field(min_length=1, max_length=200)]  # the citation
+    table: Annotated[str, Field(min_length=1, max_length=80)]  # where in the paper the numbers are
+    note: Text | None = None  # what differs from the board's protocol, in a few words
+    registry_model: Annotated[str, Field(max_length=80)] | None = None
 
 
 def _message(error: dict[str, Any]) -> str:

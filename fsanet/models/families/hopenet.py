@@ -229,7 +229,8 @@ REPORTED = (
     Reported("biwi", "protocol 1", (5.17, 6.98, 3.39, 5.18), PAPER, "BIWI comparison (trained on 300W-LP)",
              "hopenet.300w_lp_alpha2", "Multi-Loss ResNet50 (α = 2)"),
     Reported("biwi_70_30", "protocol 2", (3.29, 3.39, 3.00, 3.23), PAPER, "BIWI 70/30 comparison",
-             None, "Multi-Loss ResNet50 (α = 1), trained on BIWI", "a BIWI-trained model, never released"),
+             None, "Multi-Loss ResNet50 (α = 1), trained on BIWI", "a BIWI-trained model, never released",
+             "BIWI 70%"),
 )  # fmt: skip
 
 

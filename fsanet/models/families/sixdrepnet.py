@@ -218,7 +218,7 @@ REPORTED = (
     Reported("biwi", "protocol 1", (3.24, 4.48, 2.68, 3.47), PAPER, "trained on 300W-LP, BIWI",
              "sixdrepnet.300w_lp"),
     Reported("biwi_70_30", "protocol 2", (2.69, 2.92, 2.36, 2.66), PAPER, "BIWI 70/30", None,
-             "6DRepNet trained on BIWI", "a BIWI-trained model, never released"),
+             "6DRepNet trained on BIWI", "a BIWI-trained model, never released", "BIWI 70%"),
 )  # fmt: skip
 
 
