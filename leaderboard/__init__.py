@@ -16,8 +16,11 @@ Functions the Space calls (all importable from ``leaderboard``):
 
 * Board: ``ResultsStore(root=None).snapshot() -> BoardSnapshot`` (``.rows``, typed; ``.problems``;
   ``.version``: the same snapshot until a file of the store changes), ``board_frame(snapshot)`` (the
-  results table, made once per snapshot), ``.predictions(key)``; ``format_table(frame, "csv" | "json" |
-  "markdown")``; ``board_view(table, benchmark, show_all, search, technical)``.
+  results table, made once per snapshot), ``board_frame_with_reported(snapshot)`` (that table, then the
+  numbers the papers report, ``kind`` "reported", with their difference to the measured row),
+  ``.predictions(key)``; ``format_table(frame, "csv" | "json" | "markdown")``; ``board_view(table,
+  benchmark, show_all, search, technical)`` (reported rows unranked, after the measured ones);
+  ``reported_rows()`` (every declared paper number, typed).
 * Evaluate: ``evaluate(model, benchmark, store=None, force=False, ...) -> Evaluation`` (``.row``, ``.path``,
   ``.cached``, ``.equivalent``); ``seed_rows(store=None) -> {"evaluated", "skipped", "benchmarks"}``.
 * Submissions: ``submit_files([config.json, model.safetensors], name, submitter=...)``,
@@ -36,7 +39,7 @@ Functions the Space calls (all importable from ``leaderboard``):
 CLI: ``python -m leaderboard {prepare,evaluate,table,submit,requests,retry,worker,seed,plot} --help``.
 """
 
-from .display.columns import board_frame
+from .display.columns import board_frame, board_frame_with_reported
 from .display.downloads import format_table
 from .display.plots import (
     cumulative_figure,
@@ -52,6 +55,7 @@ from .protocol.benchmarks import BENCHMARKS, CODE_VERSION, get_benchmark
 from .protocol.data import DatasetUnavailableError, load_benchmark_data
 from .protocol.importers import prepare_aflw2000, prepare_biwi, prepare_npz
 from .protocol.loading import present_benchmarks
+from .protocol.reported import reported_rows
 from .service.evaluation import Evaluation, evaluate
 from .service.seed import seed_rows
 from .service.submission import retry_request, submit, submit_files, submit_repo
@@ -59,7 +63,7 @@ from .service.validation import validate_submission
 from .service.worker import run_worker, start_background_worker
 from .storage.requests import Request, RequestStore
 from .storage.results import BoardSnapshot, ResultsStore
-from .storage.rows import BoardRow, MeasuredRow, ResultKey
+from .storage.rows import BoardRow, MeasuredRow, ReportedRow, ResultKey
 
 __all__ = [
     "BENCHMARKS",
@@ -69,12 +73,14 @@ __all__ = [
     "DatasetUnavailableError",
     "Evaluation",
     "MeasuredRow",
+    "ReportedRow",
     "Request",
     "RequestStore",
     "ResultKey",
     "ResultsStore",
     "SubmissionError",
     "board_frame",
+    "board_frame_with_reported",
     "board_view",
     "cumulative_figure",
     "evaluate",
@@ -86,6 +92,7 @@ __all__ = [
     "prepare_biwi",
     "prepare_npz",
     "present_benchmarks",
+    "reported_rows",
     "retry_request",
     "robustness_figure",
     "run_worker",

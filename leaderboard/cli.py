@@ -22,7 +22,7 @@ from fsanet.cli.args import (
 )
 from fsanet.errors import FSANetError
 
-from .display.columns import board_frame
+from .display.columns import MEASURED, SOURCES, board_frame, board_frame_with_reported
 from .display.downloads import format_table
 from .display.views import ALL, PROTOCOLS, board_view
 from .protocol.benchmarks import BENCHMARKS, get_benchmark, looked_in, remember_dataset
@@ -99,20 +99,22 @@ def _evaluate(args: argparse.Namespace) -> Any:
 
 
 def _table(args: argparse.Namespace) -> str:
-    """The board as the Space ranks it: each benchmark's protocol apart (``--all``: every model)."""
+    """The board as the Space ranks it: each benchmark's protocol apart (``--all``: every model), the papers'
+    reported numbers after each benchmark's measured rows."""
     store = ResultsStore(_root(args))
-    table = board_frame(store.snapshot())  # unusable result files are reported once, as warnings
+    snapshot = store.snapshot()  # unusable result files are reported once, as warnings
+    table = board_frame_with_reported(snapshot)
     benchmark = args.benchmark or ALL
     known = set(BENCHMARKS) | set(table["benchmark"])
     if benchmark != ALL and benchmark not in known:
         raise FSANetError(f"--benchmark {benchmark!r} is unknown; known: {', '.join(sorted(known))}")
-    if table.empty:
+    if not snapshot.rows:
         raise FSANetError(
             f"no results on the board at {store.root} (none in {store.results_dir}): score models with "
             "`python -m leaderboard seed`, or give --results / LEADERBOARD_DIR of a board"
         )
     view = board_view(table, benchmark, show_all=args.all, search=args.search)
-    if view.empty:
+    if not view["source"].eq(SOURCES[MEASURED]).any():
         raise FSANetError(
             f"no ranked results for {benchmark} on this board (--all shows the models of the other protocol "
             "and those that state none)"

@@ -30,8 +30,9 @@ from leaderboard import (
     submit_repo,
     yaw_bin_figure,
 )
+from leaderboard.display.columns import MEASURED, SOURCES, board_frame_with_reported
 from leaderboard.display.plots import no_results_figure
-from leaderboard.display.views import ABOUT, ALL, FLAG, SMALL_TEST_SET, TECHNICAL, board_view, styled
+from leaderboard.display.views import ALL, FLAG, SMALL_TEST_SET, TECHNICAL, about, board_view, styled
 from leaderboard.protocol.benchmarks import looked_in
 from leaderboard.service.seed import seed_status
 from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
@@ -126,7 +127,7 @@ def _view(
     snapshot: BoardSnapshot, search: str, benchmark: str, show_all: bool, technical: list[str] | None = None
 ) -> pd.DataFrame:
     try:
-        return board_view(board_frame(snapshot), benchmark, show_all, search, technical or ())
+        return board_view(board_frame_with_reported(snapshot), benchmark, show_all, search, technical or ())
     except ValueError as error:
         raise gr.Error(str(error)) from None
 
@@ -135,7 +136,8 @@ def board_table(
     search: str = "", benchmark: str = ALL, show_all: bool = False, technical: list[str] | None = None
 ) -> Styler:
     """The ranked board on ``benchmark``: models of its protocol (every model with ``show_all``) whose name
-    contains ``search`` (case-insensitive), plus the ``technical`` columns asked for; two decimals shown."""
+    contains ``search`` (case-insensitive), each benchmark's measured rows then the papers' reported numbers
+    (unranked, in italics), plus the ``technical`` columns asked for; two decimals shown."""
     return styled(_view(read_board()[0], search, benchmark, show_all, technical))
 
 
@@ -152,10 +154,12 @@ def _status_line(snapshot: BoardSnapshot, updated: str, search: str, benchmark: 
     if not snapshot.rows:
         return (seeding or _empty_board()) + skipped
     view = _view(snapshot, search, benchmark, show_all)
+    measured = view[view["source"] == SOURCES[MEASURED]]
     rows = (
-        f"{len(view)} result(s) for {view['model'].nunique()} model(s) shown. Each benchmark ranks the "
-        f"models trained for its protocol (see About); {FLAG} marks results on fewer than {SMALL_TEST_SET} "
-        "samples."
+        f"{len(measured)} result(s) for {measured['model'].nunique()} model(s) shown, then "
+        f"{len(view) - len(measured)} number(s) the papers report (*reported*, in italics: never ranked). "
+        "Each benchmark ranks the models trained for its protocol (see About); "
+        f"{FLAG} marks results on fewer than {SMALL_TEST_SET} samples."
     )
     return f"{seeding}{rows} Last updated {updated}.{skipped}"
 
@@ -236,11 +240,12 @@ def _figures(
 
 
 def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
-    """Every stored result as a downloadable CSV or JSON file (path); the CSV is safe for spreadsheets."""
+    """Every stored result, then every number the papers report (``kind``: measured or reported, with the
+    difference), as a downloadable CSV or JSON file (path); the CSV is safe for spreadsheets."""
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
     # One pruned folder, files named by content: calls leave no folder behind.
-    table = board_frame(read_board()[0])
+    table = board_frame_with_reported(read_board()[0])
     return save_bytes(format_table(table, fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
@@ -416,7 +421,7 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
 
 
 def about_tab() -> None:
-    gr.Markdown(ABOUT, elem_id="about-text")
+    gr.Markdown(about(), elem_id="about-text")
     gr.Markdown("**The sign of each angle**")
     gr.Image(  # no label badge: it would cover the figure's first caption
         str(ANGLES_FIGURE), show_label=False, interactive=False, buttons=[], elem_id="about-angles"

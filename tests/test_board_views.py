@@ -68,6 +68,8 @@ def test_columns_flags_and_rounding(table):
         "GFLOPs",
         "input",
         "n",
+        "source",
+        "measured - reported",
     ]
     flags = dict(zip(view["model"], view["n"], strict=True))
     assert flags["tiny_run"] == f"40 {FLAG}" and flags["whenet.300w_lp_panoptic"] == "150"

@@ -41,6 +41,8 @@ def format_table(frame: pd.DataFrame, fmt: str = "markdown") -> str:
 def _markdown(frame: pd.DataFrame) -> str:
     # Hand-rolled: pandas.to_markdown needs the optional 'tabulate' package.
     def cell(value: Any) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+            return ""  # missing (a reported row's rank and counts): empty, as in the CSV
         if isinstance(value, float):
             return f"{value:.2f}"
         text = str(value)

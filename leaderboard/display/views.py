@@ -1,10 +1,12 @@
-"""What the board shows: protocols kept apart, ranked by mean MAE, small test sets flagged, and what it means.
+"""What the board shows: protocols kept apart, ranked by mean MAE, small test sets flagged, the papers' own
+numbers beside (never among) the measured ones, and what it means.
 
-:func:`board_view` turns the results table (:func:`leaderboard.display.columns.board_frame`) into the
-displayed table. A benchmark's view ranks only the models trained for its protocol: a protocol-2 model,
-trained on BIWI's 70 %, never ranks on AFLW2000, and a model that does not state its protocol ranks
-nowhere; ``show_all`` lifts that (unstated rows then say "not stated"). :data:`ABOUT` explains protocols,
-metrics and columns.
+:func:`board_view` turns the results table (:func:`leaderboard.display.columns.board_frame`, or
+:func:`~leaderboard.display.columns.board_frame_with_reported` with the papers' numbers) into the displayed
+table. A benchmark's view ranks only the models trained for its protocol: a protocol-2 model, trained on
+BIWI's 70 %, never ranks on AFLW2000, and a model that does not state its protocol ranks nowhere;
+``show_all`` lifts that (unstated rows then say "not stated"). Reported rows have no rank and follow the
+measured rows of their benchmark. :data:`ABOUT` explains protocols, metrics, reported numbers and columns.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from ..protocol.benchmarks import BENCHMARKS
-from .columns import COLUMNS, HASH_CHARS, TECHNICAL
+from ..protocol.reported import declared
+from .columns import COLUMNS, HASH_CHARS, MEASURED, REPORTED, SOURCES, TECHNICAL
 
 ALL = "all"
 PROTOCOLS = ("protocol 1", "protocol 2")
 SMALL_TEST_SET = 100  # fewer samples than this: the MAE is flagged as unreliable
 FLAG = "⚠"
 DECIMALS = 2  # every angle and GFLOPs value is shown with two decimals
+# A paper's number, set apart from the measured rows; a translucent tint reads on light and dark themes.
+REPORTED_STYLE = "font-style: italic; background-color: rgba(128, 90, 213, 0.14)"
 
 
 def protocol_rows(table: pd.DataFrame) -> pd.Series:
@@ -34,8 +39,8 @@ def board_view(
     search: str | None = "",
     technical: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """The displayed board: ``rank`` by mean MAE within each benchmark, angles and GFLOPs rounded to two
-    decimals (:func:`styled` shows them so).
+    """The displayed board: ``rank`` by mean MAE within each benchmark (measured rows only: a reported row
+    has none and follows them), angles and GFLOPs rounded to two decimals (:func:`styled` shows them so).
 
     ``n`` carries :data:`FLAG` under :data:`SMALL_TEST_SET` samples. ``technical`` names extra columns
     (:data:`~leaderboard.display.columns.TECHNICAL`; hashes shortened to 12 characters).
@@ -51,7 +56,8 @@ def board_view(
     search = (search or "").strip()
     if search:
         rows = rows[rows["model"].str.contains(search, case=False, regex=False)]
-    rows = rows.sort_values(["benchmark", "mae", "model"], ignore_index=True)
+    rows = _measured_first(rows)
+    measured = rows["kind"].eq(MEASURED)
     shown = [
         column
         for column in COLUMNS
@@ -59,21 +65,40 @@ def board_view(
         or column.label in technical
     ]
     view = pd.DataFrame({column.label: rows[column.field] for column in shown}, index=rows.index)
-    view.insert(0, "rank", rows.groupby("benchmark")["mae"].rank(method="min").astype(int))
+    ranks = rows[measured].groupby("benchmark")["mae"].rank(method="min")
+    view.insert(0, "rank", ranks.reindex(rows.index).astype("Int64"))
+    view["source"] = rows["kind"].map(SOURCES)
     for column in shown:
         if column.kind in ("angle", "number"):
             view[column.label] = pd.to_numeric(view[column.label], errors="coerce").round(DECIMALS)
         elif column.kind == "hash":
             view[column.label] = view[column.label].str[:HASH_CHARS]
-    view["n"] = [f"{n} {FLAG}" if n < SMALL_TEST_SET else str(n) for n in rows["n"].astype(int)]
+    view["n"] = [
+        "" if not is_measured else f"{n} {FLAG}" if n < SMALL_TEST_SET else str(n)
+        for n, is_measured in zip(rows["n"], measured, strict=True)
+    ]
     return view.reset_index(drop=True)
+
+
+def _measured_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each benchmark's measured rows by mean MAE, then its reported rows by mean MAE."""
+    order = rows.assign(_reported=rows["kind"].ne(MEASURED))
+    order = order.sort_values(["benchmark", "_reported", "mae", "model"], ignore_index=True)
+    return order.drop(columns="_reported")
 
 
 def styled(view: pd.DataFrame) -> Styler:
     """``view`` for display: every angle and GFLOPs value with two decimals (the numbers stay numbers, so a
-    column sorts by value), nothing shown where a value is missing."""
+    column sorts by value), nothing shown where a value is missing, reported rows in italics on a tint."""
     decimals = [c.label for c in COLUMNS if c.kind in ("angle", "number") and c.label in view.columns]
-    return view.style.format(f"{{:.{DECIMALS}f}}", subset=decimals, na_rep="").hide(axis="index")
+    styler = view.style.format(na_rep="").format(f"{{:.{DECIMALS}f}}", subset=decimals, na_rep="")
+    if "source" in view.columns:
+        styler = styler.apply(_reported_style, axis=1)
+    return styler.hide(axis="index")
+
+
+def _reported_style(row: pd.Series) -> list[str]:
+    return [REPORTED_STYLE if row["source"] == SOURCES[REPORTED] else "" for _ in row]
 
 
 def _benchmark_lines() -> str:
@@ -120,6 +145,26 @@ their own.
   Euler-angle wrap-around.
 * Results on fewer than {SMALL_TEST_SET} samples carry {FLAG} next to **n**: such an MAE is noisy.
 
+## Reported numbers
+
+Each benchmark also lists the numbers the papers report on it (**source** *reported*), quoted from the
+paper's table: nothing here measured them, so they are never ranked; they follow the benchmark's measured
+rows (*measured here*), in italics. Where the paper's own weights are on this board (the same registry
+model), **measured - reported** is the board's mean MAE minus the paper's. The two can differ, by a degree
+or more, without either being wrong:
+
+* **the face crop**: each paper cuts the face from its own box (its detector, the landmarks, a tracker) with
+  its own margin; the board cuts every model's crop from one protocol box, by the model's recipe;
+* **the test set**: papers drop different samples (the ±99° filter, faces their detector missed), and on
+  BIWI 70/30 each uses its own random split where the board uses fixed sequences;
+* **the labels**: some papers re-derive the angles (their own landmark fit, another Euler order for BIWI);
+* **the weights**: the number may come from another training run than the released weights, or from a
+  model never released (shown under the paper's own name, without a difference);
+* **the code**: resize filters, colour order, numeric precision.
+
+The **paper** column (technical) says where each number is quoted from; downloads carry every row with its
+`kind` (`measured` or `reported`) and the difference.
+
 ## Columns
 
 * **rank**: by mean MAE within the benchmark.
@@ -134,3 +179,15 @@ Technical columns (shown on request):
 `[yaw, pitch, roll]` in degrees with the signs of the AFLW2000 labels: yaw positive when the face turns
 towards the image's left, pitch positive when it looks up, roll positive when the head tilts clockwise.
 """
+
+
+def about() -> str:
+    """:data:`ABOUT` and every paper number the board quotes, with where it is quoted from."""
+    lines = [
+        f"* **{method}** on {reported.benchmark}: {reported.mae[3]} (yaw {reported.mae[0]}, pitch "
+        f"{reported.mae[1]}, roll {reported.mae[2]})"
+        f"{f' for `{reported.model}`' if reported.model else f', {reported.label}' if reported.label else ''}"
+        f": {reported.source}, {reported.table}"
+        for method, reported in declared()
+    ]
+    return f"{ABOUT}\n## The papers' numbers quoted\n\n" + "\n".join(lines) + "\n"

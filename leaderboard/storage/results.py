@@ -72,7 +72,8 @@ class BoardSnapshot:
     problems: tuple[str, ...]
     version: str
     _derived: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
-    _deriving: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Reentrant: a derived value may be made from others (the table with reported rows from the table).
+    _deriving: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def derived(self, make: Callable[[BoardSnapshot], Derived]) -> Derived:
         """``make(self)``, computed once for this snapshot (callers must not modify what it returns)."""
