@@ -32,7 +32,16 @@ from leaderboard import (
 )
 from leaderboard.display.columns import MEASURED, SOURCES, board_frame_with_reported
 from leaderboard.display.plots import no_results_figure
-from leaderboard.display.views import ALL, FLAG, SMALL_TEST_SET, TECHNICAL, about, board_view, styled
+from leaderboard.display.views import (
+    ABOUT,
+    ALL,
+    FLAG,
+    SMALL_TEST_SET,
+    TECHNICAL,
+    board_view,
+    quoted_numbers,
+    styled,
+)
 from leaderboard.protocol.benchmarks import looked_in
 from leaderboard.service.seed import seed_status
 from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
@@ -421,11 +430,12 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
 
 
 def about_tab() -> None:
-    gr.Markdown(about(), elem_id="about-text")
+    gr.Markdown(ABOUT, elem_id="about-text")
     gr.Markdown("**The sign of each angle**")
     gr.Image(  # no label badge: it would cover the figure's first caption
         str(ANGLES_FIGURE), show_label=False, interactive=False, buttons=[], elem_id="about-angles"
     )
+    gr.Markdown(quoted_numbers(), elem_id="about-reported")  # long: after the figure the angles text needs
 
 
 def submit_tab() -> None:

@@ -15,7 +15,7 @@ from fsanet.models.family import Reported
 from leaderboard.cli import main as leaderboard_main
 from leaderboard.display.columns import DIFFERENCE, board_frame, board_frame_with_reported
 from leaderboard.display.downloads import format_table
-from leaderboard.display.views import REPORTED_STYLE, about, board_view, styled
+from leaderboard.display.views import ABOUT, REPORTED_STYLE, board_view, quoted_numbers, styled
 from leaderboard.protocol import reported
 from leaderboard.protocol.reported import WITHOUT_FAMILY, reported_rows
 from leaderboard.storage.results import ResultsStore
@@ -139,8 +139,9 @@ def test_at_least_four_methods_and_each_declared_in_one_place():
         for number in numbers:
             assert number.model is None and number.trained_on  # nothing of theirs is in the registry
             assert abs(sum(number.mae[:3]) / 3 - number.mae[3]) < 0.011, number
-    text = about()
-    assert "## Reported numbers" in text and "the face crop" in text and "img2pose" in text
+    assert "## Reported numbers" in ABOUT and "the face crop" in ABOUT
+    quoted = quoted_numbers().splitlines()[2:]
+    assert len(quoted) == len(reported_rows()) and any(line.startswith("* **img2pose**") for line in quoted)
 
 
 def test_a_declaration_the_board_cannot_show_is_left_out_with_a_warning(monkeypatch, caplog):

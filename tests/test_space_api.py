@@ -196,28 +196,52 @@ def test_leaderboard_endpoint_filters_the_stored_results(client, board_dir):
     assert sorted(expected["model"]) == sorted(BOARD_MODELS)
     table = client.predict("", "all", api_name="/leaderboard")
     frame = pd.DataFrame(table["data"], columns=table["headers"])
+    frame = frame[frame["source"] == "measured here"]  # the papers' numbers follow (test below)
     assert list(frame["model"]) == list(expected["model"])
     assert frame["mean"].astype(float).tolist() == pytest.approx(expected["mae"].round(2).tolist(), abs=1e-9)
     assert list(frame["rank"]) == [1, 2] and all(n == "16 ⚠" for n in frame["n"])  # 16 samples: flagged
     only = client.predict("SSRNET", "aflw2000", api_name="/leaderboard")
     assert [row[only["headers"].index("model")] for row in only["data"]] == ["ssrnet_md.300w_lp"]
-    assert client.predict("", "biwi", api_name="/leaderboard")["data"] == []
+    biwi = client.predict("", "biwi", api_name="/leaderboard")  # no results there: only the papers' numbers
+    assert {row[biwi["headers"].index("source")] for row in biwi["data"]} == {"reported"}
     wide = client.predict("", "aflw2000", True, ["weights", "geodesic"], api_name="/leaderboard")
     assert wide["headers"][-2:] == ["weights", "geodesic"]
-    assert sorted(row[-2] for row in wide["data"]) == sorted(w[:12] for w in expected["weights_identity"])
+    weights = [row[-2] for row in wide["data"] if row[wide["headers"].index("source")] == "measured here"]
+    assert sorted(weights) == sorted(w[:12] for w in expected["weights_identity"])
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_results_download(client, board_dir, fmt):
     from leaderboard.display.columns import board_frame
+    from leaderboard.protocol.reported import reported_rows
     from leaderboard.storage.results import ResultsStore
 
     path = Path(client.predict(fmt, api_name="/results"))
     assert path.suffix == f".{fmt}"
     frame = pd.read_csv(path) if fmt == "csv" else pd.read_json(path, orient="records")
     expected = board_frame(ResultsStore(board_dir).snapshot())
-    assert list(frame["model"]) == list(expected["model"])
-    assert frame["mae"].tolist() == pytest.approx(expected["mae"].tolist(), abs=1e-6)
+    measured, papers = frame[frame["kind"] == "measured"], frame[frame["kind"] == "reported"]
+    assert list(measured["model"]) == list(expected["model"])
+    assert measured["mae"].tolist() == pytest.approx(expected["mae"].tolist(), abs=1e-6)
+    assert len(papers) == len(reported_rows()) and "measured_minus_reported" in frame.columns
+
+
+def test_the_board_shows_the_papers_numbers_unranked_and_set_apart(client, board_dir):
+    """The Leaderboard tab's table (as the page receives it): each benchmark's measured rows ranked, then
+    the numbers its papers report, unranked, styled apart."""
+    from leaderboard.protocol.reported import reported_rows
+
+    table = client.predict("", "aflw2000", api_name="/leaderboard")
+    frame = pd.DataFrame(table["data"], columns=table["headers"])
+    papers = [row for row in reported_rows() if row.benchmark == "aflw2000"]
+    assert list(frame["source"]) == ["measured here"] * len(BOARD_MODELS) + ["reported"] * len(papers)
+    reported = frame[frame["source"] == "reported"]
+    assert sorted(reported["model"]) == sorted(row.model_name for row in papers)
+    assert {"TriNet", "img2pose", "SynergyNet", "6DRepNet", "HopeNet", "WHENet"} <= set(reported["method"])
+    assert frame["rank"].tolist()[: len(BOARD_MODELS)] == [1, 2] and reported["rank"].isna().all()
+    styles = table["metadata"]["styling"]  # per cell: what the page draws
+    first = len(BOARD_MODELS)
+    assert "italic" in styles[first][0] and not any("italic" in cell for cell in styles[0])
 
 
 @pytest.mark.slow

@@ -122,7 +122,13 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
     rows = page.locator("#board-table [role=row]:has([role=gridcell])")
     rows.first.wait_for()
     expected = board_frame(ResultsStore(board_dir).snapshot())
-    assert rows.count() == len(expected) == len(BOARD_MODELS)
+    assert rows.filter(has_text="measured here").count() == len(expected) == len(BOARD_MODELS)
+    # The papers' numbers follow, set apart: italic (and tinted), as the page draws them.
+    reported = rows.filter(has_text="reported").first
+    reported.wait_for()
+    italic = "row => [...row.querySelectorAll('*')].some(e => getComputedStyle(e).fontStyle === 'italic')"
+    assert reported.evaluate(italic) and not rows.first.evaluate(italic)
+    assert "number(s) the papers report" in page.locator("#board-status").inner_text()
     page.locator("#board-search input, #board-search textarea").first.fill("ssrnet")
     page.wait_for_function(
         "() => document.querySelectorAll('#board-table [role=row]:has([role=gridcell])').length === 1"
@@ -518,6 +524,9 @@ def test_about_tab_explains_the_board_and_shows_the_angle_figure(page):
     about = page.locator("#about-text")
     about.get_by_text("Protocol 2", exact=False).first.wait_for()
     assert "geodesic" in about.inner_text() and "GFLOPs" in about.inner_text()
+    text = about.inner_text()  # why a paper's number and the board's differ
+    assert "Reported numbers" in text and "the face crop" in text
+    assert "TriNet" in page.locator("#about-reported").inner_text()  # every number quoted, with its paper
     figure = page.locator("#about-angles img")
     figure.wait_for()
     page.wait_for_function("() => document.querySelector('#about-angles img').naturalWidth > 100")

@@ -162,8 +162,8 @@ or more, without either being wrong:
   model never released (shown under the paper's own name, without a difference);
 * **the code**: resize filters, colour order, numeric precision.
 
-The **paper** column (technical) says where each number is quoted from; downloads carry every row with its
-`kind` (`measured` or `reported`) and the difference.
+The **paper** column (technical) says where each number is quoted from (every one is listed at the end of
+this tab); downloads carry every row with its `kind` (`measured` or `reported`) and the difference.
 
 ## Columns
 
@@ -181,8 +181,8 @@ towards the image's left, pitch positive when it looks up, roll positive when th
 """
 
 
-def about() -> str:
-    """:data:`ABOUT` and every paper number the board quotes, with where it is quoted from."""
+def quoted_numbers() -> str:
+    """Every paper number the board quotes, with where it is quoted from (Markdown, for the About tab)."""
     lines = [
         f"* **{method}** on {reported.benchmark}: {reported.mae[3]} (yaw {reported.mae[0]}, pitch "
         f"{reported.mae[1]}, roll {reported.mae[2]})"
@@ -190,4 +190,4 @@ def about() -> str:
         f": {reported.source}, {reported.table}"
         for method, reported in declared()
     ]
-    return f"{ABOUT}\n## The papers' numbers quoted\n\n" + "\n".join(lines) + "\n"
+    return "## The papers' numbers quoted\n\n" + "\n".join(lines) + "\n"
