@@ -8,9 +8,9 @@ variables (``LEADERBOARD_DIR``, ``RESULTS_REPO``, ``LEADERBOARD_DATA_<BENCHMARK>
 A house in floors, each importing only the floors below it (``tests/test_architecture.py`` checks it):
 ``settings`` and ``errors`` (the basement), ``storage`` (backends, typed rows and requests, the results and
 request stores, the board snapshot), ``protocol`` (benchmarks, data, importers, metrics, a runner that
-returns a typed row and stores nothing), ``service`` (validation, limits, submissions, evaluations,
-equivalence, the worker, seeding) and ``display`` (columns, views, plots, downloads, model-card rows); the
-CLI and this module on the roof.
+returns a typed row and stores nothing, the papers' reported numbers), ``service`` (validation, limits,
+submissions, evaluations, equivalence, the worker, seeding) and ``display`` (columns, views, plots,
+downloads, model-card rows); the CLI and this module on the roof.
 
 Functions the Space calls (all importable from ``leaderboard``):
 

@@ -32,7 +32,7 @@ LEADERBOARD_LAYERS = {
     "settings": 0,
     "errors": 0,
     "storage": 1,  # backends, typed rows and requests, the results and request stores
-    "protocol": 2,  # benchmarks, data, importers, metrics, the runner (stores nothing)
+    "protocol": 2,  # benchmarks, data, importers, metrics, the runner (stores nothing), reported numbers
     "service": 3,  # validation, limits, submissions, evaluations, the worker, seeding
     "display": 4,  # columns, views, plots, downloads
     "cli": 5,

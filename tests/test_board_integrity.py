@@ -209,7 +209,7 @@ def test_one_bad_result_file_never_breaks_the_board(board, tmp_path, capsys):  #
     from space import board as space_board
 
     view = space_board.board_table().data  # what the Space shows (two decimals styled)
-    assert set(view["model"]) == {"good", "bad-fields"}
+    assert set(view[view["source"] == "measured here"]["model"]) == {"good", "bad-fields"}
     assert len(space_board.board_plots("aflw2000")) == 5
 
 
