@@ -99,12 +99,12 @@ def test_a_fresh_space_ranks_the_registry_models_by_itself(tmp_path):
         deadline = time.monotonic() + 420
         while True:
             board = client.predict("", "aflw2000", api_name="/leaderboard")
-            if len(board["data"]) >= 10:
+            source = board["headers"].index("source")  # the papers' numbers follow, unranked
+            measured = [row for row in board["data"] if row[source] == "measured here"]
+            if len(measured) >= 10:
                 break
-            assert time.monotonic() < deadline, f"{len(board['data'])} rows after 7 minutes"
+            assert time.monotonic() < deadline, f"{len(measured)} rows after 7 minutes"
             time.sleep(2)
-    print(
-        f"\n{len(board['data'])} ranked AFLW2000 rows {time.monotonic() - start:.0f} s after the app started"
-    )
-    ranks = [row[board["headers"].index("rank")] for row in board["data"]]
+    print(f"\n{len(measured)} ranked AFLW2000 rows {time.monotonic() - start:.0f} s after the app started")
+    ranks = [row[board["headers"].index("rank")] for row in measured]
     assert ranks == sorted(ranks) and ranks[0] == 1
