@@ -1,1 +1,2 @@
-"""Face detectors behind one interface: MTCNN (default), OpenCV SSD and Haar, BlazeFace (short, full)."""
+"""Face detectors behind one interface: BlazeFace scan (default), MTCNN, OpenCV SSD and Haar, BlazeFace
+(short, full)."""
