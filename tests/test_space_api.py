@@ -421,7 +421,7 @@ def test_group_photo_faces_are_numbered_left_to_right_in_image_and_json(client):
     assert len(lefts) == 3 and lefts == sorted(lefts)
     yaws = [face["yaw"] for face in payload["faces"]]
     assert yaws[0] < -20 and yaws[2] > 20, "the cameraman, then his mirror image: opposite yaws"
-    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, None, "m") for f in payload["faces"]]
+    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, "m") for f in payload["faces"]]
     drawn = np.asarray(Image.open(annotated).convert("RGB"))
     for number, (text, (x1, y1, x2, y2), _) in enumerate(
         face_labels(PoseResult(faces, (1536, 512), 3), drawn.shape), 1

@@ -294,7 +294,7 @@ def test_box_transform_and_face_order_equal_the_servers(core):
         boxes, [d.score for d in raw], list(detector.box_transform), detector.min_score,
     )  # fmt: skip
     assert [g["box"] for g in got] == [list(d.box) for d in expected]  # bit for bit
-    faces = [FacePose(d.box, d.score, 0, 0, 0, np.eye(3), "m") for d in expected]
+    faces = [FacePose(d.box, d.score, 0, 0, 0, "m") for d in expected]
     ordered = left_to_right(faces)  # the pipeline's one face order
     assert [g["box"] for g in core("(f) => core.leftToRight(f)", got)] == [list(f.box) for f in ordered]
 

@@ -121,8 +121,12 @@ def crop_region(
     protocol: CropProtocol = DEMO,
 ) -> tuple[int, int, int, int]:
     """The slice ``(x1, y1, x2, y2)`` (exclusive end) the recipe cuts for face ``box`` in a frame."""
+    return _region(box, resolved_recipe(recipe, protocol), frame_size)
+
+
+def _region(box: Sequence[float], recipe: Mapping[str, Any], frame_size: tuple[int, int]) -> tuple[int, ...]:
+    """:func:`crop_region` of a recipe already resolved."""
     box = tuple(float(v) for v in box)
-    recipe = resolved_recipe(recipe, protocol)
     if recipe.get("square"):
         box = _square(box)
     if recipe["box"] != MARGIN_RULE:
@@ -149,9 +153,20 @@ def crop_face(
     sits at ``origin`` in a frame of ``frame_size`` = (width, height): the box is clipped to the frame, as
     the authors clipped it to their full photo, and the crop must then lie inside ``image``.
     """
+    return _crop(image, box, resolved_recipe(recipe, protocol), origin, frame_size)
+
+
+def _crop(
+    image: np.ndarray,
+    box: Sequence[float],
+    recipe: Mapping[str, Any],
+    origin: tuple[int, int] = (0, 0),
+    frame_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """:func:`crop_face` with a recipe already resolved."""
     height, width = image.shape[:2]
     frame_size = frame_size or (width, height)
-    x1, y1, x2, y2 = crop_region(box, recipe, frame_size, protocol)
+    x1, y1, x2, y2 = _region(box, recipe, frame_size)
     x1, x2, y1, y2 = x1 - origin[0], x2 - origin[0], y1 - origin[1], y2 - origin[1]
     if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
         raise ValueError(f"the crop {(x1, y1, x2, y2)} reaches outside the stored {width}x{height} image")
@@ -165,4 +180,25 @@ def crop_face(
 
 def finish_face(face: np.ndarray, recipe: Mapping[str, Any], protocol: CropProtocol = DEMO) -> np.ndarray:
     """A crop from :func:`crop_face` as the model's float32 input (the min-max stretch where it applies)."""
-    return minmax_normalize(face) if resolved_recipe(recipe, protocol)["minmax"] else face.astype(np.float32)
+    return _finish(face, resolved_recipe(recipe, protocol))
+
+
+def _finish(face: np.ndarray, recipe: Mapping[str, Any]) -> np.ndarray:
+    return minmax_normalize(face) if recipe["minmax"] else face.astype(np.float32)
+
+
+class FaceCrop:
+    """A model's recipe resolved once for a context (:func:`resolved_recipe`): cuts the model's input batch
+    for any number of faces of a frame, as :func:`crop_face` and :func:`finish_face` would one by one."""
+
+    def __init__(self, recipe: Mapping[str, Any], protocol: CropProtocol = DEMO):
+        self.recipe = resolved_recipe(recipe, protocol)
+        self.size = int(self.recipe["size"])
+
+    def batch(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        """float32 ``(N, 3, size, size)`` model inputs (NCHW, RGB or the recipe's order) of ``boxes``
+        (``x1, y1, x2, y2``) in the RGB ``image``."""
+        inputs = np.empty((len(boxes), 3, self.size, self.size), np.float32)
+        for index, box in enumerate(boxes):
+            inputs[index] = _finish(_crop(image, box, self.recipe), self.recipe).transpose(2, 0, 1)
+        return inputs
