@@ -3,8 +3,9 @@
 Routes (GET, under :data:`PREFIX`, added to Gradio's FastAPI app by :func:`add_routes`):
 
 * ``webcam/config?model=NAME&detector=NAME``: :func:`fsanet.pipeline.browser.browser_parameters` of the
-  Space's own estimator for that pair (the one ``/predict`` uses), plus the URLs below; ``409`` with
-  ``{"error", "server_only": true}`` when the page cannot run the pair (it then streams to the server),
+  Space's own estimator for that pair (the one ``/predict`` uses), plus the URLs below; when the page cannot
+  run the pair, ``{"error", "server_only": true}`` (a ``200``: an answer, not a failure, so picking a
+  server-only detector logs no error in the browser's console; the page then streams to the server), and
   ``422`` with ``{"error", "server_only": false}`` when the choice fails anyway (weights not available);
 * ``webcam/model/NAME/SHA256.onnx``: the pose model's ONNX file (``python -m fsanet export``'s bytes), and
   ``webcam/detector/NAME/SHA256.onnx``: the detector's graph; both named by content, cached for a year;
@@ -92,7 +93,7 @@ def _config(model: str = "", detector: str = "") -> JSONResponse:
     try:
         return JSONResponse(page_config(model, detector), headers={"Cache-Control": "no-cache"})
     except ServerOnlyError as error:
-        return JSONResponse({"error": str(error), "server_only": True}, status_code=409)
+        return JSONResponse({"error": str(error), "server_only": True}, headers={"Cache-Control": "no-cache"})
     except FSANetError as error:
         return JSONResponse({"error": str(error), "server_only": False}, status_code=422)
 
