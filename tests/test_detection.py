@@ -154,3 +154,11 @@ def test_the_default_finds_every_face_mtcnn_finds_and_every_face_of_the_wide_fra
     for name, images in sets.items():
         assert set(found(mtcnn, images)) <= set(found(default, images)), name
     assert len(found(default, sets[WIDE])) == faces_in(sets[WIDE]) == 5
+
+
+@pytest.mark.parametrize("photo", ["coffee", "chelsea", "colorwheel", "rocket", "moon"])
+def test_the_default_finds_no_face_where_there_is_none(photo):
+    """Its fine level sees small textures: they score below its threshold (MTCNN finds none there either)."""
+    image = np.asarray(getattr(skimage.data, photo)())
+    rgb = np.ascontiguousarray(np.stack([image] * 3, axis=-1) if image.ndim == 2 else image[..., :3])
+    assert create_detector().detect(rgb) == []

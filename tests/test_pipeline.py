@@ -206,7 +206,7 @@ def test_the_photo_path_reads_the_file_once_checks_it_once_and_runs_on_numpy(mod
     counts.update(dict.fromkeys(counts, 0))
     _, _, served = inference.estimate_upload(str(photo), "fsanet_fusion.300w_lp", "blazeface_scan", None)
     assert counts == {"read": 1, "check_size": 1, "jpeg scan": 1}
-    np.testing.assert_allclose([[face.yaw, face.pitch, face.roll] for face in served.faces], angles, atol=1e-6)
+    np.testing.assert_allclose([[f.yaw, f.pitch, f.roll] for f in served.faces], angles, atol=1e-6)
 
 
 def test_face_cap_keeps_the_best_and_says_so(model):
