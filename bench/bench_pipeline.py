@@ -7,9 +7,10 @@ Recall: faces found on each set of tests/detection_sets.py (the 16 AFLW2000 samp
 fusion model on the faces found in the AFLW2000 sample. Time: decode -> detect -> pose (fusion) -> draw
 of the two scenes of tests/detection_sets.astronaut_scenes (640x480 with one face, the wide frame),
 JPEG-encoded so decoding is part of it; the detectors take turns in every round, so a load spike hits them
-alike, and each median is given with its ratio to MTCNN's in this run. The targets (the default detector,
-issue 28): recall >= MTCNN's on every set and 5/5 in the wide frame; <= 0.35x MTCNN's time at 640x480 and
-<= 0.5x at 1280x720. The load average is printed before and after (the machine is shared).
+alike: each median is given with its ratio to MTCNN's in this run (the median of the rounds' ratios). The
+targets (the default detector, issue 28): recall >= MTCNN's on every set and 5/5 in the wide frame;
+<= 0.35x MTCNN's time at 640x480 and <= 0.5x at 1280x720. The load average is printed before and after
+(the machine is shared).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FSANET_OFFICIAL_MIRROR", str(ROOT.parent / "shared" / "fsanet-official"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 from fsanet.pipeline.drawing import draw_poses  # noqa: E402
 from fsanet.pipeline.estimate import PoseEstimator  # noqa: E402
@@ -54,7 +57,8 @@ def run_once(estimator: PoseEstimator, data: bytes) -> tuple[float, int]:
 
 
 def timings(estimators: dict[str, PoseEstimator], repeat: int) -> dict[str, dict[str, dict]]:
-    """Median milliseconds and faces found per detector and scene, the detectors taking turns."""
+    """Median milliseconds and faces found per detector and scene, the detectors taking turns, and the median
+    of each round's ratio to MTCNN's time (a round's detectors see the same load)."""
     samples = {name: {scene: [] for scene in scenes()} for name in estimators}
     faces = {name: {} for name in estimators}
     for round_ in range(repeat + 2):  # two warm-up rounds
@@ -68,6 +72,8 @@ def timings(estimators: dict[str, PoseEstimator], repeat: int) -> dict[str, dict
         name: {
             scene: {
                 "median_ms": round(statistics.median(times), 2),
+                "min_ms": round(min(times), 2),
+                "x_mtcnn": round(statistics.median(np.divide(times, samples[BASELINE][scene])), 3),
                 "faces_found": faces[name][scene],
                 "faces_placed": placed[scene],
             }
@@ -109,9 +115,6 @@ def main() -> None:
     for name, per_scene in timings(estimators, args.repeat).items():
         figures[name]["time"] = per_scene
     figures["loadavg_after"] = loadavg()
-    for name in names:
-        for scene, timing in figures[name]["time"].items():
-            timing["x_mtcnn"] = round(timing["median_ms"] / figures[BASELINE]["time"][scene]["median_ms"], 3)
 
     print(f"load average {figures['loadavg_before']} before, {figures['loadavg_after']} after")
     header = ["detector", *SETS, "MAE", *(f"{scene} (x {BASELINE})" for scene in scenes())]

@@ -193,7 +193,7 @@ def test_anchors_follow_mediapipes_layout():
 
 
 def _anchor_grid(height: int, width: int) -> np.ndarray:
-    """The scan graph's anchors (frame pixels) on a ``height x width`` canvas, from the graph's own nodes."""
+    """The scan graph's anchors (canvas pixels) on a ``height x width`` canvas, from the graph's own nodes."""
     from onnx import TensorProto, helper
 
     builder = blazeface._Builder()
