@@ -1,2 +1,1 @@
-"""Face detectors behind one interface: BlazeFace scan (default), MTCNN, OpenCV SSD and Haar, BlazeFace
-(short, full)."""
+"""Face detectors behind one interface: BlazeFace (the scan, the default; short; full), MTCNN, SSD, Haar."""
