@@ -105,10 +105,13 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
-def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str = "mtcnn"):
+def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str | None = None):
+    """``/predict`` with the library's default detector unless told: the CLI and ``estimate`` use it too."""
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)), model, detector, api_name="/predict")
+    from fsanet.detect.detectors import DEFAULT_DETECTOR
+
+    return client.predict(handle_file(str(path)), model, detector or DEFAULT_DETECTOR, api_name="/predict")
 
 
 def test_predict_matches_library_on_real_photos(client):
