@@ -9,6 +9,7 @@ bench_pipeline.py). The Space runs as users start it (``python app.py``, tests/t
 * in the page (the default detector, BlazeFace scan, + the fusion model on onnxruntime-web): processed
   frames/s over the window beside the frames/s the camera presented (every frame kept: the two equal), the
   mean milliseconds per stage (grab the frame, detect, crop, model, draw) and the frames the page skipped;
+  then the same with BlazeFace short range (the tab's default before the scan), for the ratio;
 * streamed to the server (MTCNN, the Photo tab's default, as the tab worked before): processed frames/s read
   from the tab's own frame counter;
 * the bytes a first visit downloads (on the wire: encoded, with headers), in all and for the in-page mode's
@@ -45,9 +46,17 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def in_page(page, url: str, seconds: float) -> dict:
+def in_page(page, url: str, seconds: float, detector: str | None = None) -> dict:
     page.goto(url)
     page.get_by_role("tab", name="Webcam").click()
+    if detector:  # another than the tab's default
+        from space.choices import DETECTORS
+
+        page.locator("#webcam-detector input").click()
+        page.get_by_role("option", name=DETECTORS[detector], exact=True).click()
+        page.wait_for_function(
+            f"window.fsanetWebcam.state.config?.detector.name === '{detector}'", timeout=120_000
+        )
     page.wait_for_function(
         "document.getElementById('inpage-panel')?.dataset.mode === 'inpage'", timeout=120_000
     )
@@ -141,10 +150,15 @@ def main() -> None:
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
         figures["first_visit"] = first_visit_bytes(browser, url)
-        for name, measure in (("in_page", in_page), ("server_stream", server_stream)):
+        runs = (
+            ("in_page", in_page, {}),
+            ("in_page_blazeface_short", in_page, {"detector": "blazeface"}),  # the default before the scan
+            ("server_stream", server_stream, {}),
+        )
+        for name, measure, options in runs:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.grant_permissions(["camera"], origin=url.rstrip("/"))
-            figures[name] = measure(context.new_page(), url, args.seconds)
+            figures[name] = measure(context.new_page(), url, args.seconds, **options)
             context.close()
         browser.close()
     print(json.dumps(figures, indent=2))

@@ -9,7 +9,8 @@ the same arithmetic and get the same boxes from the same pixels. Three graphs (:
 
 * ``short`` and ``full``: MediaPipe's own pipeline. The frame letterboxed as MediaPipe's
   ``ImageToTensorCalculator`` with ``keep_aspect_ratio`` does it: scaled by ``S / max(H, W)`` (bilinear,
-  half-pixel centres, no antialiasing), centred on a black ``S x S`` square, pixels to [-1, 1]; the net;
+  half-pixel centres, no antialiasing, on the 8-bit pixels: the only pass over the whole frame reads just
+  the pixels it samples), centred on a black ``S x S`` square, pixels to [-1, 1]; the net;
   boxes decoded on MediaPipe's SSD anchors (``ssd_anchors_calculator``: one anchor centre per cell, ``2``
   per cell for each layer sharing a stride when ``interpolated_scale_aspect_ratio`` is 1, strides
   8/16/16/16 for short range, one layer of stride 4 for full range);
@@ -49,7 +50,7 @@ import numpy as np
 from fsanet.errors import WeightsUnavailableError
 
 # Part of the cached graphs' key and metadata: bump when a wrapped graph changes.
-GRAPH_FORM = "weighted-nms-2"
+GRAPH_FORM = "weighted-nms-3"
 IMAGE_INPUT = "image"
 OUTPUTS = ["boxes", "scores"]
 MIN_SCORE = 0.5  # MediaPipe's min_score_thresh
@@ -174,30 +175,29 @@ class _Builder:
 
 
 def _pixels(b: _Builder) -> tuple[str, str]:
-    """The frame's RGB channels as float ``(1, 3, H, W)`` (planes: ONNX Runtime's fast bilinear resize), and
-    its ``(H, W)`` as floats."""
-    rgb = b("Slice", IMAGE_INPUT, b.ints(0), b.ints(3), b.ints(3))
+    """The frame as it comes (``uint8 (1, H, W, C)``: resized before anything else touches its pixels, so no
+    pass over the full frame) and its ``(H, W)`` as floats."""
     height_width = b("Cast", b("Slice", b("Shape", IMAGE_INPUT), b.ints(1), b.ints(3)), to=FLOAT)
-    return b("Cast", b("Transpose", rgb, perm=[0, 3, 1, 2]), to=FLOAT), height_width
+    return IMAGE_INPUT, height_width
 
 
 def _resized(b: _Builder, pixels: str, scale: str) -> tuple[str, str]:
-    """``pixels`` scaled by ``scale`` (bilinear, half-pixel centres, no antialiasing) and its ``(h, w)``."""
+    """``pixels`` scaled by ``scale`` (bilinear, half-pixel centres, no antialiasing; ONNX Runtime's 8-bit
+    resize rounds to whole levels), as float RGB, and its ``(h, w)``."""
     scalar = b("Unsqueeze", scale, b.ints(0))
-    scales = b("Concat", b.const([1.0, 1.0]), scalar, scalar, axis=0)
+    scales = b("Concat", b.const([1.0]), scalar, scalar, b.const([1.0]), axis=0)
     resized = b("Resize", pixels, "", scales, mode="linear", coordinate_transformation_mode="half_pixel")
-    return resized, b("Slice", b("Shape", resized), b.ints(2), b.ints(4))
+    rgb = b("Cast", b("Slice", resized, b.ints(0), b.ints(3), b.ints(3)), to=FLOAT)
+    return rgb, b("Slice", b("Shape", resized), b.ints(1), b.ints(3))
 
 
 def _canvas(b: _Builder, resized: str, before: str, after: str) -> str:
     """``resized`` padded with black by ``before`` / ``after`` pixels (int64 ``(2,)``: rows, columns), then
-    pixels to [-1, 1], as the net takes them: ``(1, H, W, 3)`` (the net's own first transpose cancels this
-    one in ONNX Runtime's optimiser)."""
-    zero = b.ints(0, 0)
-    pads = b("Concat", zero, before, zero, after, axis=0)  # (N, C, H, W) begins, then ends
+    pixels to [-1, 1]: the net's ``(1, H, W, 3)`` input."""
+    zero = b.ints(0)
+    pads = b("Concat", zero, before, zero, zero, after, zero, axis=0)  # (N, H, W, C) begins, then ends
     padded = b("Pad", resized, pads, b.const(0.0), mode="constant")  # black, as MediaPipe's border
-    planes = b("Sub", b("Div", padded, b.const(127.5)), b.const(1.0))
-    return b("Transpose", planes, perm=[0, 2, 3, 1])
+    return b("Sub", b("Div", padded, b.const(127.5)), b.const(1.0))
 
 
 def _offset(b: _Builder, before: str) -> str:
