@@ -126,10 +126,13 @@ def client_at(url: str, address: str, **options):
     return Client(url, verbose=False, headers={"X-Forwarded-For": address}, **options)
 
 
-def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str = "mtcnn"):
+def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str | None = None):
+    """``/predict`` with the library's default detector unless told: the CLI and ``estimate`` use it too."""
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)), model, detector, api_name="/predict")
+    from fsanet.detect.detectors import DEFAULT_DETECTOR
+
+    return client.predict(handle_file(str(path)), model, detector or DEFAULT_DETECTOR, api_name="/predict")
 
 
 def test_predict_matches_library_on_real_photos(client):
@@ -510,7 +513,7 @@ def test_group_photo_faces_are_numbered_left_to_right_in_image_and_json(client):
     assert len(lefts) == 3 and lefts == sorted(lefts)
     yaws = [face["yaw"] for face in payload["faces"]]
     assert yaws[0] < -20 and yaws[2] > 20, "the cameraman, then his mirror image: opposite yaws"
-    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, None, "m") for f in payload["faces"]]
+    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, "m") for f in payload["faces"]]
     drawn = np.asarray(Image.open(annotated).convert("RGB"))
     for number, (text, (x1, y1, x2, y2), _) in enumerate(
         face_labels(PoseResult(faces, (1536, 512), 3), drawn.shape), 1
