@@ -220,40 +220,31 @@ def test_named_pipes_and_devices_are_refused_and_left_untouched(argv, fragment, 
     ],
 )
 def test_a_named_pipe_is_refused_before_anything_opens_it(verb, special):
-    """Opening a named pipe blocks until someone opens its other end: each command runs in a fresh
-    interpreter, so a hang fails the test instead of holding up the suite."""
-    result = subprocess.run(
-        [sys.executable, "-m", "fsanet", *[a.format(**special) for a in verb]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert f"{special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
-    assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
+    _pipe_refused_in_a_fresh_interpreter("fsanet", [a.format(**special) for a in verb], special, "")
     assert not (Path(special["tmp"]) / "out").exists()
 
 
 @pytest.mark.parametrize("kind", ["npz", "aflw2000", "biwi"])
 def test_prepare_refuses_a_named_pipe_as_its_source_before_reading_it(kind, special):
     """``leaderboard prepare npz --source FIFO`` hung reading the pipe: refused by its type, in one line, and
-    nothing made (a fresh interpreter, so that a hang fails the test)."""
-    out = Path(special["tmp"]) / "out"
-    argv = ["prepare", kind, "--source", special["fifo"], "--out", str(out), "--benchmark", "aflw2000"]
-    if kind == "biwi":
-        argv[-1] = "biwi"
+    nothing made."""
+    out, board = Path(special["tmp"]) / "out", Path(special["tmp"]) / "board"
+    benchmark = "biwi" if kind == "biwi" else "aflw2000"
+    argv = ["prepare", kind, "--source", special["fifo"], "--out", str(out), "--benchmark", benchmark]
+    argv += ["--results", str(board)]
+    _pipe_refused_in_a_fresh_interpreter("leaderboard", argv, special, "--source ")
+    assert not out.exists() and not board.exists()
+
+
+def _pipe_refused_in_a_fresh_interpreter(module: str, argv: list[str], special: dict, flag: str) -> None:
+    """Opening a named pipe blocks until someone opens its other end: the command runs in a fresh
+    interpreter, so a hang fails the test instead of holding up the suite."""
     result = subprocess.run(
-        [sys.executable, "-m", "leaderboard", *argv, "--results", str(Path(special["tmp"]) / "board")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert f"--source {special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
+    assert f"{flag}{special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
     assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
-    assert not out.exists() and not (Path(special["tmp"]) / "board").exists()
 
 
 def test_prepare_refuses_a_named_pipe_or_a_device_as_its_out(special, files, capsys):

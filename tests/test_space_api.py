@@ -421,7 +421,7 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, tmp_path)
         assert stream.codec_context.name == "h264" and stream.frames == 3  # what browsers play
     assert client.predict(api_name="/leaderboard")["headers"]
     assert len(client.predict(api_name="/plots")) == 5
-    assert Path(client.predict(api_name="/results")).read_text().startswith("model,")
+    assert Path(client.predict(api_name="/results")).read_text().startswith("rank,model,")
     with pytest.raises(Exception, match="upload config.json and model.safetensors, or give a Hub repo id"):
         client.predict(api_name="/submit")  # nothing to submit: the project's message
     assert "data" in client.predict(api_name="/requests")

@@ -635,30 +635,22 @@ COVERED_TITLES_JS = """() => [...document.querySelectorAll('.board-plot')].flatM
 })"""
 
 
-def test_the_board_is_readable_at_1280_px(browser, app_url):
+def test_the_board_is_readable_at_1280_px(page):
     """At 1280 px with every technical column shown, no word of the table is split across lines and no
     cell is cut (once: "ran k", "inpu t", ``n``'s ⚠), and no label chip covers a figure's title (once:
     "tive mae error...")."""
     from leaderboard.display.views import TECHNICAL
 
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    try:
-        page.goto(app_url)
-        page.get_by_role("tab", name="Leaderboard").click()
-        page.locator("#board-table [role=row]:has([role=gridcell])").first.wait_for()
-        page.wait_for_function("() => document.querySelectorAll('.board-plot .gtitle').length === 5")
-        assert page.evaluate(COVERED_TITLES_JS) == []
-        assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}
-        for label in TECHNICAL:  # the widest table
-            page.locator("#board-technical").get_by_label(label, exact=True).check()
-        headers = 13 + len(TECHNICAL)
-        page.wait_for_function(
-            f"() => document.querySelectorAll('#board-table [role=columnheader]').length === {headers}"
-        )
-        assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}
-    finally:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / "board_at_1280_px.png", full_page=True)
-        context.close()
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.locator("#board-table [role=row]:has([role=gridcell])").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.board-plot .gtitle').length === 5")
+    assert page.evaluate(COVERED_TITLES_JS) == []
+    assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}
+    for label in TECHNICAL:  # the widest table
+        page.locator("#board-technical").get_by_label(label, exact=True).check()
+    headers = 13 + len(TECHNICAL)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#board-table [role=columnheader]').length === {headers}"
+    )
+    assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}
