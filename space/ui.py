@@ -286,6 +286,7 @@ def launch(demo: gr.Blocks, **options) -> None:
         ssr_mode=False,
         show_error=False,
         head=PAGE_HEAD + inpage.HEAD_HTML,
+        css=board.BOARD_CSS,
         prevent_thread_lock=True,
         **options,
     )
