@@ -9,9 +9,11 @@ bench_pipeline.py). The Space runs as users start it (``python app.py``, tests/t
 interpreter of a virtualenv installed from its ``requirements.txt`` alone, ``SPACE_ID`` and ``SYSTEM=spaces``
 set, as Hugging Face runs it. Reported, side by side from one run:
 
-* in the page (BlazeFace + the fusion model, or each of ``--models`` in turn, on onnxruntime-web): processed
-  frames/s over the window, the mean milliseconds per stage (grab the frame, detect, crop, model, draw) and
-  the frames the page skipped;
+* in the page (the default detector, BlazeFace scan, + the fusion model, or each of ``--models`` in turn, on
+  onnxruntime-web): processed frames/s over the window beside the frames/s the camera presented (every frame
+  kept: the two equal), the mean milliseconds per stage (grab the frame, detect, crop, model, draw) and the
+  frames the page skipped; then the same with BlazeFace short range (the tab's default before the scan), for
+  the ratio;
 * streamed to the server (MTCNN, the Photo tab's default, as the tab worked before): processed frames/s read
   from the tab's own frame counter;
 * the bytes a first visit downloads (on the wire: encoded, with headers), in all and for the in-page mode's
@@ -48,7 +50,7 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def in_page(page, url: str, seconds: float, model: str | None = None) -> dict:
+def in_page(page, url: str, seconds: float, model: str | None = None, detector: str | None = None) -> dict:
     configs: list[str] = []  # the pair the page runs, as it asked the server for its numbers
     page.on(
         "request", lambda r: configs.append(r.url.split("?", 1)[1]) if "/webcam/config?" in r.url else None
@@ -57,6 +59,14 @@ def in_page(page, url: str, seconds: float, model: str | None = None) -> dict:
     page.get_by_role("tab", name="Webcam").click()
     if model is not None:
         _pick(page, "webcam-model", model)
+    if detector:  # another than the tab's default
+        from space.choices import DETECTORS
+
+        page.locator("#webcam-detector input").click()
+        page.get_by_role("option", name=DETECTORS[detector], exact=True).click()
+        page.wait_for_function(
+            f"window.fsanetWebcam.state.config?.detector.name === '{detector}'", timeout=120_000
+        )
     page.wait_for_function(
         "document.getElementById('inpage-panel')?.dataset.mode === 'inpage'", timeout=120_000
     )
@@ -69,8 +79,11 @@ def in_page(page, url: str, seconds: float, model: str | None = None) -> dict:
     elapsed = time.perf_counter() - start
     frames = last["frames"] - first["frames"]
     stages = {k: round((last["totals"][k] - first["totals"][k]) / frames, 2) for k in last["totals"]}
+    camera = last["camera"] - first["camera"]
     return {
         "processed_fps": round(frames / elapsed, 1),
+        "camera_fps": round(camera / elapsed, 1),
+        "processed_of_camera_frames": f"{frames}/{camera}",
         "stage_ms": stages,
         "skipped_frames": last["dropped"] - first["dropped"],
         "faces": len(page.evaluate("window.fsanetWebcam.snapshot()")["faces"]),
@@ -155,11 +168,18 @@ def main() -> None:
             executable_path=str(CHROMIUM), args=[*ARGS, f"--use-file-for-fake-video-capture={clip}"]
         )
         figures["first_visit"] = first_visit_bytes(browser, url)
-        runs = [(f"in_page {model or ''}".strip(), in_page, model) for model in args.models or [None]]
-        for name, measure, *model in [*runs, ("server_stream", server_stream)]:
+        runs = [
+            *(
+                (f"in_page {model or ''}".strip(), in_page, {"model": model})
+                for model in args.models or [None]
+            ),
+            ("in_page_blazeface_short", in_page, {"detector": "blazeface"}),  # the default before the scan
+            ("server_stream", server_stream, {}),
+        ]
+        for name, measure, options in runs:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.grant_permissions(["camera"], origin=url.rstrip("/"))
-            figures[name] = measure(context.new_page(), url, args.seconds, *model)
+            figures[name] = measure(context.new_page(), url, args.seconds, **options)
             context.close()
         browser.close()
     figures["served_from"] = str(args.bundle or ROOT)

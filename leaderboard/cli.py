@@ -21,9 +21,10 @@ from fsanet.cli.args import (
     program,
 )
 from fsanet.errors import FSANetError
+from fsanet.utils.files import check_regular
 
-from .display.columns import MEASURED, SOURCES, board_frame, board_frame_with_reported
-from .display.downloads import format_table
+from .display.columns import MEASURED, SOURCES, board_frame_with_reported
+from .display.downloads import download_frame, format_table
 from .display.views import ALL, PROTOCOLS, board_view
 from .protocol.benchmarks import BENCHMARKS, get_benchmark, looked_in, remember_dataset
 from .protocol.data import DatasetUnavailableError, push_dataset_to_hub
@@ -56,14 +57,16 @@ def _prepare(args: argparse.Namespace) -> Any:
     benchmark = args.benchmark or {"aflw2000": "aflw2000", "biwi": "biwi"}.get(args.kind)
     if benchmark is None:
         raise ValueError("prepare npz needs --benchmark (which benchmark the .npz file is)")
-    out = Path(args.out) if args.out else Path(get_benchmark(benchmark).source(_root(args)))
+    # A named pipe would block the import, a device never ends: refused before anything is read or made.
+    source = check_regular(args.source, "--source")
+    out = check_regular(args.out or get_benchmark(benchmark).source(_root(args)), "--out")
     if args.kind == "aflw2000":
-        path = importers.prepare_aflw2000(Path(args.source), out, args.overwrite)
+        path = importers.prepare_aflw2000(source, out, args.overwrite)
     elif args.kind == "biwi":
         sequences = [int(s) for s in args.test_sequences.split(",")] if args.test_sequences else None
-        path = importers.prepare_biwi(Path(args.source), out, benchmark, None, sequences, args.overwrite)
+        path = importers.prepare_biwi(source, out, benchmark, None, sequences, args.overwrite)
     else:
-        path = importers.prepare_npz(Path(args.source), out, benchmark, args.overwrite)
+        path = importers.prepare_npz(source, out, benchmark, args.overwrite)
     remember_dataset(benchmark, path, _root(args))  # evaluate/seed/worker look there from now on
     meta = json.loads((path / "leaderboard_dataset.json").read_text())
     if args.push_to_hub:
@@ -119,7 +122,9 @@ def _table(args: argparse.Namespace) -> str:
             f"no ranked results for {benchmark} on this board (--all shows the models of the other protocol "
             "and those that state none)"
         )
-    return format_table(view, args.format)
+    if args.format == "markdown":  # for reading: rounded and flagged as on screen
+        return format_table(view, args.format)
+    return format_table(download_frame(table, benchmark, args.all, args.search), args.format)  # data
 
 
 def _queue(args: argparse.Namespace) -> Any:
@@ -134,32 +139,50 @@ def _submit(args: argparse.Namespace) -> Any:
 
     results = ResultsStore(_root(args))
     stated = {"trained_on": args.trained_on, "protocol": args.protocol}
+    queue = _queue(args)
     request = submit(
         args.source,
         name=args.name,
         revision=args.revision,
-        queue=_queue(args),
+        queue=queue,
         results=results,
         stated=stated,
     )
-    return request.public()
+    return _said(args, [request.id], queue)[0]
 
 
 def _requests(args: argparse.Namespace) -> Any:
     """The queue as anyone may read it (no submitter, no worker host)."""
     queue = _queue(args)
     if args.id:
-        return queue.public_get(args.id)
-    requests, problems = queue.public_list()
-    for message in problems:
-        print(f"warning: {message}", file=sys.stderr)
-    return requests
+        queue.get(args.id)  # an unknown id: refused before anything is printed
+        return _said(args, [args.id], queue)[0]
+    said = _said(args, None, queue)
+    return said if args.json else "\n".join(said) or "No requests."
 
 
 def _retry(args: argparse.Namespace) -> Any:
     from .service.submission import retry_request
 
-    return retry_request(args.id, _queue(args)).public()
+    queue = _queue(args)
+    retry_request(args.id, queue)
+    return _said(args, [args.id], queue)[0]
+
+
+def _said(args: argparse.Namespace, ids: list[str] | None, queue: Any) -> list[Any]:
+    """The requests ``ids`` (None: every one, oldest first) as anyone may read them: a sentence each with
+    their state and place in the queue, or with ``--json`` their public records."""
+    from .display.requests import describe_request
+    from .service.limits import queue_positions
+
+    requests, problems = queue.list()
+    for message in problems if ids is None else ():
+        print(f"warning: {message}", file=sys.stderr)
+    chosen = [r for r in requests if ids is None or r.id in ids]
+    if args.json:
+        return [request.public() for request in chosen]
+    positions = queue_positions(requests)
+    return [describe_request(r.public(), positions.get(r.id)) for r in chosen]
 
 
 def _worker(args: argparse.Namespace) -> Any:
@@ -205,14 +228,13 @@ def _plot(args: argparse.Namespace) -> Any:
             f"no results for --benchmark {args.benchmark!r} in {_root(args)}; "
             f"benchmarks with results: {', '.join(known) or 'none'}"
         )
+    figures = plots.board_figures(snapshot, args.benchmark, show_all=args.all)  # as the Space draws them
+    if not figures:
+        raise FSANetError(
+            f"no ranked results for {args.benchmark} on this board (--all draws the models of the other "
+            "protocol and those that state none)"
+        )
     out = output_dir(args.out)
-    figures = {
-        "mae_bars": plots.mae_bars(board_frame(snapshot), args.benchmark),
-        "mae_by_yaw": plots.yaw_bin_figure(rows, args.benchmark),
-        "cumulative_mae": plots.cumulative_figure(rows, args.benchmark, "mae"),
-        "cumulative_geodesic": plots.cumulative_figure(rows, args.benchmark, "geodesic"),
-        "robustness": plots.robustness_figure(rows, args.benchmark),
-    }
     try:
         return [
             str(plots.save_figure(fig, out / f"{args.benchmark}_{name}.{args.ext}"))
@@ -225,6 +247,7 @@ def _plot(args: argparse.Namespace) -> Any:
         ) from None
 
 
+JSON_HELP = "print the request(s) as JSON (what anyone may read of them), not as sentences"
 RESULTS_HELP = "board directory (default: $LEADERBOARD_DIR or ./leaderboard-data); before or after the verb"
 
 
@@ -267,7 +290,13 @@ def build_parser() -> CliParser:
     ev.set_defaults(func=_evaluate)
 
     table = verb("table", help="print the board, ranked per benchmark as the Space shows it")
-    table.add_argument("--format", choices=["csv", "json", "markdown"], default="markdown")
+    table.add_argument(
+        "--format",
+        choices=["csv", "json", "markdown"],
+        default="markdown",
+        help="markdown: as on screen (rounded, small test sets flagged); csv, json: data (rank, every field, "
+        "full precision)",
+    )
     table.add_argument("--benchmark", help="only this benchmark's rows")
     table.add_argument("--all", action="store_true", help="every model, also those of the other protocol")
     table.add_argument("--search", default="", help="only models whose name contains this")
@@ -283,14 +312,17 @@ def build_parser() -> CliParser:
     submit.add_argument(
         "--protocol", choices=PROTOCOLS, help="the protocol it was trained for, if config.json is silent"
     )
+    submit.add_argument("--json", action="store_true", help=JSON_HELP)
     submit.set_defaults(func=_submit)
 
-    requests = verb("requests", help="show submission requests")
+    requests = verb("requests", help="show submission requests: their state and place in the queue")
     requests.add_argument("--id")
+    requests.add_argument("--json", action="store_true", help=JSON_HELP)
     requests.set_defaults(func=_requests)
 
     retry = verb("retry", help="requeue a failed request")
     retry.add_argument("id")
+    retry.add_argument("--json", action="store_true", help=JSON_HELP)
     retry.set_defaults(func=_retry)
 
     worker = verb("worker", help="evaluate pending requests on every present benchmark")
@@ -308,10 +340,13 @@ def build_parser() -> CliParser:
     seed.add_argument("--force", action="store_true")
     seed.set_defaults(func=_seed)
 
-    plot = verb("plot", help="write the board's figures for one benchmark")
+    plot = verb("plot", help="write the board's figures for one benchmark, its protocol's models as in table")
     plot.add_argument("--benchmark", required=True)
     plot.add_argument("--out", required=True)
-    plot.add_argument("--ext", choices=["html", "png"], default="html")
+    plot.add_argument(
+        "--ext", choices=["html", "png"], default="html", help="html: plotly.min.js once beside them"
+    )
+    plot.add_argument("--all", action="store_true", help="every model, also those of the other protocol")
     plot.set_defaults(func=_plot)
     return parser
 
@@ -327,5 +362,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes its text
         print(f"error: {message}", file=sys.stderr)
         return 2
-    print(output if isinstance(output, str) else json.dumps(output, indent=2, default=str))
+    text = output if isinstance(output, str) else json.dumps(output, indent=2, default=str)
+    print(text, end="" if text.endswith("\n") else "\n")  # a table ends with its own newline
     return 0

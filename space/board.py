@@ -21,37 +21,41 @@ from leaderboard import (
     ResultsStore,
     SubmissionError,
     board_frame,
-    cumulative_figure,
     format_table,
-    mae_bars,
     present_benchmarks,
-    robustness_figure,
     submit_files,
     submit_repo,
-    yaw_bin_figure,
 )
 from leaderboard.display.columns import MEASURED, SOURCES, board_frame_with_reported
-from leaderboard.display.plots import no_results_figure
+from leaderboard.display.downloads import download_frame
+from leaderboard.display.plots import FIGURES, board_figures, no_results_figure
+from leaderboard.display.requests import describe_request
 from leaderboard.display.views import (
     ABOUT,
     ALL,
     FLAG,
+    MAX_SEARCH,
     SMALL_TEST_SET,
     TECHNICAL,
     board_view,
     quoted_numbers,
     styled,
 )
-from leaderboard.protocol.benchmarks import looked_in
+from leaderboard.protocol.benchmarks import no_data_message
+from leaderboard.service.limits import queue_positions
 from leaderboard.service.seed import seed_status
 from leaderboard.settings import leaderboard_dir, poll_seconds, results_repo, worker_enabled
 from space import clients
 from space.outputs import save_bytes
+from space.refusals import refusal
 
 ANGLES_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "angles.png"
-PLOT_LABELS = ("MAE per axis", "MAE by |yaw|", "Cumulative MAE", "Cumulative geodesic error", "Robustness")
+PLOT_LABELS = tuple(FIGURES.values())
 REQUEST_COLUMNS = ["id", "model_name", "status", "architecture", "protocol", "source", "created", "result"]
 QUEUE_REFRESH_S = 3.0
+# Gradio wraps a table's text anywhere (word-break: break-word), so a squeezed column splits its name
+# ("ran k", "inpu t"): words stay whole here, and a table wider than its box scrolls sideways.
+BOARD_CSS = "#board-table .wrap { word-break: normal; overflow-wrap: normal; }"
 NOT_STATED = "not stated"
 PROTOCOL_CHOICES = [
     ("not stated (shown only with every model)", NOT_STATED),
@@ -106,11 +110,14 @@ def reload_store() -> str:
 
 
 def list_requests() -> tuple[list[dict[str, Any]], list[str]]:
-    """The store's requests as anyone may read them (no submitter, no worker host) and its unusable files,
-    read at most once per queue refresh for every client."""
+    """The store's requests as anyone may read them (no submitter, no worker host; a pending one's place in
+    the queue) and its unusable files, read at most once per queue refresh for every client."""
     with _Reloads.lock:
         if time.monotonic() - _Reloads.listed_at >= QUEUE_REFRESH_S - 0.5:
-            _Reloads.listing = RequestStore().public_list()
+            requests, problems = RequestStore().list()
+            positions = queue_positions(requests)
+            public = [{**request.public(), "position": positions.get(request.id)} for request in requests]
+            _Reloads.listing = (public, problems)
             _Reloads.listed_at = time.monotonic()
         return _Reloads.listing
 
@@ -136,9 +143,11 @@ def _view(
     snapshot: BoardSnapshot, search: str, benchmark: str, show_all: bool, technical: list[str] | None = None
 ) -> pd.DataFrame:
     try:
-        return board_view(board_frame_with_reported(snapshot), benchmark, show_all, search, technical or ())
-    except ValueError as error:
-        raise gr.Error(str(error)) from None
+        return board_view(
+            board_frame_with_reported(snapshot), benchmark or ALL, bool(show_all), search, technical or ()
+        )
+    except ValueError as error:  # a search over the bound, an unknown column
+        raise refusal(str(error)) from None
 
 
 def board_table(
@@ -157,13 +166,19 @@ def board_status(search: str = "", benchmark: str = ALL, show_all: bool = False)
 
 
 def _status_line(snapshot: BoardSnapshot, updated: str, search: str, benchmark: str, show_all: bool) -> str:
+    benchmark = benchmark or ALL  # an API call may send None
     problems = [*snapshot.problems, *list_requests()[1]]
     skipped = f"\n\nSkipped {len(problems)} unusable file(s): " + "; ".join(problems) if problems else ""
     seeding = _seeding_line()
     if not snapshot.rows:
         return (seeding or _empty_board()) + skipped
-    view = _view(snapshot, search, benchmark, show_all)
-    measured = view[view["source"] == SOURCES[MEASURED]]
+    try:
+        view = _view(snapshot, search, benchmark, show_all)
+    except gr.Error as error:  # said here, where the count of rows would be (the table refuses it too)
+        return f"⚠️ {error.message}"
+    measured = view[view["source"] == SOURCES[MEASURED]]  # the papers' numbers follow, never counted
+    if measured.empty and benchmark != ALL and benchmark not in benchmarks_present():
+        return seeding + _no_data(benchmark) + skipped
     rows = (
         f"{len(measured)} result(s) for {measured['model'].nunique()} model(s) shown, then "
         f"{len(view) - len(measured)} number(s) the papers report (*reported*, in italics: never ranked). "
@@ -210,14 +225,21 @@ def _empty_board() -> str:
     root = leaderboard_dir()
     if benchmarks_present():
         return f"**No results yet** (nothing in `{root}/results`): the registry's models are scored at start."
-    variables = ", ".join(f"`{spec.env_var}`" for spec in BENCHMARKS.values())
     return (
-        f"**No benchmark data**, so no results (nothing in `{root}/results`). Set {variables} to a Hub "
-        "dataset id, a prepared dataset folder (`python -m leaderboard prepare`), or the original AFLW2000 "
-        "folder (`.jpg` + `.mat`) or BIWI `hpdb` folder (imported at start), then restart: the registry's "
-        f"models are scored on it. Looked in: {looked_in(root)}. Or set `LEADERBOARD_DIR` to a board that "
-        "holds results (or `RESULTS_REPO` to a Hub dataset of results)."
+        f"{_no_data()} Or set `LEADERBOARD_DIR` to a board that holds results (or "
+        "`RESULTS_REPO` to a Hub dataset of results)."
     )
+
+
+def _no_data(benchmark: str = ALL) -> str:
+    """What to provide, and where it was looked for: the empty board's instructions (``all``), and those
+    of a picked benchmark without data."""
+    root = leaderboard_dir()
+    if benchmark == ALL:
+        head = f"**No benchmark data**, so no results (nothing in `{root}/results`)."
+    else:
+        head = f"**No benchmark data for {benchmark}**, so no results on it."
+    return f"{head} {no_data_message(None if benchmark == ALL else [benchmark], root)}"
 
 
 def board_plots(
@@ -232,29 +254,28 @@ def board_plots(
 def _figures(
     snapshot: BoardSnapshot, benchmark: str, search: str, show_all: bool
 ) -> tuple[go.Figure, go.Figure, go.Figure, go.Figure, go.Figure]:
-    table = board_frame(snapshot)
-    if benchmark == ALL:
+    if benchmark in (ALL, None):
+        table = board_frame(snapshot)
         benchmark = table["benchmark"].iloc[0] if not table.empty else next(iter(BENCHMARKS))
-    models = board_view(table, benchmark, show_all, search)["model"].tolist()
-    if not models:
-        return tuple(no_results_figure(label, benchmark) for label in PLOT_LABELS)
-    rows = snapshot.rows
-    return (
-        mae_bars(table, benchmark, models),
-        yaw_bin_figure(rows, benchmark, models),
-        cumulative_figure(rows, benchmark, "mae", models),
-        cumulative_figure(rows, benchmark, "geodesic", models),
-        robustness_figure(rows, benchmark, "mae", models),
-    )
+    try:
+        figures = board_figures(snapshot, benchmark, bool(show_all), search)
+    except ValueError as error:  # a search over the bound
+        raise refusal(str(error)) from None
+    if not figures:
+        note = "" if benchmark in benchmarks_present() else "no benchmark data: see above"
+        return tuple(no_results_figure(label, benchmark, note) for label in PLOT_LABELS)
+    return tuple(figures.values())
 
 
 def export_results(fmt: Literal["csv", "json"] = "csv") -> str:
-    """Every stored result, then every number the papers report (``kind``: measured or reported, with the
-    difference), as a downloadable CSV or JSON file (path); the CSV is safe for spreadsheets."""
+    """Every stored result, then every number the papers report, as a downloadable CSV or JSON file (path):
+    its rank (none for a paper's number), ``kind`` (measured or reported), the difference, every field at
+    full precision (:func:`~leaderboard.display.downloads.download_frame`); the CSV is safe for
+    spreadsheets."""
     if fmt not in ("csv", "json"):
         raise gr.Error(f"unknown format {fmt!r}: choose csv or json")
     # One pruned folder, files named by content: calls leave no folder behind.
-    table = board_frame_with_reported(read_board()[0])
+    table = download_frame(board_frame_with_reported(read_board()[0]))
     return save_bytes(format_table(table, fmt).encode(), f".{fmt}", stem="leaderboard")
 
 
@@ -265,16 +286,17 @@ def _status(request: dict[str, Any]) -> str:
     if request["status"] == "failed":
         return f"failed: {request.get('reason')}"
     if request["status"] == "pending":
-        return f"pending: {_waiting_for()}"
+        return f"pending: {_blocked_by() or 'waiting for its turn'}"
     return request["status"]
 
 
-def _waiting_for() -> str:
+def _blocked_by() -> str | None:
+    """What keeps every pending request waiting on this Space, if anything."""
     if not worker_enabled():
         return "waiting for a worker (python -m leaderboard worker --watch)"
     if not benchmarks_present():
         return "waiting for benchmark data (see the Leaderboard tab)"
-    return "waiting for its turn"
+    return None
 
 
 def _result(request: dict[str, Any]) -> str:
@@ -294,12 +316,16 @@ def requests_table() -> pd.DataFrame:
 
 
 def your_request(request: dict[str, Any] | None) -> Any:
-    """The submitted request as it is now (as anyone may read it), its status said as in the queue (the
-    Submit tab follows it)."""
+    """The submitted request as it is now, in a sentence: its state, a pending one's place in the queue and
+    what it waits for (the Submit tab follows it)."""
     if not isinstance(request, dict):
         return gr.skip()
     current = next((r for r in list_requests()[0] if r["id"] == request.get("id")), None)
-    return gr.skip() if current is None else {**current, "status": _status(current)}
+    if current is None:
+        return gr.skip()
+    sentence = describe_request(current, current.get("position"))
+    blocked = _blocked_by() if current["status"] == "pending" else None
+    return f"{sentence} It is {blocked}." if blocked else sentence
 
 
 def _accepted_message(request: dict[str, Any]) -> str:
@@ -343,6 +369,9 @@ def submit_variant(
     """
     if not clients.may_submit(request):
         raise gr.Error(clients.submit_refusal(), title="Submission rejected")
+    # An API call may send None (or nothing) for any field: the same as left empty.
+    name, repo_id, revision, trained_on = (str(text or "") for text in (name, repo_id, revision, trained_on))
+    protocol = protocol or NOT_STATED
     stated = {
         "trained_on": trained_on.strip() or None,
         "protocol": None if protocol == NOT_STATED else protocol,
@@ -373,7 +402,11 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
     status = gr.Markdown(board_status(), elem_id="board-status")
     with gr.Row():
         search = gr.Textbox(
-            value="", label="Search models", placeholder="e.g. caps, ssrnet", elem_id="board-search"
+            value="",
+            label="Search models",
+            placeholder="e.g. caps, ssrnet",
+            max_length=MAX_SEARCH,  # the page sends no more than the board takes
+            elem_id="board-search",
         )
         benchmark = gr.Dropdown([ALL, *BENCHMARKS], value=ALL, label="Benchmark")
         show_all = gr.Checkbox(
@@ -395,7 +428,8 @@ def leaderboard_tab(demo: gr.Blocks) -> None:
         fmt = gr.Radio(["csv", "json"], value="csv", label="Download format")
         download = gr.Button("Download results", elem_id="board-download")
         file = gr.File(label="Results file", elem_id="board-file")
-    plots = [gr.Plot(label=label) for label in PLOT_LABELS]  # one per row: readable with many models
+    # One per row: readable with many models. No label chip: it would cover the figure's own title.
+    plots = [gr.Plot(label=label, show_label=False, elem_classes="board-plot") for label in PLOT_LABELS]
     filters = [search, benchmark, show_all]
     # New results appear without a restart: the store is re-read on page load and on a timer, once for
     # everything the tab shows (the figures are redrawn on the timer only when the board changed).
@@ -470,15 +504,17 @@ def submit_tab() -> None:
         gr.LoginButton(elem_id="submit-login")
     send = gr.Button("Submit", variant="primary", elem_id="submit-button")
     message = gr.Markdown(label="Submission status", elem_id="submit-message")
-    request = gr.JSON(label="Your submission", elem_id="submit-request")
+    # The request as anyone may read it: /submit's first output (for API callers); the page says it in words.
+    request = gr.JSON(label="Your submission", visible=False, elem_id="submit-request")
+    followed = gr.Markdown(elem_id="submit-followed")
     refresh = gr.Button("Refresh queue")
     queue = gr.Dataframe(requests_table, label="Queue and status", interactive=False, elem_id="submit-queue")
     inputs = [files, name, repo_id, revision, trained_on, protocol]
     # The queue is not an output of the submission: a refused one leaves it a table (then refreshes it).
-    send.click(submit_variant, inputs, [request, message], api_name="submit").then(
-        requests_table, None, queue, api_visibility="private", show_progress="hidden"
-    )
+    sent = send.click(submit_variant, inputs, [request, message], api_name="submit")
+    sent.then(requests_table, None, queue, api_visibility="private", show_progress="hidden")
+    sent.success(your_request, request, followed, api_visibility="private", show_progress="hidden")
     refresh.click(requests_table, None, queue, api_name="requests")
     live = gr.Timer(QUEUE_REFRESH_S)  # the live status: pending -> running (progress) -> finished
     live.tick(requests_table, None, queue, api_visibility="private", show_progress="hidden")
-    live.tick(your_request, request, request, api_visibility="private", show_progress="hidden")
+    live.tick(your_request, request, followed, api_visibility="private", show_progress="hidden")

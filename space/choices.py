@@ -8,14 +8,13 @@ from fsanet.models.registry import describe, explain
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 
 DETECTORS = {
-    "mtcnn": "MTCNN (default; turned and small faces)",
+    "blazeface_scan": "BlazeFace scan (default; MediaPipe; faces from ~45 px; runs in the Webcam page)",
+    "mtcnn": "MTCNN (faces from 20 px; its weights: research use)",
     "haar": "OpenCV Haar cascade (fast, frontal faces only)",
     "ssd": "OpenCV SSD (the FSA-Net demo's detector)",
     "blazeface": "BlazeFace short range (MediaPipe; fast; faces within ~2 m; runs in the Webcam page)",
     "blazeface_full": "BlazeFace full range (MediaPipe; faces within ~5 m; runs in the Webcam page)",
 }
-# The Webcam tab's default: it runs in the page (space/inpage.py); the other detectors stream to the server.
-WEBCAM_DETECTOR = "blazeface"
 
 
 def model_label(name: str) -> str:
@@ -40,9 +39,11 @@ def model_choices() -> list[tuple[str, str]]:
     return [(model_label(name), name) for name in ordered]
 
 
-def webcam_detector() -> str:
-    """The Webcam tab's default detector: BlazeFace where its weights are installed, else the default."""
-    return WEBCAM_DETECTOR if WEBCAM_DETECTOR in available_detectors() else DEFAULT_DETECTOR
+def default_detector() -> str:
+    """The pickers' detector (every tab's, the Webcam tab's in-page one too): the library's default where its
+    weights are installed, else the first detector that works here."""
+    available = available_detectors()
+    return DEFAULT_DETECTOR if DEFAULT_DETECTOR in available else available[0]
 
 
 def detector_choices() -> list[tuple[str, str]]:

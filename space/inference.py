@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from fsanet import FSANetError
-from fsanet.data.imageio import check_size, load_image, read_size
+from fsanet.data.imageio import check_size, open_image
 from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.drawing import draw_poses
 from fsanet.pipeline.estimate import DEFAULT_MODEL, PoseResult, to_json
@@ -50,21 +50,22 @@ def estimate_upload(
 ) -> tuple[str, np.ndarray, PoseResult]:
     """(display name, RGB image, faces left to right) of an upload; raises FSANetError or Busy.
 
-    The header is read (and checked) before the request takes a worker slot; the pixels are
-    decoded only inside the slot.
+    The file is read once and its header checked before the request takes a worker slot; the pixels
+    are decoded only inside the slot.
     """
     name = display_name(source)
     caps: dict[str, int] = {"max_bytes": max_photo_bytes()}
     if max_pixels:
         caps["max_pixels"] = max_pixels
-    width, height = read_size(source, name=name, **caps)
-    with admission.admit(client_key(request), width * height):
-        options = {"detect_max_side": detect_side} if detect_side else {}
-        estimator = runtime.estimator(model, detector, **options)
-        rgb = load_image(source, name=name, **caps)
-        if mirrored:  # the browser mirrors webcam frames like a mirror; the model needs the camera's view
-            rgb = np.ascontiguousarray(rgb[:, ::-1])
-        return name, rgb, estimator.estimate_rgb(rgb)
+    with open_image(source, name=name, **caps) as upload:
+        width, height = upload.size
+        with admission.admit(client_key(request), width * height):
+            options = {"detect_max_side": detect_side} if detect_side else {}
+            estimator = runtime.estimator(model, detector, **options)
+            rgb = upload.decode()
+            if mirrored:  # the browser mirrors webcam frames like a mirror; the model needs the camera's view
+                rgb = np.ascontiguousarray(rgb[:, ::-1])
+            return name, rgb, estimator.estimate_rgb(rgb)
 
 
 @runtime.gpu

@@ -3,8 +3,9 @@
 Routes (GET, under :data:`PREFIX`, added to Gradio's FastAPI app by :func:`add_routes`):
 
 * ``webcam/config?model=NAME&detector=NAME``: :func:`fsanet.pipeline.browser.browser_parameters` of the
-  Space's own estimator for that pair (the one ``/predict`` uses), plus the URLs below; ``409`` with
-  ``{"error", "server_only": true}`` when the page cannot run the pair (it then streams to the server),
+  Space's own estimator for that pair (the one ``/predict`` uses), plus the URLs below; when the page cannot
+  run the pair, ``{"error", "server_only": true}`` (a ``200``: an answer, not a failure, so picking a
+  server-only detector logs no error in the browser's console; the page then streams to the server), and
   ``422`` with ``{"error", "server_only": false}`` when the choice fails anyway (weights not available);
 * ``webcam/model/NAME/SHA256.onnx``: the pose model's ONNX file (``python -m fsanet export``'s bytes), and
   ``webcam/detector/NAME/SHA256.onnx``: the detector's graph; both named by content, cached for a year;
@@ -27,7 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fsanet import FSANetError
 from fsanet.pipeline.browser import ServerOnlyError, browser_parameters
 from space import runtime, webassets
-from space.choices import WEBCAM_DETECTOR, detector_choices, model_choices
+from space.choices import default_detector, detector_choices, model_choices
 
 PREFIX = "fsanet"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -48,8 +49,11 @@ NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 
 
 def runs_in_page() -> bool:
-    """Whether the Webcam tab can run in the page here: onnxruntime-web served and BlazeFace offered."""
-    return webassets.ort_web_dir() is not None and WEBCAM_DETECTOR in {n for _, n in detector_choices()}
+    """Whether the Webcam tab can run in the page here: onnxruntime-web served and the pickers' detector one
+    the page runs (BlazeFace's files installed)."""
+    return (
+        webassets.ort_web_dir() is not None and runtime.detector(default_detector()).graph_file() is not None
+    )
 
 
 def _ort_url() -> str:
@@ -99,7 +103,9 @@ def _config(model: str = "", detector: str = "") -> JSONResponse:
     try:
         return JSONResponse(page_config(model, detector), headers={"Cache-Control": "no-cache", **NOSNIFF})
     except ServerOnlyError as error:
-        return JSONResponse({"error": str(error), "server_only": True}, status_code=409, headers=NOSNIFF)
+        return JSONResponse(
+            {"error": str(error), "server_only": True}, headers={"Cache-Control": "no-cache", **NOSNIFF}
+        )
     except FSANetError as error:
         return JSONResponse({"error": str(error), "server_only": False}, status_code=422, headers=NOSNIFF)
 

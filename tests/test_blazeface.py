@@ -166,18 +166,22 @@ def test_rgba_frames_and_rgb_give_the_same_boxes_and_a_blank_frame_none():
     assert [len(v) for v in detect(session, np.full((300, 400, 3), 128, np.uint8))] == [0, 0]
 
 
-def test_graph_file_is_cached_with_its_metadata_and_loads_in_a_bare_runtime():
+def test_graph_files_are_cached_with_their_metadata_and_load_in_a_bare_runtime():
     import onnxruntime as ort
 
-    path = graph_file("short")
-    model = onnx.load(str(path))
-    metadata = {p.key: p.value for p in model.metadata_props}
-    assert metadata["fsanet.form"] == blazeface.GRAPH_FORM and metadata["fsanet.name"] == "blazeface_short"
-    assert model.opset_import[0].version == 17 and model.ir_version == 8  # onnxruntime-web reads it
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [o.name for o in session.get_outputs()] == ["boxes", "scores"]
-    assert path.stat().st_size < 3_000_000
-    assert graph_file("short") == path
+    paths = blazeface.graph_files()  # every graph of every detector, in one call
+    assert list(paths) == list(blazeface.GRAPHS) == ["short", "full", "scan"]
+    for graph, path in paths.items():
+        model = onnx.load(str(path))
+        metadata = {p.key: p.value for p in model.metadata_props}
+        assert metadata["fsanet.form"].startswith(blazeface.GRAPH_FORM)
+        assert metadata["fsanet.name"] == f"blazeface_{graph}"
+        assert model.opset_import[0].version == 17 and model.ir_version == 8  # onnxruntime-web reads it
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["boxes", "scores"]
+        assert path.stat().st_size < 3_000_000
+        assert graph_file(graph) == path
+    assert "scan0.45x196608" in onnx.load(str(paths["scan"])).metadata_props[1].value  # its numbers: its key
 
 
 def test_anchors_follow_mediapipes_layout():
@@ -186,3 +190,48 @@ def test_anchors_follow_mediapipes_layout():
     np.testing.assert_allclose(short[:2], [[1 / 32, 1 / 32]] * 2)  # two per cell on the stride-8 grid
     np.testing.assert_allclose(short[512], [1 / 16, 1 / 16])  # then six per cell on the stride-16 grid
     np.testing.assert_allclose(full[1], [3 / 96, 1 / 96])
+
+
+def _anchor_grid(height: int, width: int) -> np.ndarray:
+    """The scan graph's anchors (canvas pixels) on a ``height x width`` canvas, from the graph's own nodes."""
+    from onnx import TensorProto, helper
+
+    builder = blazeface._Builder()
+    grid = blazeface._anchor_grid(builder, VARIANTS["short"], "canvas")
+    builder("Identity", grid, name="anchors")
+    graph = helper.make_graph(
+        builder.nodes,
+        "anchors",
+        [helper.make_tensor_value_info("canvas", TensorProto.FLOAT, [1, "h", "w", 3])],
+        [helper.make_tensor_value_info("anchors", TensorProto.FLOAT, None)],
+        builder.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    canvas = np.zeros((1, height, width, 3), np.float32)
+    return create_session(model.SerializeToString()).run(None, {"canvas": canvas})[0]
+
+
+def test_the_scans_anchors_are_mediapipes_laid_on_any_canvas():
+    short = VARIANTS["short"]
+    np.testing.assert_allclose(_anchor_grid(128, 128), short.anchors() * 128)  # the net's own canvas
+    wide = _anchor_grid(96, 160)  # the same layout on a canvas of another shape, in the net's output order
+    assert wide.shape == ((12 * 20) * 2 + (6 * 10) * 6, 2)
+    np.testing.assert_allclose(wide[[0, 1, 2, 2 * 20]], [[4, 4], [4, 4], [12, 4], [4, 12]])
+    np.testing.assert_allclose(wide[12 * 20 * 2 :][[0, 5, 6, -1]], [[8, 8], [8, 8], [24, 8], [152, 88]])
+
+
+def test_the_scan_finds_the_short_graphs_faces_and_the_small_ones_it_misses():
+    from fsanet.detect.detectors import create_detector
+    from tests.detection_sets import astronaut_scenes
+
+    scan, short = shared_session("scan"), shared_session("short")
+    (portrait, _), (wide, boxes) = astronaut_scenes().values()
+    (want,), (got,) = detect(short, portrait)[0], detect(scan, portrait)[0]
+    assert np.abs(got - want).max() < 0.06 * (want[2] - want[0]), (got, want)
+    assert len(detect(short, wide)[0]) == 0 and len(detect(scan, wide)[0]) == len(boxes) == 5
+    big = cv2.resize(portrait, (4000, 3000))  # a face too big for the fine level: the coarse one finds it
+    boxes, scores = detect(scan, big)
+    (found,) = boxes[scores >= create_detector("blazeface_scan").min_score]  # and its suit is no face
+    np.testing.assert_allclose(found, want * 4000 / 640, atol=0.06 * (found[2] - found[0]))
+    assert [len(v) for v in detect(scan, np.full((300, 400, 3), 128, np.uint8))] == [0, 0]

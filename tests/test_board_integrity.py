@@ -405,7 +405,7 @@ def test_six_parallel_submits_by_one_user_leave_three_waiting(board, tmp_path, m
     monkeypatch.setenv("LEADERBOARD_MAX_PENDING", "3")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     commands = [
-        [sys.executable, "-m", "leaderboard", "submit", str(folder), "--name", f"six/{index}"]
+        [sys.executable, "-m", "leaderboard", "submit", str(folder), "--name", f"six/{index}", "--json"]
         for index, folder in enumerate(_distinct_models(tmp_path, 6))
     ]
     running = [
@@ -511,8 +511,10 @@ def test_what_anyone_reads_of_a_request_names_no_submitter_and_no_worker(
         "space follow-up": json.dumps(space_board.your_request({"id": claimed.id})),
     }
     capsys.readouterr()
-    assert leaderboard_main(["requests"]) == 0 and leaderboard_main(["requests", "--id", claimed.id]) == 0
-    readable["leaderboard requests"] = capsys.readouterr().out
+    for flags in ([], ["--json"]):  # sentences for people, the public records for machines
+        assert leaderboard_main(["requests", *flags]) == 0
+        assert leaderboard_main(["requests", "--id", claimed.id, *flags]) == 0
+        readable[f"leaderboard requests {flags}"] = capsys.readouterr().out
     for where, text in readable.items():
         assert claimed.id in text, where
         for secret in ("alice-the-submitter", worker.worker_id, socket.gethostname()):

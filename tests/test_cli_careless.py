@@ -19,6 +19,7 @@ import pytest
 import fsanet
 from fsanet.cli.main import main as fsanet_main
 from leaderboard.cli import main as leaderboard_main
+from leaderboard.display.plots import PNG_WIDTH
 from tests.conftest import DATA, ROOT, require_shared
 
 AFLW = DATA / "aflw2000-sample16"
@@ -156,6 +157,8 @@ def test_plot_png_works_or_says_what_to_install(tmp_path, capsys):
         assert code == 0, err
         written = json.loads(out)
         assert len(written) == 5 and all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in written)
+        # As wide as the Space's figures, at twice the pixels: legible (plotly's default is 700 px).
+        assert all(int.from_bytes(Path(p).read_bytes()[16:20], "big") == 2 * PNG_WIDTH for p in written)
     else:  # no Chrome or Chromium on this machine: one line saying what to install
         assert code == 2 and err.count("\n") == 1 and "chromium" in err, err
 
@@ -217,19 +220,39 @@ def test_named_pipes_and_devices_are_refused_and_left_untouched(argv, fragment, 
     ],
 )
 def test_a_named_pipe_is_refused_before_anything_opens_it(verb, special):
-    """Opening a named pipe blocks until someone opens its other end: each command runs in a fresh
+    _pipe_refused_in_a_fresh_interpreter("fsanet", [a.format(**special) for a in verb], special, "")
+    assert not (Path(special["tmp"]) / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["npz", "aflw2000", "biwi"])
+def test_prepare_refuses_a_named_pipe_as_its_source_before_reading_it(kind, special):
+    """``leaderboard prepare npz --source FIFO`` hung reading the pipe: refused by its type, in one line, and
+    nothing made."""
+    out, board = Path(special["tmp"]) / "out", Path(special["tmp"]) / "board"
+    benchmark = "biwi" if kind == "biwi" else "aflw2000"
+    argv = ["prepare", kind, "--source", special["fifo"], "--out", str(out), "--benchmark", benchmark]
+    argv += ["--results", str(board)]
+    _pipe_refused_in_a_fresh_interpreter("leaderboard", argv, special, "--source ")
+    assert not out.exists() and not board.exists()
+
+
+def _pipe_refused_in_a_fresh_interpreter(module: str, argv: list[str], special: dict, flag: str) -> None:
+    """Opening a named pipe blocks until someone opens its other end: the command runs in a fresh
     interpreter, so a hang fails the test instead of holding up the suite."""
     result = subprocess.run(
-        [sys.executable, "-m", "fsanet", *[a.format(**special) for a in verb]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert f"{special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
+    assert f"{flag}{special['fifo']} is a named pipe (FIFO), not a regular file or folder" in result.stderr
     assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
-    assert not (Path(special["tmp"]) / "out").exists()
+
+
+def test_prepare_refuses_a_named_pipe_or_a_device_as_its_out(special, files, capsys):
+    for target, kind in ((special["fifo"], "a named pipe (FIFO)"), (special["full"], "a character device")):
+        argv = ["prepare", "npz", "--source", files["file"], "--benchmark", "aflw2000", "--out", target]
+        _refused(leaderboard_main, [*argv, "--results", special["tmp"]], capsys, f"--out {target} is {kind}")
+    assert stat.S_ISFIFO(os.stat(special["fifo"]).st_mode)
+    assert stat.S_ISCHR(os.stat(special["full"]).st_mode) and Path(special["full"]).is_symlink()
 
 
 # ---------------------------------------------------------------------------------- where things live

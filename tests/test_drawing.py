@@ -63,7 +63,7 @@ def test_drawn_tips_are_the_rotation_matrix_columns(angles):
 
 def test_draw_poses_draws_box_axes_label_on_a_copy():
     image = np.full((300, 300, 3), 128, np.uint8)
-    face = FacePose((100.0, 100.0, 200.0, 220.0), 0.99, 10.0, -5.0, 3.0, rotation_matrix(10, -5, 3), "m")
+    face = FacePose((100.0, 100.0, 200.0, 220.0), 0.99, 10.0, -5.0, 3.0, "m")
     result = PoseResult([face], (300, 300), 1)
     drawn = draw_poses(image, result, cube=True)
     assert (image == 128).all(), "the input must stay untouched"
@@ -76,14 +76,14 @@ def test_draw_poses_draws_box_axes_label_on_a_copy():
 
 def test_cube_and_label_stay_inside_small_images():
     image = np.zeros((40, 40, 3), np.uint8)
-    face = FacePose((0.0, 0.0, 40.0, 40.0), 1.0, 80.0, 80.0, 80.0, rotation_matrix(80, 80, 80), "m")
+    face = FacePose((0.0, 0.0, 40.0, 40.0), 1.0, 80.0, 80.0, 80.0, "m")
     assert draw_poses(image, PoseResult([face], (40, 40), 1), cube=True).shape == (40, 40, 3)
     draw_cube(image, 0, 0, 0, (20, 20), 20)
     assert image.any()
 
 
 def _face(x1: float, y1: float, x2: float, y2: float) -> FacePose:
-    return FacePose((x1, y1, x2, y2), 0.9, 0.0, 0.0, 0.0, rotation_matrix(0, 0, 0), "m")
+    return FacePose((x1, y1, x2, y2), 0.9, 0.0, 0.0, 0.0, "m")
 
 
 def test_group_labels_are_numbered_left_to_right_sized_to_faces_inside_and_apart():

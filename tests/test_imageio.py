@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsanet.data.imageio import array_to_rgb, is_video, load_image, read_size
+from fsanet.data.imageio import array_to_rgb, is_video, load_image, open_image
 from fsanet.errors import InvalidImageError
 
 from .conftest import DATA, require_shared
@@ -191,7 +191,13 @@ def _interlaced_png(image: Image.Image) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def test_read_size_reads_the_header_only_and_messages_name_the_upload_not_the_path(tmp_path):
+def read_size(source, **caps) -> tuple[int, int]:
+    """What the Space learns before it takes a slot: the checked header's size, nothing decoded."""
+    with open_image(source, **caps) as opened:
+        return opened.size
+
+
+def test_open_image_reads_the_header_only_and_messages_name_the_upload_not_the_path(tmp_path):
     from tests.hostile_images import png_header_only
 
     assert read_size(png_header_only(6000, 4000, 2)) == (6000, 4000)  # no pixel data at all

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -642,7 +643,7 @@ def test_foreign_files_are_skipped_and_listed_once(board, good_submission, capsy
     worker.run()
     assert sum("skipped requests/list.json" in r.message for r in caplog.records) == 1  # once per worker
 
-    assert main(["requests"]) == 0
+    assert main(["requests", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)[0]["id"] == request.id and "skipped requests/no-id.json" in captured.err
     assert main(["table", "--all"]) == 0  # foreign results warned about once per process (see the log)
@@ -725,7 +726,7 @@ def test_cli_prepare_evaluate_table(board, tmp_path, capsys):
 
 
 def test_cli_submit_and_worker_once(board, good_submission, capsys):
-    assert main(["submit", str(good_submission), "--name", "carol/caps"]) == 0
+    assert main(["submit", str(good_submission), "--name", "carol/caps", "--json"]) == 0
     request = json.loads(capsys.readouterr().out)
     assert main(["submit", str(good_submission), "--name", "dave/caps"]) == 2
     assert f"already submitted as request {request['id']}" in capsys.readouterr().err
@@ -801,3 +802,58 @@ def test_a_config_the_model_cannot_run_is_refused_at_submit(board, good_submissi
     message = _rejected(_timm_head(tmp_path, "resnet18", 224), "scoring this model needs about")
     assert "over the 1800 MB evaluation budget" in message
     assert RequestStore().list() == ([], [])
+
+
+def test_submit_and_requests_say_the_state_and_place_in_words_and_json_on_request(
+    board, tmp_path, capsys, monkeypatch
+):
+    """People read a sentence (state, place in the queue, scores), at the command line and in the Space's
+    "Your submission"; ``--json`` gives machines the public record, nothing more."""
+    from space import board as space_board
+
+    first, second = (fsanet.save_pretrained(fsanet.create_model("ssrnet_md"), tmp_path / n) for n in "ab")
+    assert main(["submit", str(first), "--name", "erin/a"]) == 0
+    said = capsys.readouterr().out.strip()
+    (request,) = RequestStore().list()[0]
+    assert said == f"Request {request.id} (erin/a) is pending: next in the queue."
+    assert main(["submit", str(second), "--name", "erin/b", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    later = RequestStore().get(record["id"])
+    assert record == later.public() and "submitter" not in record and "lease" not in record
+    assert main(["requests"]) == 0
+    second = f"Request {later.id} (erin/b) is pending: number 2 in the queue (1 before it)."
+    assert capsys.readouterr().out.splitlines() == [said, second]
+    monkeypatch.setattr(space_board._Reloads, "listed_at", -float("inf"))
+    assert space_board.your_request({"id": later.id}) == second
+    monkeypatch.setenv("LEADERBOARD_WORKER", "0")  # and what it waits for on a Space without a worker
+    assert space_board.your_request({"id": later.id}) == f"{second} It is waiting for a worker " + (
+        "(python -m leaderboard worker --watch)."
+    )
+    assert main(["worker", "--once", "--limit", "1"]) == 0
+    capsys.readouterr()
+    assert main(["requests", "--id", request.id]) == 0
+    assert re.fullmatch(
+        rf"Request {request.id} \(erin/a\) is finished: aflw2000 MAE \d+\.\d\d\.\n", capsys.readouterr().out
+    )
+    assert main(["requests", "--id", later.id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("", "give a submission folder or a Hub repo id"),
+        ("  ", "give a submission folder or a Hub repo id"),
+        ("{file}", "{file} is a file, not a submission folder"),
+        ("{missing}", "{missing}: no such folder"),
+        ("/dev/zero", "/dev/zero is a character device, not a regular file or folder"),
+    ],
+)
+def test_submit_says_what_is_wrong_with_a_source_that_is_no_folder(board, tmp_path, capsys, source, said):
+    """``submit ""`` once validated the current folder, and a file or a device was "not a Hub repo id"."""
+    paths = {"file": tmp_path / "model.safetensors", "missing": tmp_path / "no" / "such"}
+    paths["file"].write_bytes(b"x")
+    assert main(["submit", source.format(**paths)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {said.format(**paths)}") and err.count("\n") == 1, err
+    assert RequestStore().list()[0] == []

@@ -168,6 +168,47 @@ def test_all_faces_go_through_one_batched_forward(model):
     )
 
 
+def test_the_photo_path_reads_the_file_once_checks_it_once_and_runs_on_numpy(model, tmp_path, monkeypatch):
+    """Decode to angles on ONNX Runtime without a torch tensor, the same angles as the model's own call; the
+    file read once and its header checked once, by the library and by the Space."""
+    import fsanet.data.imageio as imageio
+    from fsanet.runtime.onnx_engine import OnnxPoseModel
+    from space import inference
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(photo, quality=92)
+    estimator = PoseEstimator(model, "blazeface_scan", device="cpu")
+    assert isinstance(estimator.model, OnnxPoseModel), "the CPU default engine"
+    image = estimator.load(photo)
+    boxes = [face.box for face in estimator.estimate_rgb(image).faces]
+    through_torch = estimator.model(torch.from_numpy(estimator.crop.batch(image, boxes))).numpy()
+
+    counts = {"read": 0, "check_size": 0, "jpeg scan": 0}
+
+    def counted(key, function):
+        def call(*args, **kwargs):
+            counts[key] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: counted("read", read_bytes)(path) if path == photo
+                        else read_bytes(path))  # fmt: skip
+    monkeypatch.setattr(imageio, "check_size", counted("check_size", imageio.check_size))
+    monkeypatch.setattr(imageio, "_jpeg_data_short", counted("jpeg scan", imageio._jpeg_data_short))
+    monkeypatch.setattr(torch, "from_numpy", lambda array: pytest.fail("a tensor was made"))
+    monkeypatch.setattr(OnnxPoseModel, "run", lambda self, x: pytest.fail("the torch entry was used"))
+    result = estimator.estimate(photo)
+    assert counts == {"read": 1, "check_size": 1, "jpeg scan": 1}
+    angles = [[face.yaw, face.pitch, face.roll] for face in result.faces]
+    np.testing.assert_allclose(angles, through_torch, atol=1e-6)
+    counts.update(dict.fromkeys(counts, 0))
+    _, _, served = inference.estimate_upload(str(photo), "fsanet_fusion.300w_lp", "blazeface_scan", None)
+    assert counts == {"read": 1, "check_size": 1, "jpeg scan": 1}
+    np.testing.assert_allclose([[f.yaw, f.pitch, f.roll] for f in served.faces], angles, atol=1e-6)
+
+
 def test_face_cap_keeps_the_best_and_says_so(model):
     boxes = [(10.0 + 60 * i, 10.0, 60.0 + 60 * i, 70.0) for i in range(5)]
     estimator = PoseEstimator(model, FixedDetector(boxes), device="cpu", max_faces=2)
@@ -220,7 +261,7 @@ def test_smoother_averages_matched_faces_only():
     def pipeline_face(yaw, box):
         from fsanet.pipeline.estimate import FacePose
 
-        return FacePose(box, 1.0, yaw, 0.0, 0.0, rotation_matrix(yaw, 0, 0), "m")
+        return FacePose(box, 1.0, yaw, 0.0, 0.0, "m")
 
     smoother = PoseSmoother(alpha=0.25)
     smoother(result(40.0, (10, 10, 50, 50)))

@@ -14,7 +14,7 @@ from fsanet.models.catalogue import families
 from fsanet.models.family import Reported
 from leaderboard.cli import main as leaderboard_main
 from leaderboard.display.columns import DIFFERENCE, board_frame, board_frame_with_reported
-from leaderboard.display.downloads import format_table
+from leaderboard.display.downloads import download_frame, format_table
 from leaderboard.display.views import ABOUT, REPORTED_STYLE, board_view, quoted_numbers, styled
 from leaderboard.protocol import reported
 from leaderboard.protocol.reported import WITHOUT_FAMILY, reported_rows
@@ -90,12 +90,13 @@ def test_the_measured_table_and_plots_hold_no_reported_rows(store):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_downloads_carry_the_kind_and_the_difference(store, fmt):
-    text = format_table(board_frame_with_reported(store.snapshot()), fmt)
+    text = format_table(download_frame(board_frame_with_reported(store.snapshot())), fmt)  # the Space's
     read = pd.read_csv if fmt == "csv" else lambda f: pd.read_json(f, orient="records")
     frame = read(io.StringIO(text))
     assert frame["kind"].value_counts().to_dict() == {"reported": len(reported_rows()), "measured": 2}
     measured, papers = frame[frame["kind"] == "measured"], frame[frame["kind"] == "reported"]
     assert measured["n"].tolist() == [200, 200] and papers["n"].isna().all()
+    assert measured["rank"].tolist() == [1, 2] and papers["rank"].isna().all()
     paired = papers[papers[DIFFERENCE].notna()]
     assert paired["model"].tolist() == ["sixdrepnet.300w_lp"]
     assert paired[DIFFERENCE].iloc[0] == pytest.approx(4.5 - 3.97, abs=1e-9)
@@ -109,7 +110,9 @@ def test_cli_table_shows_reported_rows_unranked(store, capsys):
     assert leaderboard_main([*argv, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["rank"] for r in rows[:2]] == [1, 2] and all(r["rank"] is None for r in rows[2:])
-    assert {r["source"] for r in rows[2:]} == {"reported"} and len(rows) > 2
+    assert {r["kind"] for r in rows[2:]} == {"reported"} and len(rows) > 2  # the data, as downloaded
+    paired = [r for r in rows if r["measured_minus_reported"] is not None]
+    assert [r["model"] for r in paired] == ["sixdrepnet.300w_lp"]
     assert leaderboard_main(argv) == 0
     markdown = capsys.readouterr().out
     assert "| reported |" in markdown and "<NA>" not in markdown and "nan" not in markdown

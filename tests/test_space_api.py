@@ -126,10 +126,13 @@ def client_at(url: str, address: str, **options):
     return Client(url, verbose=False, headers={"X-Forwarded-For": address}, **options)
 
 
-def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str = "mtcnn"):
+def predict(client, path: Path | str, model: str = "fsanet_fusion.300w_lp", detector: str | None = None):
+    """``/predict`` with the library's default detector unless told: the CLI and ``estimate`` use it too."""
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)), model, detector, api_name="/predict")
+    from fsanet.detect.detectors import DEFAULT_DETECTOR
+
+    return client.predict(handle_file(str(path)), model, detector or DEFAULT_DETECTOR, api_name="/predict")
 
 
 def test_predict_matches_library_on_real_photos(client):
@@ -218,12 +221,14 @@ def test_results_download(client, board_dir, fmt):
 
     path = Path(client.predict(fmt, api_name="/results"))
     assert path.suffix == f".{fmt}"
-    frame = pd.read_csv(path) if fmt == "csv" else pd.read_json(path, orient="records")
+    frame = pd.read_csv(path) if fmt == "csv" else pd.DataFrame(json.loads(path.read_text()))
     expected = board_frame(ResultsStore(board_dir).snapshot())
     measured, papers = frame[frame["kind"] == "measured"], frame[frame["kind"] == "reported"]
-    assert list(measured["model"]) == list(expected["model"])
-    assert measured["mae"].tolist() == pytest.approx(expected["mae"].tolist(), abs=1e-6)
+    assert list(measured["model"]) == list(expected["model"]) and list(measured["rank"]) == [1, 2]
+    assert measured["mae"].tolist() == expected["mae"].tolist()  # every digit: rounding is for the screen
+    assert measured["n"].tolist() == [16, 16]  # a number, not "16 ⚠"
     assert len(papers) == len(reported_rows()) and "measured_minus_reported" in frame.columns
+    assert papers["rank"].isna().all() and papers["n"].isna().all()  # the papers' numbers: never ranked
 
 
 def test_the_board_shows_the_papers_numbers_unranked_and_set_apart(client, board_dir):
@@ -445,7 +450,7 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, tmp_path)
         assert stream.codec_context.name == "h264" and stream.frames == 3  # what browsers play
     assert client.predict(api_name="/leaderboard")["headers"]
     assert len(client.predict(api_name="/plots")) == 5
-    assert Path(client.predict(api_name="/results")).read_text().startswith("model,")
+    assert Path(client.predict(api_name="/results")).read_text().startswith("rank,model,")
     with pytest.raises(Exception, match="upload config.json and model.safetensors, or give a Hub repo id"):
         client.predict(api_name="/submit")  # nothing to submit: the project's message
     assert "data" in client.predict(api_name="/requests")
@@ -535,7 +540,7 @@ def test_group_photo_faces_are_numbered_left_to_right_in_image_and_json(client):
     assert len(lefts) == 3 and lefts == sorted(lefts)
     yaws = [face["yaw"] for face in payload["faces"]]
     assert yaws[0] < -20 and yaws[2] > 20, "the cameraman, then his mirror image: opposite yaws"
-    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, None, "m") for f in payload["faces"]]
+    faces = [FacePose(tuple(f["box"]), f["score"], 0, 0, 0, "m") for f in payload["faces"]]
     drawn = np.asarray(Image.open(annotated).convert("RGB"))
     for number, (text, (x1, y1, x2, y2), _) in enumerate(
         face_labels(PoseResult(faces, (1536, 512), 3), drawn.shape), 1
@@ -748,3 +753,29 @@ def test_a_damaged_video_gives_its_readable_frames_and_the_clis_line(client, tmp
         payload["message"]
         == "holiday.mp4 is damaged: 2 of its 12 frames could not be decoded (the other 10 were estimated)"
     )
+
+
+def test_board_endpoints_refuse_badly_shaped_input_in_one_line(app_url):
+    """``/plots`` with a 2 MB search and ``/submit`` with every field ``None`` were "Internal error" with a
+    traceback in the log: each board endpoint answers what it was sent, or refuses it in one line."""
+    from leaderboard.display.views import MAX_SEARCH
+
+    huge = "(" * 2_000_000
+    refused = [
+        ("plots", ["all", huge, False], f"a search is at most {MAX_SEARCH} characters"),
+        ("leaderboard", [huge, "all", False, []], f"a search is at most {MAX_SEARCH} characters"),
+        ("submit", [None] * 6, "upload config.json and model.safetensors, or give a Hub repo id"),
+        ("submit", [[], None, "../../etc", None, None, None], "'../../etc' is not a Hub repo id"),
+        ("results", [None], "unknown format None"),
+        ("leaderboard", ["", "all", False, ["secret"]], "not in the list of choices"),
+    ]
+    start = len(app_url.log.read_text())
+    for api, data, words in refused:
+        answer = _raw_call(app_url, api, data)
+        assert answer["error"] and words in answer["error"] and "\n" not in answer["error"], (api, answer)
+    for api, data in (("leaderboard", [None, None, None, []]), ("plots", [None, None, None])):
+        answer = _raw_call(app_url, api, data)  # None is what an empty field sends: the board as it is
+        assert isinstance(answer, list) and answer, (api, answer)
+    lines = _log_lines_since(app_url, start)
+    assert "Traceback" not in "\n".join(lines) and not [line for line in lines if " failed" in line], lines
+    assert len([line for line in lines if " refused: " in line]) == len(refused)

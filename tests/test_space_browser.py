@@ -140,7 +140,7 @@ def test_leaderboard_renders_filters_and_downloads(page, board_dir):
     with page.expect_download() as download:
         link.click()
     text = Path(download.value.path()).read_text()
-    assert text.splitlines()[0].startswith("model,method,trained_on")
+    assert text.splitlines()[0].startswith("rank,model,method,trained_on")
     assert all(model in text for model in expected["model"])
     # per axis, by |yaw|, cumulative MAE and geodesic, robustness (redrawn after the search)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 5")
@@ -483,6 +483,9 @@ def test_a_submission_made_in_the_browser_reaches_the_board_by_itself(browser, t
                 "() => document.querySelector('#submit-queue').innerText.includes('finished')",
                 timeout=2 * TIMEOUT_MS,
             )
+            followed = page.locator("#submit-followed")  # said in words, not the request's JSON
+            followed.get_by_text("(browser/caps-var) is finished: aflw2000 MAE").wait_for()
+            assert not page.locator("#submit-request").is_visible()
 
             page.get_by_role("tab", name="Leaderboard").click()
             row = page.locator("#board-table [role=row]:has([role=gridcell])").filter(
@@ -552,6 +555,8 @@ def test_board_shows_two_decimals_says_no_results_and_keeps_the_queue_a_table(pa
     page.get_by_label("Benchmark").click()
     page.get_by_role("option", name="biwi", exact=True).click()
     page.get_by_text("No results for biwi").first.wait_for()  # in the figures, not empty axes
+    status.get_by_text("No benchmark data for biwi").wait_for()  # and what to set, where it looked
+    assert "LEADERBOARD_DATA_BIWI" in status.inner_text() and "Looked in: biwi: " in status.inner_text()
 
     page.get_by_role("tab", name="Submit").click()
     queue = page.locator("#submit-queue")
@@ -604,3 +609,57 @@ def test_the_model_pickers_help_is_short_and_the_details_are_said_once_in_the_ab
     assert about.inner_text().count("the aggregation") == 1 and "WHENet" in about.inner_text()
     # Every tab visited: the story of the variants is in the page once, under About.
     assert page.evaluate("document.body.textContent").count("the aggregation") == 1
+
+
+# Words of the board's table split across lines ("ran k", "inpu t"), and cells whose text overflows them.
+BROKEN_WORDS_JS = """() => {
+  const broken = [];
+  const cells = document.querySelectorAll(
+    '#board-table [role=columnheader] span.header, #board-table [role=gridcell] span');
+  for (const span of cells) {
+    for (const node of span.childNodes) {
+      if (node.nodeType !== Node.TEXT_NODE) continue;
+      for (const match of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        if (range.getClientRects().length > 1) broken.push(match[0]);
+      }
+    }
+  }
+  const all = '#board-table [role=columnheader], #board-table [role=gridcell]';
+  const clipped = [...document.querySelectorAll(all)]
+    .filter(cell => cell.scrollWidth > cell.clientWidth + 1).map(cell => cell.innerText.trim());
+  return {broken, clipped};
+}"""
+# Visible elements of a figure's block (Gradio's label chip) over the figure's own title.
+COVERED_TITLES_JS = """() => [...document.querySelectorAll('.board-plot')].flatMap(block => {
+  const title = block.querySelector('.gtitle');
+  if (!title) return ['(no title)'];
+  const box = title.getBoundingClientRect();
+  return [...block.querySelectorAll('label, [data-testid=block-label]')]
+    .filter(el => el.checkVisibility() && (r => r.right > box.left && r.left < box.right &&
+      r.bottom > box.top && r.top < box.bottom)(el.getBoundingClientRect()))
+    .map(() => title.textContent);
+})"""
+
+
+def test_the_board_is_readable_at_1280_px(page):
+    """At 1280 px with every technical column shown, no word of the table is split across lines and no
+    cell is cut (once: "ran k", "inpu t", ``n``'s ⚠), and no label chip covers a figure's title (once:
+    "tive mae error...")."""
+    from leaderboard.display.views import TECHNICAL
+
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.locator("#board-table [role=row]:has([role=gridcell])").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('.board-plot .gtitle').length === 5")
+    assert page.evaluate(COVERED_TITLES_JS) == []
+    assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}
+    for label in TECHNICAL:  # the widest table
+        page.locator("#board-technical").get_by_label(label, exact=True).check()
+    headers = 13 + len(TECHNICAL)
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#board-table [role=columnheader]').length === {headers}"
+    )
+    assert page.evaluate(BROKEN_WORDS_JS) == {"broken": [], "clipped": []}

@@ -200,6 +200,8 @@ def _sha256(path: Path) -> str:
 @pytest.mark.browser
 def test_the_bundle_is_the_space_tree_with_the_files_pip_cannot_provide(bundle):
     from fsanet.detect.blazeface import VARIANTS, tflite_file
+    from fsanet.models.families import facemesh
+    from fsanet.utils.downloads import npm_integrity
     from space import webassets
     from space.bundle import front_matter
 
@@ -221,6 +223,9 @@ def test_the_bundle_is_the_space_tree_with_the_files_pip_cannot_provide(bundle):
     for variant in VARIANTS:
         shipped = bundle / "assets" / VARIANTS[variant].filename
         assert _sha256(shipped) == _sha256(tflite_file(variant))
+    assets = bundle / "assets"  # FaceMesh's two originals, whole, as its converter checks them
+    assert _sha256(assets / facemesh.WHEEL.path) == facemesh.WHEEL.sha256
+    assert npm_integrity((assets / facemesh.GEOMETRY_TARBALL).read_bytes()) == facemesh.GEOMETRY_INTEGRITY
     vendor = bundle / webassets.VENDOR
     for name in webassets.ORT_WEB_FILES:
         assert _sha256(vendor / name) == _sha256(webassets.VENDOR_DIR / name)
@@ -242,7 +247,7 @@ def test_it_starts_on_the_space_with_no_traceback(space):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_predict_runs_with_blazeface_from_the_bundle(space):
+def test_predict_runs_with_blazeface_and_facemesh_from_the_bundle(space):
     from gradio_client import Client, handle_file
 
     photo = require_shared(SAMPLES) / WEBCAM_SAMPLE
@@ -250,6 +255,9 @@ def test_predict_runs_with_blazeface_from_the_bundle(space):
     for detector in ("blazeface", "mtcnn"):
         _, faces = client.predict(handle_file(str(photo)), FUSION, detector, api_name="/predict")
         assert len(faces["faces"]) == 1, (detector, faces)
+    # FaceMesh converted on the Space from the bundle's assets alone (offline, no npm on its path).
+    _, faces = client.predict(handle_file(str(photo)), "facemesh.mediapipe", "blazeface", api_name="/predict")
+    assert len(faces["faces"]) == 1 and faces["faces"][0]["model"] == "facemesh.mediapipe", faces
 
 
 @pytest.mark.slow

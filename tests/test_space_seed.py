@@ -40,6 +40,35 @@ def test_without_data_the_board_says_what_to_set_and_where_it_looked(tmp_path, m
     assert f"aflw2000: {tmp_path / 'empty' / 'datasets' / 'aflw2000'}" in text  # where it looked
 
 
+def test_a_benchmark_picked_without_data_gets_the_empty_boards_instructions(tmp_path, monkeypatch):
+    """Picking ``biwi`` on a board with AFLW2000 results only said "No results for biwi"."""
+    from space import board
+    from tests.test_board_views import MODELS, _write
+
+    root = tmp_path / "board"
+    monkeypatch.setenv("LEADERBOARD_DIR", str(root))
+    monkeypatch.setenv("LEADERBOARD_DATA_AFLW2000", str(tmp_path / "somewhere"))
+    for name in ("LEADERBOARD_DATA_BIWI", "LEADERBOARD_DATA_BIWI_70_30", "RESULTS_REPO"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(board._Reloads, "looked_at", -float("inf"))
+    _write(board.board_store(), *MODELS[0])
+    for name in ("biwi", "biwi_70_30"):
+        text = board.board_status("", name)
+        where = root / "datasets" / name
+        assert f"**No benchmark data for {name}**" in text and f"`LEADERBOARD_DATA_{name.upper()}`" in text
+        assert f"Looked in: {name}: {where}." in text and "BIWI `hpdb` folder" in text
+        assert "AFLW2000" not in text  # only what this benchmark needs
+        figures = board.board_plots(name)
+        assert all("no benchmark data" in fig.layout.annotations[0].text for fig in figures)
+    assert "1 result(s)" in board.board_status("", "aflw2000")
+    # the empty board's instructions are the same sentences, for every benchmark
+    monkeypatch.setenv("LEADERBOARD_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("LEADERBOARD_DATA_AFLW2000")
+    empty = board.board_status()
+    for name in ("aflw2000", "biwi", "biwi_70_30"):
+        assert f"`LEADERBOARD_DATA_{name.upper()}`" in empty and f"{name}: {tmp_path / 'empty'}" in empty
+
+
 def test_a_pending_request_says_what_it_waits_for(tmp_path, monkeypatch):
     from space import board
 

@@ -6,6 +6,8 @@ CMYK, 16-bit, float) is converted the same way. Every failure a user can cause (
 truncated file, zero size, too many pixels, absurd aspect ratio, a compressed-text bomb, a header
 Pillow's parser chokes on: any exception the decoder raises) becomes
 :class:`fsanet.errors.InvalidImageError` with a one-line message that names the problem.
+:func:`open_image` reads a file once and checks its header (a server sizes its work from it), then
+decodes it on demand; :func:`load_image` does both at once.
 """
 
 from __future__ import annotations
@@ -76,25 +78,54 @@ def load_image(
         return array_to_rgb(source, max_pixels, max_aspect)
     if isinstance(source, Image.Image):
         return pil_to_rgb(source, max_pixels, max_aspect, name=name or "image")
+    with open_image(source, max_pixels, max_aspect, name, max_bytes) as opened:
+        return opened.decode()
+
+
+class OpenedImage:
+    """An image file whose header was read and checked (:func:`open_image`): its ``size`` is known and
+    within the caps, no pixel is decoded yet."""
+
+    def __init__(self, image: Image.Image, name: str):
+        self.image, self.name = image, name
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` from the header (before any EXIF rotation)."""
+        return self.image.width, self.image.height
+
+    def decode(self) -> np.ndarray:
+        """The pixels as RGB ``uint8`` ``(H, W, 3)``, EXIF-oriented. A PNG whose compressed data inflates to
+        less than its header's size is refused first (inflating is work: done here, not at opening)."""
+        if self.image.format == "PNG" and isinstance(self.image.fp, io.BytesIO):
+            if _png_data_short(self.image.fp.getvalue()):
+                raise InvalidImageError(f"{self.name} is truncated: its pixel data ends before the last row")
+        return _decoded(self.image, self.name)
+
+
+@contextlib.contextmanager
+def open_image(
+    source: str | os.PathLike | bytes | IO[bytes],
+    max_pixels: int = MAX_PIXELS,
+    max_aspect: float = MAX_ASPECT,
+    name: str | None = None,
+    max_bytes: int | None = None,
+) -> Iterator[OpenedImage]:
+    """``source`` read once (a path: its size checked against ``max_bytes`` first) and its header checked:
+    the pixel count and aspect ratio against the caps, and a JPEG's data against the size it claims (see
+    :func:`_jpeg_data_short`). Nothing is decoded: a server sizes its work by ``size``, waits for a slot, then
+    calls ``decode()``. Every failure is an :class:`InvalidImageError` naming ``name`` (default: the path)."""
     with _open_header(source, name, max_bytes) as (label, image):
         check_size(image.width, image.height, max_pixels, max_aspect, label)
-        _check_data_holds_the_pixels(image, label)
-        return pil_to_rgb(image, max_pixels, max_aspect, name=label)
-
-
-def _check_data_holds_the_pixels(image: Image.Image, label: str) -> None:
-    """Refuse a file whose compressed data is too short for the size its header claims, before decoding.
-
-    Pillow fills what is missing (black PNG rows, gray JPEG blocks) instead of failing, so a tiny file
-    could otherwise claim 64 MP and cost a full decode.
-    """
-    _check_jpeg_data(image, label)
-    if image.format == "PNG" and isinstance(image.fp, io.BytesIO) and _png_data_short(image.fp.getvalue()):
-        raise InvalidImageError(f"{label} is truncated: its pixel data ends before the last row")
+        _check_jpeg_data(image, label)
+        yield OpenedImage(image, label)
 
 
 def _check_jpeg_data(image: Image.Image, label: str) -> None:
-    """The JPEG half of the check above: a scan of the bytes for markers, cheap enough for a header read."""
+    """Refuse a JPEG whose data is too short for the size its header claims, before decoding: Pillow fills
+    what is missing with gray blocks instead of failing, so a tiny file could otherwise claim 64 MP and
+    cost a full decode. A scan of the bytes for markers, cheap enough for a header read (PNG's check
+    inflates its data: :meth:`OpenedImage.decode`)."""
     if image.format != "JPEG" or not isinstance(image.fp, io.BytesIO):  # a caller's own stream: not at hand
         return
     data = image.fp.getvalue()
@@ -206,24 +237,6 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def read_size(
-    source: str | os.PathLike | bytes,
-    max_pixels: int = MAX_PIXELS,
-    max_aspect: float = MAX_ASPECT,
-    name: str | None = None,
-    max_bytes: int | None = None,
-) -> tuple[int, int]:
-    """``(width, height)`` from the file's header alone, checked against the caps; no pixel is decoded.
-
-    A JPEG too short for its claimed size is refused here already (see :func:`_jpeg_data_short`), so a
-    server can turn it away before it waits for a slot sized by that claim.
-    """
-    with _open_header(source, name, max_bytes) as (label, image):
-        check_size(image.width, image.height, max_pixels, max_aspect, label)
-        _check_jpeg_data(image, label)
-        return image.width, image.height
-
-
 def header_size(head: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the first bytes of an image file (the rest may still be on its way), or None
     when they are not the start of an image Pillow reads. No cap applies: the caller decides."""
@@ -306,6 +319,11 @@ def pil_to_rgb(
 ) -> np.ndarray:
     """Validate a PIL image from its header, decode it, apply EXIF orientation, convert to RGB."""
     check_size(image.width, image.height, max_pixels, max_aspect, name)
+    return _decoded(image, name)
+
+
+def _decoded(image: Image.Image, name: str) -> np.ndarray:
+    """An image whose size was checked, decoded, EXIF-oriented and converted to RGB."""
     with _decoding(name, "is truncated or corrupt"):  # "image file is truncated", broken data stream, ...
         image.load()
         image = ImageOps.exif_transpose(image)

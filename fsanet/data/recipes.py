@@ -122,8 +122,12 @@ def crop_region(
     protocol: CropProtocol = DEMO,
 ) -> tuple[int, int, int, int]:
     """The slice ``(x1, y1, x2, y2)`` (exclusive end) the recipe cuts for face ``box`` in a frame."""
+    return _region(box, resolved_recipe(recipe, protocol), frame_size)
+
+
+def _region(box: Sequence[float], recipe: Mapping[str, Any], frame_size: tuple[int, int]) -> tuple[int, ...]:
+    """:func:`crop_region` of a recipe already resolved."""
     box = tuple(float(v) for v in box)
-    recipe = resolved_recipe(recipe, protocol)
     if recipe.get("square"):
         box = _square(box)
     if recipe["box"] != MARGIN_RULE:
@@ -151,9 +155,20 @@ def crop_face(
     the authors clipped it to their full photo, and the crop must then lie inside ``image``. Where a box rule
     cuts past the frame (the PIL-based crops of HopeNet and 6DRepNet), the part outside is black.
     """
+    return _crop(image, box, resolved_recipe(recipe, protocol), origin, frame_size)
+
+
+def _crop(
+    image: np.ndarray,
+    box: Sequence[float],
+    recipe: Mapping[str, Any],
+    origin: tuple[int, int] = (0, 0),
+    frame_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """:func:`crop_face` with a recipe already resolved."""
     height, width = image.shape[:2]
     frame_size = frame_size or (width, height)
-    region = crop_region(box, recipe, frame_size, protocol)
+    region = _region(box, recipe, frame_size)
     # A family's box rule may reach past the frame, as PIL's crop does: that part is black, as PIL pads it.
     frame_width, frame_height = frame_size
     if (region[2] - region[0]) * (region[3] - region[1]) > MAX_CROP_FRAMES * frame_width * frame_height:
@@ -182,4 +197,25 @@ def crop_face(
 
 def finish_face(face: np.ndarray, recipe: Mapping[str, Any], protocol: CropProtocol = DEMO) -> np.ndarray:
     """A crop from :func:`crop_face` as the model's float32 input (the min-max stretch where it applies)."""
-    return minmax_normalize(face) if resolved_recipe(recipe, protocol)["minmax"] else face.astype(np.float32)
+    return _finish(face, resolved_recipe(recipe, protocol))
+
+
+def _finish(face: np.ndarray, recipe: Mapping[str, Any]) -> np.ndarray:
+    return minmax_normalize(face) if recipe["minmax"] else face.astype(np.float32)
+
+
+class FaceCrop:
+    """A model's recipe resolved once for a context (:func:`resolved_recipe`): cuts the model's input batch
+    for any number of faces of a frame, as :func:`crop_face` and :func:`finish_face` would one by one."""
+
+    def __init__(self, recipe: Mapping[str, Any], protocol: CropProtocol = DEMO):
+        self.recipe = resolved_recipe(recipe, protocol)
+        self.size = int(self.recipe["size"])
+
+    def batch(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+        """float32 ``(N, 3, size, size)`` model inputs (NCHW, RGB or the recipe's order) of ``boxes``
+        (``x1, y1, x2, y2``) in the RGB ``image``."""
+        inputs = np.empty((len(boxes), 3, self.size, self.size), np.float32)
+        for index, box in enumerate(boxes):
+            inputs[index] = _finish(_crop(image, box, self.recipe), self.recipe).transpose(2, 0, 1)
+        return inputs

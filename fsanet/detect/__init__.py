@@ -1,1 +1,1 @@
-"""Face detectors behind one interface: MTCNN (default), OpenCV SSD and Haar, BlazeFace (short, full)."""
+"""Face detectors behind one interface: BlazeFace (the scan, the default; short; full), MTCNN, SSD, Haar."""

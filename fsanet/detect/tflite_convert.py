@@ -193,6 +193,8 @@ def _reshape(graph: _Graph, op) -> None:
     if len(graph.shape(x)) == 4:  # back to TFLite's element order before flattening
         value = graph.node("Transpose", [value], perm=list(NCHW_TO_NHWC))
     target = graph.shape(int(op.OutputsAsNumpy()[0]))
+    if len(graph.shape(x)) == 4 and len(target) == 3:  # an SSD head's (N, H, W, C) -> (N, H * W * k, D)
+        target = [0, -1, target[2]]  # for any batch and frame size: a fully convolutional net stays one
     shape = graph.add_initializer("shape", np.array(target, np.int64))
     graph.node("Reshape", [value, shape], _output(graph, op))
 

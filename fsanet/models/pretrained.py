@@ -3,9 +3,10 @@
 1. the local cache, ``$FSANET_CACHE`` (default ``~/.cache/fsanet``), one ``config.json`` +
    ``model.safetensors`` directory per ``name.tag``;
 2. a Hub repo, when ``FSANET_HUB_REPO`` names one (a folder per ``name.tag`` in it);
-3. the family's original file under its mirror (``FSANET_OFFICIAL_MIRROR`` or the family's own: a base URL
-   or a local directory laid out like the upstream repository or Hub repo), checked against its pinned
-   sha256, converted by the family's converter once and cached.
+3. the family's original file, checked against its pinned sha256, converted by the family's converter once
+   and cached: from the assets folder (``FSANET_ASSETS``, where the Space bundle ships the originals no pip
+   install provides) when it holds the file, else under its mirror (``FSANET_OFFICIAL_MIRROR`` or the
+   family's own: a base URL or a local directory laid out like the upstream repository or Hub repo).
 
 A file published without any checksum (``WeightsFile.sha256`` is None) is never downloaded: only a copy in a
 local mirror directory the operator set is converted, and its own sha256 is recorded in the config.
@@ -95,11 +96,14 @@ def _unavailable(what: str, file: WeightsFile, reason: str) -> WeightsUnavailabl
 
 def fetch_original(file: WeightsFile, what: str) -> bytes:
     """An original weight file's bytes from its mirror (``FSANET_OFFICIAL_MIRROR``...), sha256-checked;
-    ``what`` names it in messages (``fsanet_caps_1x1.biwi``)."""
+    ``what`` names it in messages (``fsanet_caps_1x1.biwi``); a pinned copy in the assets folder first."""
     mirror = settings.mirror(file.mirror_env, file.default_mirror)
     location = mirror.removeprefix("file://")
     cap = file.max_bytes or MAX_DOWNLOAD_BYTES
-    if location and Path(location).is_dir():
+    shipped = settings.assets_dir() / file.path
+    if file.sha256 is not None and shipped.is_file() and shipped.stat().st_size <= cap:
+        mirror, data = str(shipped.parent), shipped.read_bytes()
+    elif location and Path(location).is_dir():
         path = Path(location) / file.path
         if not path.is_file():
             raise _unavailable(what, file, f"the mirror directory ({file.mirror_env}) has no {file.path}")

@@ -1,8 +1,8 @@
 """What a browser needs to run an estimator itself (the Space's Webcam tab): the same numbers as the server.
 
 :func:`browser_parameters` turns a :class:`~fsanet.pipeline.estimate.PoseEstimator` into JSON-ready data: its
-model's crop recipe with the context's margin, slice end and min-max resolved
-(:func:`fsanet.data.recipes.resolved_recipe`, the function the server's crop uses), its detector's box
+model's crop recipe with the context's margin, slice end and min-max resolved (the estimator's
+:class:`fsanet.data.recipes.FaceCrop`, which the server's crop uses), its detector's box
 transform and score threshold, the face cap and detection size, and the drawing's numbers
 (:func:`fsanet.pipeline.drawing.drawing_style`). The files (the pose model's ONNX export and the detector's
 graph) come from :func:`fsanet.runtime.onnx_engine.pose_graph_file` and ``Detector.graph_file``. Nothing here
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fsanet.data.recipes import resolved_recipe
 from fsanet.errors import FSANetError
 from fsanet.pipeline.drawing import drawing_style
 from fsanet.pipeline.estimate import PoseEstimator
@@ -33,7 +32,7 @@ def browser_parameters(estimator: PoseEstimator) -> dict[str, Any]:
     detector = estimator.detector
     if detector.graph_file() is None:
         raise ServerOnlyError(f"the {detector.name} detector runs on the server only")
-    recipe = resolved_recipe(estimator.recipe, estimator.protocol)
+    recipe = estimator.crop.recipe
     if recipe["interpolation"] not in BROWSER_INTERPOLATIONS:
         raise ServerOnlyError(
             f"{estimator.model_name}'s crop ({recipe['interpolation']}) runs on the server only"

@@ -11,7 +11,7 @@ the Space and the leaderboard share::
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -21,11 +21,12 @@ from torch import nn
 
 from fsanet.data.geometry import rotation_matrix
 from fsanet.data.imageio import MAX_ASPECT, MAX_PIXELS, ImageSource, load_image
-from fsanet.data.preprocess import DEMO_MARGIN, to_batch
-from fsanet.data.recipes import CropProtocol, crop_face, finish_face, fsanet_recipe
+from fsanet.data.preprocess import DEMO_MARGIN
+from fsanet.data.recipes import CropProtocol, FaceCrop, fsanet_recipe
 from fsanet.detect.detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
 from fsanet.models.base import PoseModel
 from fsanet.models.registry import load_model, recipe_of
+from fsanet.runtime.engine import EngineModel
 from fsanet.runtime.optimize import optimize_for_inference
 from fsanet.utils import settings
 
@@ -38,16 +39,21 @@ DETECT_MAX_SIDE = 1280
 
 @dataclass(frozen=True)
 class FacePose:
-    """One face: detector box and score, angles in degrees, rotation matrix, and the model's name."""
+    """One face: detector box and score, angles in degrees, and the model's name."""
 
     box: tuple[float, float, float, float]
     score: float
     yaw: float
     pitch: float
     roll: float
-    rotation: np.ndarray = field(repr=False)
     model: str
     landmarks: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The head's ``(3, 3)`` rotation matrix (:func:`fsanet.data.geometry.rotation_matrix`), computed when
+        asked: the pipeline itself never needs it."""
+        return rotation_matrix(self.yaw, self.pitch, self.roll)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +123,7 @@ class PoseEstimator:
         config = getattr(self.model, "config", None)
         self.recipe = recipe_of(config) if config else fsanet_recipe()
         self.protocol = CropProtocol(margin=margin)
+        self.crop = FaceCrop(self.recipe, self.protocol)  # resolved once
         self.max_pixels = max_pixels
         self.max_aspect = max_aspect
 
@@ -148,10 +155,9 @@ class PoseEstimator:
         elif len(kept) < len(detections):
             message = f"kept the {len(kept)} best of {len(detections)} faces (max_faces={self.max_faces})"
         angles = self.predict_angles(image, [d.box for d in kept])
-        rotations = rotation_matrix(angles[:, 0], angles[:, 1], angles[:, 2])
         faces = [
-            FacePose(d.box, d.score, *map(float, a), rotation=r, model=self.model_name, landmarks=d.landmarks)
-            for d, a, r in zip(kept, angles, rotations, strict=True)
+            FacePose(d.box, d.score, *map(float, a), model=self.model_name, landmarks=d.landmarks)
+            for d, a in zip(kept, angles, strict=True)
         ]  # the best-scored faces are kept; they are numbered on screen, left to right
         return PoseResult(left_to_right(faces), (width, height), len(detections), message)
 
@@ -159,14 +165,13 @@ class PoseEstimator:
         """``(N, 3)`` degrees [yaw, pitch, roll] for ``boxes`` (x1, y1, x2, y2), in one forward pass."""
         if not boxes:
             return np.zeros((0, 3), np.float64)
-        faces = [
-            finish_face(crop_face(image, box, self.recipe, self.protocol), self.recipe, self.protocol)
-            for box in boxes
-        ]
-        batch = to_batch(faces)
-        with torch.inference_mode():
-            output = self.model(batch.to(self.device))
-        return output.detach().cpu().numpy().astype(np.float64).reshape(len(boxes), 3)
+        batch = self.crop.batch(image, boxes)
+        if isinstance(self.model, EngineModel):  # NumPy from the decoded photo to the angles (ONNX Runtime)
+            output = self.model.angles(batch)
+        else:
+            with torch.inference_mode():
+                output = self.model(torch.from_numpy(batch).to(self.device)).cpu().numpy()
+        return output.astype(np.float64).reshape(len(boxes), 3)
 
 
 @functools.lru_cache(maxsize=4)
@@ -227,16 +232,7 @@ class PoseSmoother:
                 yaw, pitch, roll = (
                     a * getattr(face, k) + (1 - a) * getattr(match, k) for k in ("yaw", "pitch", "roll")
                 )
-                face = FacePose(
-                    face.box,
-                    face.score,
-                    yaw,
-                    pitch,
-                    roll,
-                    rotation_matrix(yaw, pitch, roll),
-                    face.model,
-                    face.landmarks,
-                )
+                face = FacePose(face.box, face.score, yaw, pitch, roll, face.model, face.landmarks)
             smoothed[index] = face
         faces = [smoothed[index] for index in range(len(result.faces))]  # in the result's own order
         self._previous = faces

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,3 +39,9 @@ class EngineModel(nn.Module):
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """The engine's graph on a float ``(N, 3, input_size, input_size)`` batch."""
         raise NotImplementedError
+
+    def angles(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` degrees of a float32 ``(N, 3, S, S)`` batch of model inputs (what the photo pipeline
+        cuts), NumPy in and out; an engine that runs on NumPy itself overrides this."""
+        with torch.no_grad():
+            return self.forward(torch.from_numpy(batch)).cpu().numpy()

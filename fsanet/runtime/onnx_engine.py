@@ -232,12 +232,20 @@ class OnnxPoseModel(EngineModel):
         self.session = session
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self._run(x.detach().to("cpu", torch.float32).contiguous().numpy()))
+
+    def angles(self, batch: np.ndarray) -> np.ndarray:
+        """The graph on NumPy, no tensor made (a batch at another size goes to the source model)."""
+        if self.other_sizes is not None and batch.shape[2:] != (self.input_size, self.input_size):
+            return super().angles(batch)
+        return self._run(np.ascontiguousarray(batch, np.float32))
+
+    def _run(self, array: np.ndarray) -> np.ndarray:
         parts = [
             self.session.run([OUTPUT_NAME], {INPUT_NAME: array[start : start + self.chunk]})[0]
             for start in range(0, len(array), self.chunk)
         ]
-        return torch.from_numpy(np.concatenate(parts) if len(parts) != 1 else parts[0])
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 def _pose_session(model: nn.Module, metadata: dict[str, str], cache: bool) -> Any:

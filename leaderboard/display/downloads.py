@@ -1,14 +1,20 @@
 """Downloads of the board: the results table (:func:`~.columns.board_frame`) as CSV (safe for spreadsheets),
-JSON records or Markdown, for the Space's download button and ``leaderboard table``."""
+JSON records or Markdown, for the Space's download button and ``leaderboard table``.
+
+A download is data (:func:`download_frame`): the rank, every field at full precision, counts as plain
+integers; rounding and the small-test-set flag are for the screen only (:mod:`.views`).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pandas as pd
 
-from .columns import HASH_CHARS
+from .columns import COLUMNS, HASH_CHARS
+from .views import ALL, ranked_rows
 
 # Text cells a spreadsheet would run as a formula start with one of these.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -27,15 +33,35 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+def download_frame(
+    table: pd.DataFrame, benchmark: str = ALL, show_all: bool = True, search: str | None = ""
+) -> pd.DataFrame:
+    """The rows a view shows (:func:`~.views.ranked_rows`; default: every stored result) as data: ``rank``,
+    then every column's field (technical ones too) at full precision, counts as integers (empty where a row
+    has none)."""
+    rows = ranked_rows(table, benchmark, show_all, search)
+    counts = [column.field for column in COLUMNS if column.kind == "count"]
+    return rows.astype(dict.fromkeys(counts, "Int64"))
+
+
 def format_table(frame: pd.DataFrame, fmt: str = "markdown") -> str:
-    """The board as ``csv`` (safe for spreadsheets), ``json`` (records) or ``markdown``."""
+    """The board as ``csv`` (safe for spreadsheets), ``json`` (records) or ``markdown``; numbers as they are
+    in ``frame`` (CSV and JSON keep every digit of a float)."""
     if fmt == "csv":
         return spreadsheet_safe(frame).to_csv(index=False)
     if fmt == "json":
-        return frame.to_json(orient="records", indent=2)
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return json.dumps(records, indent=2, default=_plain) + "\n"
     if fmt == "markdown":
         return _markdown(frame)
     raise ValueError(f"unknown format {fmt!r} (csv, json, markdown)")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (JSON has no numpy types)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _markdown(frame: pd.DataFrame) -> str:

@@ -1,9 +1,10 @@
 """Plotly figures of the board: returned as figures for the Space, savable as HTML (or PNG with kaleido).
 
-Readable with 20+ models: one distinct colour per model (48 before any repeats), the legend below the plot,
-every category tick labelled, the height growing with the legend. ``models`` (every figure but the scatter)
-keeps only those models, in that order: the Space passes the rows its table shows. Figures take the board's
-results table (:func:`~.columns.board_frame`) or its rows (:attr:`BoardSnapshot.rows
+Readable with 20+ models: one distinct colour per model (48 before any repeats), the title alone above
+the plot, the legend beside it with the height growing with it, every category tick labelled. ``models``
+(every figure but the scatter) keeps only those models, in that order: :func:`board_figures` passes the
+rows a view shows, for the Space and ``leaderboard plot``. Figures take the board's results table
+(:func:`~.columns.board_frame`) or its rows (:attr:`BoardSnapshot.rows
 <leaderboard.storage.results.BoardSnapshot.rows>`).
 """
 
@@ -19,12 +20,27 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..protocol.metrics import AXES
+from ..storage.results import BoardSnapshot
 from ..storage.rows import MeasuredRow
+from .columns import board_frame
+from .views import ranked_rows
 
 PALETTE = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
 AXIS_COLOURS = {"yaw": "#d62728", "pitch": "#2ca02c", "roll": "#1f77b4", "mean": "#111111"}
 PLOT_HEIGHT = 420
-LEGEND_ROW_HEIGHT = 22  # pixels per legend row below the plot
+PNG_WIDTH = 1200  # pixels: the width of the Space's figures, so that a PNG's legend wraps as on the page
+# The board's figures of a benchmark, in the Space's order: the name of each (a file stem) and its label.
+FIGURES = {
+    "mae_bars": "MAE per axis",
+    "mae_by_yaw": "MAE by |yaw|",
+    "cumulative_mae": "Cumulative MAE",
+    "cumulative_geodesic": "Cumulative geodesic error",
+    "robustness": "Robustness",
+}
+LEGEND_ROW_HEIGHT = 22  # pixels per line of a legend
+TITLE_MARGIN = 60  # pixels above the plot: the title's alone
+BOTTOM_MARGIN = 80  # pixels below the plot: the x axis' ticks and title
+TICK_CHAR_HEIGHT = 4  # pixels of height per character of a model name slanted under the bars
 
 
 def _scores(
@@ -41,22 +57,32 @@ def _scores(
     return [(model, found[model]) for model in order if model in found]
 
 
-def _readable(fig: go.Figure, legend_entries: int, title: str) -> go.Figure:
-    """Legend above the plot area (below it, it would cover the rotated model names of the x axis), in rows of
-    about three entries, with room for it; every category tick labelled."""
-    legend_rows = max(1, -(-legend_entries // 3))
+def _readable(fig: go.Figure, title: str, legend_on_top: bool = False) -> go.Figure:
+    """The title alone in the top margin; the legend beside the plot, one entry a line, the figure as tall as
+    the legend (nothing overlaps the title at any width, and a PNG cuts nothing). ``legend_on_top``: the
+    bars' four axes, in one row between the title and the plot (beside it, it would narrow the names)."""
+    title_layout = {"text": title, "yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 12}}
+    if legend_on_top:
+        return fig.update_layout(
+            title=title_layout,
+            height=PLOT_HEIGHT,
+            legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+            margin={"t": TITLE_MARGIN + LEGEND_ROW_HEIGHT},
+        )
+    entries = sum(trace.showlegend is not False for trace in fig.data)
     return fig.update_layout(
-        title={"text": title, "y": 1.0, "yanchor": "top", "pad": {"t": 8}},
-        height=PLOT_HEIGHT + LEGEND_ROW_HEIGHT * legend_rows,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
-        margin={"t": 50 + LEGEND_ROW_HEIGHT * legend_rows},
+        title=title_layout,
+        height=max(PLOT_HEIGHT, TITLE_MARGIN + BOTTOM_MARGIN + LEGEND_ROW_HEIGHT * entries),
+        legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
+        margin={"t": TITLE_MARGIN, "b": BOTTOM_MARGIN},
     )
 
 
-def no_results_figure(title: str, benchmark: str) -> go.Figure:
-    """A figure that says so, in place of empty axes."""
+def no_results_figure(title: str, benchmark: str, note: str = "") -> go.Figure:
+    """A figure that says so (and ``note``: why), in place of empty axes."""
     fig = go.Figure()
-    fig.add_annotation(text=f"No results for {benchmark}", showarrow=False, font={"size": 16}, x=0.5, y=0.5)
+    text = f"No results for {benchmark}" + (f"<br>({note})" if note else "")
+    fig.add_annotation(text=text, showarrow=False, font={"size": 16}, x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig.update_layout(title=f"{title} on {benchmark}", height=PLOT_HEIGHT)
@@ -89,7 +115,9 @@ def mae_bars(table: pd.DataFrame, benchmark: str, models: Collection[str] | None
     )
     fig.update_xaxes(tickmode="linear", dtick=1, tickangle=-40, automargin=True)  # every model named
     fig.update_layout(barmode="group", yaxis_title="MAE (deg)")
-    return _readable(fig, len(AXES) + 1, f"MAE per axis on {benchmark}")
+    fig = _readable(fig, f"MAE per axis on {benchmark}", legend_on_top=True)
+    longest = max((len(str(name)) for name in rows["model"]), default=0)
+    return fig.update_layout(height=PLOT_HEIGHT + TICK_CHAR_HEIGHT * longest)  # room for the slanted names
 
 
 def yaw_bin_figure(
@@ -106,7 +134,7 @@ def yaw_bin_figure(
         )
     fig.update_xaxes(tickmode="linear", dtick=1)
     fig.update_layout(xaxis_title="|yaw| (deg)", yaxis_title="MAE (deg)")
-    return _readable(fig, len(scores_by_model), f"MAE by |yaw| on {benchmark}")
+    return _readable(fig, f"MAE by |yaw| on {benchmark}")
 
 
 def cumulative_figure(
@@ -128,7 +156,8 @@ def cumulative_figure(
     fig.update_layout(
         xaxis_title="error threshold (deg)", yaxis_title="fraction of samples", yaxis_range=[0, 1]
     )
-    return _readable(fig, len(scores_by_model), f"Cumulative {kind} error on {benchmark}")
+    what = {"mae": "Cumulative MAE", "geodesic": "Cumulative geodesic error"}[kind]
+    return _readable(fig, f"{what} on {benchmark}")
 
 
 def scatter_figure(predictions: pd.DataFrame, title: str = "") -> go.Figure:
@@ -173,18 +202,39 @@ def robustness_figure(
             )
     fig.update_xaxes(tickmode="linear", dtick=15)
     fig.update_layout(xaxis_title="in-plane rotation (deg, CCW)", yaxis_title=f"{metric} (deg)")
-    return _readable(fig, 2 * len(scores_by_model), f"Robustness ({metric}) on {benchmark}")
+    return _readable(fig, f"Robustness ({metric}) on {benchmark}")
+
+
+def board_figures(
+    snapshot: BoardSnapshot, benchmark: str, show_all: bool = False, search: str | None = ""
+) -> dict[str, go.Figure]:
+    """The figures (:data:`FIGURES`) of the models ``benchmark``'s view shows, in its order: its protocol's
+    (every model with ``show_all``) whose name contains ``search``; empty when it shows none. The Space and
+    ``leaderboard plot`` both draw these."""
+    table = board_frame(snapshot)
+    models = ranked_rows(table, benchmark, show_all, search)["model"].tolist()
+    if not models:
+        return {}
+    rows = snapshot.rows
+    return {
+        "mae_bars": mae_bars(table, benchmark, models),
+        "mae_by_yaw": yaw_bin_figure(rows, benchmark, models),
+        "cumulative_mae": cumulative_figure(rows, benchmark, "mae", models),
+        "cumulative_geodesic": cumulative_figure(rows, benchmark, "geodesic", models),
+        "robustness": robustness_figure(rows, benchmark, "mae", models),
+    }
 
 
 def save_figure(fig: go.Figure, path: str | Path) -> Path:
-    """Write ``fig`` as ``.html`` (self-contained) or ``.png`` (needs the ``kaleido`` package)."""
+    """Write ``fig`` as ``.html`` (plotly's library beside it, once per folder: ``plotly.min.js``) or
+    ``.png`` (:data:`PNG_WIDTH` wide at twice the pixels; needs the ``kaleido`` package)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".html":
-        fig.write_html(path, include_plotlyjs=True)
+        fig.write_html(path, include_plotlyjs="directory")
     elif path.suffix == ".png":
         try:
-            fig.write_image(path)
+            fig.write_image(path, width=PNG_WIDTH, height=fig.layout.height, scale=2)
         except (ImportError, ValueError, RuntimeError) as err:
             raise RuntimeError(
                 f"PNG export needs the kaleido package ({err}); save as .html instead"

@@ -25,11 +25,44 @@ FLAG = "⚠"
 DECIMALS = 2  # every angle and GFLOPs value is shown with two decimals
 # A paper's number, set apart from the measured rows; a translucent tint reads on light and dark themes.
 REPORTED_STYLE = "font-style: italic; background-color: rgba(128, 90, 213, 0.14)"
+MAX_SEARCH = 200  # characters: more than any name (80) holds
 
 
 def protocol_rows(table: pd.DataFrame) -> pd.Series:
     """True where the model was trained for the protocol of the benchmark the row is on."""
     return table["model_protocol"].eq(table["protocol"]) & table["protocol"].notna()
+
+
+def search_text(search: str | None) -> str:
+    """A search as the board takes it: literal text (never a pattern), at most :data:`MAX_SEARCH`
+    characters, else ValueError (one line)."""
+    search = (search or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise ValueError(
+            f"a search is at most {MAX_SEARCH} characters of a model's name ({len(search)} given)"
+        )
+    return search
+
+
+def ranked_rows(
+    table: pd.DataFrame, benchmark: str = ALL, show_all: bool = False, search: str | None = ""
+) -> pd.DataFrame:
+    """The rows of the results table a view shows (``benchmark``'s, of its protocol unless ``show_all``,
+    names containing ``search``), best mean MAE first, with their ``rank`` by mean MAE within each
+    benchmark (measured rows only: the papers' reported rows follow each benchmark's, unranked): the view
+    and the downloads (:func:`~.downloads.download_frame`) both come from here."""
+    search = search_text(search)
+    rows = table
+    if benchmark != ALL:
+        rows = rows[rows["benchmark"] == benchmark]
+    if not show_all:
+        rows = rows[protocol_rows(rows)]
+    if search:
+        rows = rows[rows["model"].str.contains(search, case=False, regex=False)]
+    rows = _measured_first(rows)
+    measured = rows["kind"].eq(MEASURED)
+    ranks = rows[measured].groupby("benchmark")["mae"].rank(method="min").reindex(rows.index)
+    return rows.assign(rank=ranks.astype("Int64"))[["rank", *rows.columns]]
 
 
 def board_view(
@@ -39,8 +72,9 @@ def board_view(
     search: str | None = "",
     technical: list[str] | tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """The displayed board: ``rank`` by mean MAE within each benchmark (measured rows only: a reported row
-    has none and follows them), angles and GFLOPs rounded to two decimals (:func:`styled` shows them so).
+    """The displayed board (:func:`ranked_rows`): ``rank`` by mean MAE within each benchmark (measured rows
+    only: a reported row has none and follows them), angles and GFLOPs rounded to two decimals
+    (:func:`styled` shows them so).
 
     ``n`` carries :data:`FLAG` under :data:`SMALL_TEST_SET` samples. ``technical`` names extra columns
     (:data:`~leaderboard.display.columns.TECHNICAL`; hashes shortened to 12 characters).
@@ -48,16 +82,7 @@ def board_view(
     unknown = sorted(set(technical) - set(TECHNICAL))
     if unknown:
         raise ValueError(f"unknown columns {unknown}; technical columns: {', '.join(TECHNICAL)}")
-    rows = table
-    if benchmark != ALL:
-        rows = rows[rows["benchmark"] == benchmark]
-    if not show_all:
-        rows = rows[protocol_rows(rows)]
-    search = (search or "").strip()
-    if search:
-        rows = rows[rows["model"].str.contains(search, case=False, regex=False)]
-    rows = _measured_first(rows)
-    measured = rows["kind"].eq(MEASURED)
+    rows = ranked_rows(table, benchmark, show_all, search)
     shown = [
         column
         for column in COLUMNS
@@ -65,14 +90,14 @@ def board_view(
         or column.label in technical
     ]
     view = pd.DataFrame({column.label: rows[column.field] for column in shown}, index=rows.index)
-    ranks = rows[measured].groupby("benchmark")["mae"].rank(method="min")
-    view.insert(0, "rank", ranks.reindex(rows.index).astype("Int64"))
+    view.insert(0, "rank", rows["rank"])
     view["source"] = rows["kind"].map(SOURCES)
     for column in shown:
         if column.kind in ("angle", "number"):
             view[column.label] = pd.to_numeric(view[column.label], errors="coerce").round(DECIMALS)
         elif column.kind == "hash":
             view[column.label] = view[column.label].str[:HASH_CHARS]
+    measured = rows["kind"].eq(MEASURED)
     view["n"] = [
         "" if not is_measured else f"{n} {FLAG}" if n < SMALL_TEST_SET else str(n)
         for n, is_measured in zip(rows["n"], measured, strict=True)

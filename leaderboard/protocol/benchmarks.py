@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class Benchmark:
     # FSA-Net authors' crop of this benchmark (their test databases): margin around the box, slice end.
     margin: float
     crop_end: str
+    original: str  # the dataset's original layout, which LEADERBOARD_DATA_<NAME> may name too
 
     @property
     def env_var(self) -> str:
@@ -54,6 +56,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             filter_99=True,
             margin=0.6,
             crop_end="exclusive",
+            original="the original AFLW2000 folder (`.jpg` + `.mat`)",
         ),
         Benchmark(
             "biwi",
@@ -63,6 +66,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             filter_99=True,
             margin=0.4,
             crop_end="inclusive",
+            original="the BIWI `hpdb` folder",
         ),
         Benchmark(
             "biwi_70_30",
@@ -72,6 +76,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             filter_99=False,
             margin=0.4,
             crop_end="inclusive",
+            original="the BIWI `hpdb` folder",
         ),
     )
 }
@@ -108,9 +113,22 @@ def remember_dataset(name: str, path: str | Path, root: str | Path | None = None
     atomic_write_json(board / PREPARED_FILE, locations)
 
 
-def looked_in(root: str | Path | None = None) -> str:
-    """Where every benchmark's data was looked for, for messages that find none."""
-    return "; ".join(f"{name}: {dataset_source(name, root)}" for name in BENCHMARKS)
+def looked_in(root: str | Path | None = None, names: Iterable[str] | None = None) -> str:
+    """Where the data of every benchmark (or of ``names``) was looked for, for messages that find none."""
+    return "; ".join(f"{name}: {dataset_source(name, root)}" for name in names or BENCHMARKS)
+
+
+def no_data_message(names: Sequence[str] | None = None, root: str | Path | None = None) -> str:
+    """What to set for benchmarks that have no data (every one, or ``names``), and where their data was
+    looked for: the one message of the Space's empty board and of a benchmark picked without data."""
+    specs = [get_benchmark(name) for name in names or BENCHMARKS]
+    variables = ", ".join(f"`{spec.env_var}`" for spec in specs)
+    originals = " or ".join(dict.fromkeys(spec.original for spec in specs))
+    return (
+        f"Set {variables} to a Hub dataset id, a prepared dataset folder (`python -m leaderboard prepare`), "
+        f"or {originals} (imported at start), then restart: the registry's models are scored on it. "
+        f"Looked in: {looked_in(root, [spec.name for spec in specs])}."
+    )
 
 
 PREPARED_FILE = "datasets.json"

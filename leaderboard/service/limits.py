@@ -66,3 +66,11 @@ def fair_order(candidates: Sequence[Request], running: Sequence[Request]) -> lis
         )
         rounds[request.submitter] += 1
     return [request for *_, request in sorted(ranked, key=lambda item: item[:3])]
+
+
+def queue_positions(requests: Sequence[Request]) -> dict[str, int]:
+    """``{request id: its place}`` of every pending request in the order the workers take them
+    (:func:`fair_order`; 1: next), for the sentences that tell a submitter where their request stands."""
+    pending = [request for request in requests if request.status == "pending"]
+    running = [request for request in requests if request.status == "running"]
+    return {request.id: place for place, request in enumerate(fair_order(pending, running), start=1)}

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from fsanet.errors import FSANetError
 from fsanet.models.hub import CONFIG_NAME, download_snapshot
-from fsanet.models.registry import ModelIdentity
+from fsanet.models.registry import ModelIdentity, is_repo_id
 from fsanet.models.weights import WEIGHTS_NAME
+from fsanet.utils.files import check_regular
 
 from ..errors import SubmissionError
 from ..settings import eval_memory_bytes, max_submission_bytes
@@ -117,15 +118,32 @@ def submit(
     stated: dict[str, str | None] | None = None,
 ) -> Request:
     """The CLI's ``submit``: a local folder (the operator's own disk), else a Hub repo id."""
-    try:
-        is_folder = Path(source).is_dir()
-    except OSError:  # e.g. a name too long for the file system: then it is no folder
-        is_folder = False
-    if is_folder:
+    folder = _local_folder(str(source))
+    if folder is not None:
         return submit_directory(
-            source, name=name, queue=queue, results=results, stated=stated, source=Path(source).name
+            folder, name=name, queue=queue, results=results, stated=stated, source=folder.resolve().name
         )
     return submit_repo(str(source), revision, name, queue, results, stated=stated)
+
+
+def _local_folder(source: str) -> Path | None:
+    """The folder ``source`` names, or None for a Hub repo id; anything else is refused in one line (an empty
+    source, a file, a named pipe or a device, a path to nothing)."""
+    if not source.strip():
+        raise SubmissionError("give a submission folder or a Hub repo id (owner/name)")
+    try:
+        path = check_regular(source)  # a named pipe or a device: refused by its type
+        if path.is_dir():
+            return path
+        if path.exists():
+            raise SubmissionError(
+                f"{source} is a file, not a submission folder (config.json + model.safetensors)"
+            )
+    except OSError:  # e.g. a name too long for the file system: then it is no folder
+        pass
+    if is_repo_id(source.strip()):
+        return None
+    raise SubmissionError(f"{source}: no such folder, and not a Hub repo id (owner/name) either")
 
 
 def retry_request(request_id: str, queue: RequestStore | None = None) -> Request:

@@ -19,8 +19,13 @@ const state = {
   sessions: null,
   error: null,
   running: false,
+  starting: false,
+  loop: 0, // the camera's run: a start, a frame callback or a result of an earlier run does nothing
+  handle: null, // the run's pending requestVideoFrameCallback
   busy: false,
-  frames: 0,
+  frames: 0, // camera frames processed since the camera started (never more than `camera`)
+  camera: 0, // camera frames the video presented since then
+  firstFrame: null, // presentedFrames of the first of them
   dropped: 0,
   times: [],
   stages: Object.fromEntries(STAGES.map((s) => [s, 0])), // moving averages, shown
@@ -50,7 +55,18 @@ function show(mode, message) {
 
 function fallback(reason) {
   stopCamera();
+  state.error = null;
+  clearView(); // nothing of the page's run stays under "Start the camera"
   show("server", `Streaming frames to the server below (${reason}). Click the camera to start it.`);
+}
+
+function clearView() {
+  Object.assign(state, { frames: 0, camera: 0, firstFrame: null, dropped: 0, times: [], last: null });
+  STAGES.forEach((stage) => (state.stages[stage] = state.totals[stage] = 0));
+  const canvas = $("inpage-canvas");
+  if (canvas) [canvas.width, canvas.height] = [0, 0];
+  if ($("inpage-angles")) $("inpage-angles").textContent = state.error ? `⚠️ ${state.error}` : "";
+  if ($("inpage-stats")) $("inpage-stats").textContent = "";
 }
 
 async function loadOrt(config) {
@@ -90,8 +106,8 @@ async function select(model, detector) {
     return token === state.token && fallback(`the server did not answer: ${error.message}`);
   }
   if (token !== state.token) return;
+  if (config.server_only) return fallback(config.error);
   if (!response.ok) {
-    if (config.server_only) return fallback(config.error);
     state.error = config.error; // e.g. weights not available: reported, the camera goes on
     $("inpage-angles").textContent = `⚠️ ${config.error}`;
     return show("inpage", modeLine(model, detector));
@@ -119,41 +135,61 @@ function modeLine(model, detector) {
   );
 }
 
+function toggleCamera() {
+  return state.running || state.starting ? stopCamera() : startCamera();
+}
+
 async function startCamera() {
-  if (state.running) return;
-  const video = $("inpage-video");
-  const stream = await navigator.mediaDevices.getUserMedia({
-    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
-    audio: false,
-  });
-  video.srcObject = stream;
-  await video.play();
-  state.running = true;
+  const run = ++state.loop;
+  state.starting = true;
   $("inpage-start").textContent = "Stop the camera";
-  video.requestVideoFrameCallback(onFrame);
+  const video = $("inpage-video");
+  let stream = null;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      audio: false,
+    });
+    if (run !== state.loop) return stream.getTracks().forEach((track) => track.stop()); // stopped meanwhile
+    video.srcObject = stream;
+    await video.play();
+  } catch (error) {
+    if (run !== state.loop) return;
+    stopCamera();
+    return ($("inpage-angles").textContent = `⚠️ ${error.message || error}`);
+  }
+  if (run !== state.loop) return;
+  clearView();
+  [state.starting, state.running] = [false, true];
+  state.handle = video.requestVideoFrameCallback((now, metadata) => onFrame(run, metadata));
 }
 
 function stopCamera() {
+  state.loop += 1; // one loop, whatever the clicks: the earlier run's callbacks and results are void
   const video = $("inpage-video");
+  if (video && state.handle !== null) video.cancelVideoFrameCallback(state.handle);
+  state.handle = null;
   if (video && video.srcObject) {
     video.srcObject.getTracks().forEach((track) => track.stop());
     video.srcObject = null;
   }
-  state.running = false;
+  [state.running, state.starting] = [false, false];
   if ($("inpage-start")) $("inpage-start").textContent = "Start the camera";
 }
 
-function onFrame() {
-  if (!state.running) return;
+function onFrame(run, metadata) {
+  if (run !== state.loop) return;
   const video = $("inpage-video");
+  state.handle = video.requestVideoFrameCallback((now, next) => onFrame(run, next));
+  if (state.firstFrame === null) state.firstFrame = metadata.presentedFrames;
+  state.camera = metadata.presentedFrames - state.firstFrame + 1; // what the camera gave, skipped ones too
   if (state.busy) state.dropped += 1;
   else {
     state.busy = true;
-    process(video)
-      .catch((error) => ($("inpage-angles").textContent = `⚠️ ${error.message || error}`))
+    process(video, run)
+      .catch((error) => run === state.loop && ($("inpage-angles").textContent = `⚠️ ${error.message || error}`))
       .finally(() => (state.busy = false));
   }
-  video.requestVideoFrameCallback(onFrame);
 }
 
 function grab(video, config) {
@@ -167,7 +203,7 @@ function grab(video, config) {
   return context.getImageData(0, 0, width, height);
 }
 
-async function process(video) {
+async function process(video, run) {
   const { config, sessions } = state;
   const t = [performance.now()];
   const image = grab(video, config || { detect_max_side: 1280 });
@@ -193,6 +229,7 @@ async function process(video) {
     }
     t.push(performance.now());
   } else t.push(t[1], t[1], t[1]);
+  if (run !== state.loop) return; // the camera was stopped meanwhile: this frame is not shown or counted
   draw(image, faces, config);
   t.push(performance.now());
   record(t, image, faces);
@@ -269,8 +306,8 @@ function describe(faces, frame) {
 function stats() {
   const span = state.times.length > 1 ? state.times[state.times.length - 1] - state.times[0] : 0;
   const fps = span > 0 ? ((state.times.length - 1) * 1000) / span : 0;
-  const { frames, dropped, mode } = state;
-  return { fps, frames, dropped, mode, stages: { ...state.stages }, totals: { ...state.totals } };
+  const { frames, camera, dropped, mode } = state;
+  return { fps, frames, camera, dropped, mode, stages: { ...state.stages }, totals: { ...state.totals } };
 }
 
 function snapshot() {
@@ -285,7 +322,7 @@ function snapshot() {
 
 async function init() {
   while (!$("inpage-panel")) await new Promise((resolve) => setTimeout(resolve, 100));
-  $("inpage-start").addEventListener("click", () => (state.running ? stopCamera() : startCamera()));
+  $("inpage-start").addEventListener("click", toggleCamera);
   window.addEventListener("fsanet-webcam-choice", (event) => select(...event.detail));
   if (window.fsanetWebcamChoice) select(...window.fsanetWebcamChoice);
 }

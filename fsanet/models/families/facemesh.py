@@ -571,13 +571,17 @@ def geometry_from_tarball(tarball: bytes) -> bytes:
 
 
 def geometry_tarball() -> bytes:
-    """The pinned ``@mediapipe/face_mesh`` tarball, integrity-checked: from ``$FACEMESH_MIRROR`` (a directory
-    or base URL) when it holds it, else by ``npm pack``: npm's cache first, the registry only when that misses
+    """The pinned ``@mediapipe/face_mesh`` tarball, integrity-checked: from the assets folder
+    (``FSANET_ASSETS``, the Space bundle's) or ``$FACEMESH_MIRROR`` (a directory or base URL) when they hold
+    it, else by ``npm pack``: npm's cache first, the registry only when that misses
     and ``HF_HUB_OFFLINE`` is not set."""
     mirror = settings.mirror(MIRROR_ENV, "")
     location = Path(mirror.removeprefix("file://")) if mirror else None
+    shipped = settings.assets_dir() / GEOMETRY_TARBALL  # where the Space bundle ships it
     try:
-        if location is not None and (location / GEOMETRY_TARBALL).is_file():
+        if shipped.is_file():
+            mirror, data = str(shipped.parent), shipped.read_bytes()
+        elif location is not None and (location / GEOMETRY_TARBALL).is_file():
             data = (location / GEOMETRY_TARBALL).read_bytes()
         elif mirror.startswith(("http://", "https://")) and not settings.offline():
             data = download(f"{mirror.rstrip('/')}/{GEOMETRY_TARBALL}")
