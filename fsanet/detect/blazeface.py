@@ -34,7 +34,6 @@ candidates that overlap it and no better kept face. The kept score is the best c
 
 The graphs are cached in ``$FSANET_CACHE/onnx`` by the sha256 of the ``.tflite`` file and their form
 (:data:`GRAPH_FORM`, and the scan's numbers); the Space serves those very files to the page.
-:func:`graph_files` converts every graph at once (what a bundle of the Space pre-converts).
 """
 
 from __future__ import annotations
@@ -401,12 +400,6 @@ def graph_file(graph: str) -> Path:
 
     shared_session(graph)
     return cached_graph_path(_key(graph)[0])
-
-
-def graph_files() -> dict[str, Path]:
-    """Every BlazeFace graph, converted from the ``.tflite`` files into the cache where absent: the one call
-    that prepares all the detectors' files (e.g. for a bundle of the Space)."""
-    return {graph: graph_file(graph) for graph in GRAPHS}
 
 
 def detect(session: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
